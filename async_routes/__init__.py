@@ -1,0 +1,1 @@
+"""The example app's migrated routes: `async def`, AsyncSession, `select(...)` style."""

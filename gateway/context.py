@@ -1,0 +1,33 @@
+"""What the gateway knows about the request in flight, for metrics and logs.
+
+The dispatcher fills a `RequestInfo` in `scope["gateway"]`; the same object is reachable
+from worker threads and SQLAlchemy events through the `current_request` context variable.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from gateway.concurrency import ThreadTiming
+from gateway.flags import Implementation
+
+__all__ = ["UNMATCHED", "RequestInfo", "current_request"]
+
+UNMATCHED = "(unmatched)"
+
+
+@dataclass(slots=True)
+class RequestInfo:
+    """Per-request facts: which route and implementation, and where time went."""
+
+    route: str = UNMATCHED  # the route key, e.g. "GET /users/{user_id}"
+    path: str = UNMATCHED  # the full path template
+    implementation: Implementation | None = None
+    thread: ThreadTiming | None = None
+    db_seconds: float = 0.0
+    db_statements: int = 0
+    loop_blocking_seconds: float = 0.0  # sync engine used on the event loop thread
+
+
+current_request: ContextVar[RequestInfo | None] = ContextVar("gateway_request", default=None)

@@ -1,0 +1,146 @@
+"""Both engines from one URL, and the per-request session dependencies.
+
+@router.get("/users/{user_id}")
+def read_user(user_id: int, db: SyncDB): ...          # legacy: sync Session
+
+@router.get("/users/{user_id}")
+async def read_user(user_id: int, db: AsyncDB): ...   # migrated: AsyncSession
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.exceptions import DatabaseUnreachable
+from gateway.settings import Settings
+from gateway.urls import derive_urls, mask_url
+
+__all__ = ["AsyncDB", "Database", "SyncDB", "get_async_session", "get_session"]
+
+STATE_KEY = "gateway_database"
+
+
+class Database:
+    """A sync engine (psycopg / pysqlite) and an async one (asyncpg / aiosqlite) on one database.
+
+    db = Database("postgresql://app@localhost/app", pool_size=20)
+    with db.sync_sessions() as session: ...
+    async with db.async_sessions() as session: ...
+    await db.aclose()
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 20,
+        max_overflow: int = 10,
+        pool_timeout: float = 30.0,
+        statement_timeout_ms: int = 0,
+    ) -> None:
+        self.url = url
+        sync_url, async_url = derive_urls(url)
+        self.backend = sync_url.get_backend_name()
+        sync_args: dict[str, Any] = {}
+        async_args: dict[str, Any] = {}
+        if self.backend == "postgresql" and statement_timeout_ms:
+            sync_args["options"] = f"-c statement_timeout={statement_timeout_ms}"
+            async_args["server_settings"] = {"statement_timeout": str(statement_timeout_ms)}
+        if self.backend == "sqlite":
+            sync_args["timeout"] = async_args["timeout"] = 30
+        pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
+        self.sync_engine: Engine = create_engine(sync_url, connect_args=sync_args, **pool)
+        self.async_engine: AsyncEngine = create_async_engine(
+            async_url, connect_args=async_args, **pool
+        )
+        if self.backend == "sqlite":
+            # WAL lets the sync and the async engine read while the other writes.
+            event.listen(self.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.async_engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sync_sessions = sessionmaker(self.sync_engine)
+        self.async_sessions = async_sessionmaker(self.async_engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(
+            settings.effective_database_url,
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
+            pool_timeout=settings.pool_timeout,
+            statement_timeout_ms=settings.statement_timeout_ms,
+        )
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.url)
+
+    def check(self) -> None:
+        """Connect once with the sync engine; raise DatabaseUnreachable with one clear line."""
+        try:
+            with self.sync_engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DatabaseUnreachable(
+                f"Cannot connect to the database at {self.masked_url}: {reason}"
+            ) from None
+
+    async def acheck(self) -> None:
+        """Connect once with the async engine; raise DatabaseUnreachable if that fails."""
+        try:
+            async with self.async_engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DatabaseUnreachable(
+                f"Cannot connect to the database at {self.masked_url} (async): {reason}"
+            ) from None
+
+    async def aclose(self) -> None:
+        """Close both pools."""
+        await self.async_engine.dispose()
+        self.sync_engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _database(request: Request) -> Database:
+    database = getattr(request.app.state, STATE_KEY, None)
+    if database is None:
+        raise RuntimeError(
+            "No gateway database on this app: SyncDB/AsyncDB work in apps built by "
+            "gateway.Gateway; in a bare FastAPI app use your own get_db."
+        )
+    return database  # type: ignore[no-any-return]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One sync Session per request, closed on every path (a sync generator dependency)."""
+    with _database(request).sync_sessions() as session:
+        yield session
+
+
+async def get_async_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One AsyncSession per request (expire_on_commit=False), closed on every path."""
+    async with _database(request).async_sessions() as session:
+        yield session
+
+
+SyncDB = Annotated[Session, Depends(get_session)]
+AsyncDB = Annotated[AsyncSession, Depends(get_async_session)]

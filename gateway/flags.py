@@ -1,0 +1,178 @@
+"""Modes of paired routes, and the pure per-request decision between implementations.
+
+table = ModeTable(["GET /users/{user_id}"])
+table.set("GET /users/{user_id}", Flag(Mode.CANARY, 10))
+choose(table.get("GET /users/{user_id}"), request_key="user-42", salt="GET /users/{user_id}")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from gateway.exceptions import FlagError, UnknownModeError, UnknownRouteError
+
+__all__ = [
+    "BUCKETS",
+    "Flag",
+    "Implementation",
+    "Mode",
+    "ModeTable",
+    "bucket",
+    "choose",
+    "parse_flag",
+]
+
+BUCKETS = 10_000  # canary resolution: 0.01 %
+
+
+class Implementation(StrEnum):
+    """Which implementation of a route served a request."""
+
+    LEGACY = "legacy"
+    ASYNC = "async"
+
+
+class Mode(StrEnum):
+    """How a paired route picks its implementation. `shadow` is reserved for a later mode."""
+
+    LEGACY = "legacy"
+    ASYNC = "async"
+    CANARY = "canary"
+
+
+VALID_MODES = tuple(m.value for m in Mode)
+RESERVED_MODES = ("shadow",)
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """A route's mode; `percent` is the share served by async in canary mode (0-100)."""
+
+    mode: Mode = Mode.LEGACY
+    percent: float = 0.0
+
+    def describe(self) -> str:
+        return f"canary {self.percent:g}%" if self.mode is Mode.CANARY else self.mode.value
+
+
+LEGACY = Flag(Mode.LEGACY)
+
+
+def parse_flag(mode: str, percent: float | None = None) -> Flag:
+    """Validate a mode name and percentage; raise UnknownModeError or FlagError naming the field.
+
+    >>> parse_flag("canary", 10)
+    Flag(mode=<Mode.CANARY: 'canary'>, percent=10.0)
+    """
+    if mode in RESERVED_MODES:
+        raise UnknownModeError(
+            f"Mode {mode!r} is reserved for a later release; expected one of "
+            f"{', '.join(VALID_MODES)}.",
+            field="mode",
+        )
+    try:
+        parsed = Mode(mode)
+    except ValueError:
+        raise UnknownModeError(
+            f"Unknown mode {mode!r}; expected one of {', '.join(VALID_MODES)}.", field="mode"
+        ) from None
+    if parsed is not Mode.CANARY:
+        if percent not in (None, 0, 100) or (percent == 100 and parsed is Mode.LEGACY):
+            raise FlagError(
+                f"percent={percent!r} only goes with mode 'canary'; omit it for {mode!r}.",
+                field="percent",
+            )
+        return Flag(parsed, 100.0 if parsed is Mode.ASYNC else 0.0)
+    if percent is None:
+        raise FlagError("Mode 'canary' needs percent, a number from 0 to 100.", field="percent")
+    if isinstance(percent, bool) or not 0 <= float(percent) <= 100:
+        raise FlagError(f"percent={percent!r} is out of range; expected 0 to 100.", field="percent")
+    return Flag(parsed, float(percent))
+
+
+def bucket(salt: str, request_key: str) -> int:
+    """A stable bucket in [0, BUCKETS) for a request key, the same on every process and host."""
+    digest = hashlib.blake2b(f"{salt}\x00{request_key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % BUCKETS
+
+
+def choose(
+    flag: Flag,
+    *,
+    salt: str,
+    request_key: str | None,
+    draw: Callable[[], float] = random.random,
+) -> Implementation:
+    """Decide which implementation serves one request. Pure: no I/O.
+
+    In canary mode a request key maps to a sticky bucket; buckets below percent go to async,
+    so raising the percentage only ever adds buckets. Without a key, a random draw decides.
+    """
+    if flag.mode is Mode.LEGACY:
+        return Implementation.LEGACY
+    if flag.mode is Mode.ASYNC:
+        return Implementation.ASYNC
+    threshold = flag.percent * (BUCKETS / 100)
+    position = bucket(salt, request_key) if request_key is not None else draw() * BUCKETS
+    return Implementation.ASYNC if position < threshold else Implementation.LEGACY
+
+
+class ModeTable:
+    """The in-memory modes every request reads; writers replace whole entries (atomic in CPython).
+
+    Only paired routes have an entry. A store (see gateway.store) keeps this table in step with
+    the database; tests and embedders may call `set` directly.
+    """
+
+    def __init__(self, keys: Iterable[str] = (), default: Flag = LEGACY) -> None:
+        self.default = default
+        self._flags: dict[str, Flag] = dict.fromkeys(keys, default)
+        self._listeners: list[Callable[[str, Flag, Flag], None]] = []
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._flags
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._flags)
+
+    def __len__(self) -> int:
+        return len(self._flags)
+
+    def get(self, key: str) -> Flag:
+        return self._flags[key]
+
+    def snapshot(self) -> dict[str, Flag]:
+        return dict(self._flags)
+
+    def require(self, key: str) -> None:
+        """Raise UnknownRouteError (with the closest keys) unless `key` is a paired route."""
+        if key not in self._flags:
+            raise UnknownRouteError(key, self._flags)
+
+    def set(self, key: str, flag: Flag) -> Flag:
+        """Set one route's flag; return the previous one. Raises UnknownRouteError."""
+        self.require(key)
+        previous = self._flags[key]
+        self._flags[key] = flag
+        if previous != flag:
+            for listener in self._listeners:
+                listener(key, previous, flag)
+        return previous
+
+    def set_mode(self, key: str, mode: str, percent: float | None = None) -> Flag:
+        """Validate and set a mode by name: `table.set_mode("GET /users", "canary", 10)`."""
+        self.require(key)
+        return self.set(key, parse_flag(mode, percent))
+
+    def replace_all(self, flags: Mapping[str, Flag]) -> None:
+        """Apply a full resync: known keys take the given flag, the rest fall back to default."""
+        for key in self._flags:
+            self.set(key, flags.get(key, self.default))
+
+    def on_change(self, listener: Callable[[str, Flag, Flag], None]) -> None:
+        """Call `listener(key, old, new)` after every change."""
+        self._listeners.append(listener)

@@ -1,0 +1,131 @@
+"""Settings, read from GATEWAY_* environment variables only.
+
+A legacy app usually owns DATABASE_URL and POSTGRES_* already, so nothing here reads them.
+
+    settings = Settings.from_environ({"GATEWAY_DATABASE_URL": "postgresql://u:p@db/app"})
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.exceptions import SettingsError
+from gateway.urls import mask_url
+
+__all__ = ["DEFAULT_SQLITE_PATH", "ENV_PREFIX", "Settings"]
+
+ENV_PREFIX = "GATEWAY_"
+DEFAULT_SQLITE_PATH = Path("gateway.db")
+
+
+class Settings(BaseSettings):
+    """Everything the gateway can be told, each field read from GATEWAY_<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        default="",
+        description="postgresql://... or sqlite:///path; empty means an embedded SQLite file.",
+    )
+    pool_size: int = Field(default=20, ge=1, le=1000)
+    max_overflow: int = Field(default=10, ge=0, le=1000)
+    pool_timeout: float = Field(default=30.0, gt=0, le=3600)
+    threadpool_size: int = Field(default=40, ge=1, le=10_000)
+    statement_timeout_ms: int = Field(default=0, ge=0, description="0 disables the timeout")
+    default_mode: str = Field(default="legacy", description="mode of a paired route with no flag")
+    canary_key: str = Field(
+        default="header:x-user-id",
+        description="where a canary finds the request key: header:NAME or cookie:NAME",
+    )
+    admin_prefix: str = Field(default="/_gateway")
+    admin_tokens: str = Field(default="", repr=False)
+    admin_tokens_file: str = Field(default="")
+    admin_read_requires_token: bool = False
+    flags_file: str = Field(default="")
+    flags_poll_interval: float = Field(default=1.0, gt=0, le=3600)
+    flags_resync_interval: float = Field(default=30.0, gt=0, le=86400)
+    metrics: bool = True
+    loop_lag_interval: float = Field(default=0.25, gt=0, le=60)
+    log_json: bool = False
+    log_level: str = Field(default="info")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        from gateway.urls import derive_urls
+
+        if value:
+            derive_urls(value)  # raises ValueError naming the accepted schemes
+        return value
+
+    @field_validator("canary_key")
+    @classmethod
+    def _canary_key(cls, value: str) -> str:
+        kind, _, name = value.partition(":")
+        if kind not in ("header", "cookie") or not name:
+            raise ValueError("expected header:NAME or cookie:NAME, e.g. header:x-user-id")
+        return value.lower() if kind == "header" else value
+
+    @field_validator("default_mode")
+    @classmethod
+    def _default_mode(cls, value: str) -> str:
+        if value not in ("legacy", "async"):
+            raise ValueError("expected 'legacy' or 'async'")
+        return value
+
+    @field_validator("admin_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value.startswith("/") or value.endswith("/"):
+            raise ValueError("expected a path that starts with '/' and does not end with one")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.lower() not in ("critical", "error", "warning", "info", "debug"):
+            raise ValueError("expected one of critical, error, warning, info, debug")
+        return value.lower()
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read GATEWAY_* from `environ` (default: os.environ); raise SettingsError if invalid."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {
+            name[len(ENV_PREFIX) :].lower(): value
+            for name, value in environ.items()
+            if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :].lower() in cls.model_fields
+        }
+        values.update(overrides)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise _settings_error(exc) from None
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file when none is set."""
+        return self.database_url or f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+    @property
+    def embedded(self) -> bool:
+        return not self.database_url
+
+
+def _settings_error(exc: ValidationError) -> SettingsError:
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        value = error.get("input")
+        shown = mask_url(value) if isinstance(value, str) else value
+        if field in ("admin_tokens",):
+            shown = "***"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{ENV_PREFIX}{field.upper()}={shown!r} is invalid: {message}")
+    return SettingsError("; ".join(lines))

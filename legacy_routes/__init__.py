@@ -1,0 +1,1 @@
+"""The example legacy app: plain `def` routes, a sync Session, `db.query(...)` style."""
