@@ -145,9 +145,32 @@ class Gateway:
         setattr(app.state, STATE_KEY, self.database)
         app.state.gateway = self
         self._install_openapi(app, legacy_routes, async_routes)
+        self._install_extensions(app)
         self._hosts = (legacy_host, async_host)
         self.app = app
         return app
+
+    def _install_extensions(self, app: FastAPI) -> None:
+        # Each concern lives in its own module; admin routes go first so no legacy
+        # catch-all route can shadow them.
+        from gateway.admin import admin_router
+        from gateway.health import health_router
+        from gateway.metrics import install_metrics
+        from gateway.page import page_router
+        from gateway.report import report_router
+        from gateway.store import attach_store
+
+        prefix = self.settings.admin_prefix
+        admin = APIRouter(prefix=prefix, include_in_schema=False)
+        for router in (health_router(self), admin_router(self), report_router(self)):
+            admin.include_router(router)
+        admin.include_router(page_router(self))
+        mounted = len(app.router.routes)
+        app.include_router(admin)
+        # Move the admin routes in front of the composed routes.
+        app.router.routes[:] = app.router.routes[mounted:] + app.router.routes[:mounted]
+        attach_store(self)
+        install_metrics(self, app)
 
     def _install_openapi(
         self, app: FastAPI, legacy_routes: list[BaseRoute], async_routes: list[BaseRoute]

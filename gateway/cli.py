@@ -111,6 +111,17 @@ def routes(
         typer.echo(f"note: {note}")
 
 
+def _register_subcommands() -> None:
+    from gateway.cli_flags import flags_cli
+    from gateway.cli_report import report_command
+
+    cli.add_typer(flags_cli, name="flags")
+    cli.command("report")(report_command)
+
+
+_register_subcommands()
+
+
 def main() -> None:
     """Entry point of the `gateway` command; gateway errors become one line and exit 1."""
     try:

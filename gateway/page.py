@@ -1,0 +1,17 @@
+"""The operator's page at /_gateway/ (owned by the deployment work; placeholder)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+__all__ = ["page_router"]
+
+
+def page_router(gateway: Gateway) -> APIRouter:
+    """Routes mounted under settings.admin_prefix (GET /)."""
+    return APIRouter()

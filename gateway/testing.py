@@ -1,0 +1,79 @@
+"""Helpers for tests and benchmarks that need a real server.
+
+with serve_in_subprocess("gateway.example:create_app", env={...}, workers=2) as url:
+    httpx.get(f"{url}/users/1")
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+import httpx
+
+__all__ = ["free_port", "serve_in_subprocess", "wait_until_ready"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Poll `url` until it answers; raise with the server's output if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+            raise RuntimeError(f"server exited with {process.returncode}:\n{output[-4000:]}")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise TimeoutError(f"server at {url} not ready after {timeout} s")
+
+
+@contextmanager
+def serve_in_subprocess(
+    app: str = "gateway.example:create_app",
+    *,
+    env: Mapping[str, str] | None = None,
+    workers: int = 1,
+    port: int | None = None,
+    ready_path: str = "/openapi.json",
+    extra_args: tuple[str, ...] = (),
+) -> Iterator[str]:
+    """Run `gateway serve APP` in a subprocess on a free port; yield its base URL.
+
+    The server is stopped with SIGTERM on exit (SIGKILL if it lingers).
+    """
+    port = port or free_port()
+    full_env = {**os.environ, **(env or {})}
+    command = [sys.executable, "-m", "gateway", "serve", app, "--port", str(port)]
+    command += ["--workers", str(workers), "--log-level", "warning", *extra_args]
+    process = subprocess.Popen(
+        command, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url + ready_path, process)
+        yield url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout:
+            process.stdout.close()
