@@ -75,6 +75,7 @@ def serve(
 
     target, is_factory = load_app(app)
     prepare_serving(app, workers=workers)
+    _check_database(build_app(app))
     uvicorn.run(
         app if workers > 1 else target,
         host=host,
@@ -84,6 +85,14 @@ def serve(
         log_level=log_level,
         timeout_graceful_shutdown=30,
     )
+
+
+def _check_database(built: FastAPI) -> None:
+    """Fail before serving, in one line, when the gateway's database is unreachable."""
+    gateway = getattr(built.state, "gateway", None)
+    if gateway is not None:
+        gateway.database.check()  # raises DatabaseUnreachable: main() prints one line
+        gateway.database.sync_engine.dispose()
 
 
 @cli.command()
