@@ -1,0 +1,60 @@
+"""Engines and per-request sessions on both databases."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import APIRouter, HTTPException
+from sqlalchemy import text
+
+from gateway import AsyncDB, Database, DatabaseUnreachable, Gateway, SyncDB
+from tests.conftest import started_client
+
+pytestmark = pytest.mark.anyio
+
+
+def test_unreachable_database_is_one_masked_line():
+    database = Database("postgresql://app:hunter2@127.0.0.1:1/none")
+    with pytest.raises(DatabaseUnreachable) as info:
+        database.check()
+    message = str(info.value)
+    assert "hunter2" not in message
+    assert message.startswith(
+        "Cannot connect to the database at postgresql://app:***@127.0.0.1:1/none"
+    )
+    assert "\n" not in message
+
+
+async def test_sessions_are_closed_on_every_path(settings):
+    legacy, migrated = APIRouter(), APIRouter()
+
+    @legacy.get("/ok")
+    def ok(db: SyncDB):
+        return {"one": db.execute(text("SELECT 1")).scalar()}
+
+    @legacy.get("/fail")
+    def fail(db: SyncDB):
+        db.execute(text("SELECT 1"))
+        raise HTTPException(status_code=409, detail="conflict")
+
+    @migrated.get("/ok")
+    async def ok_async(db: AsyncDB):
+        return {"one": (await db.execute(text("SELECT 1"))).scalar()}
+
+    @migrated.get("/fail")
+    async def fail_async(db: AsyncDB):
+        await db.execute(text("SELECT 1"))
+        raise HTTPException(status_code=409, detail="conflict")
+
+    gateway = Gateway(settings)
+    gateway.include_legacy(legacy)
+    gateway.include_async(migrated)
+    gateway.build()
+    async for client in started_client(gateway.app):
+        for mode in ("legacy", "async"):
+            for key in gateway.modes:
+                gateway.modes.set_mode(key, mode)
+            for _ in range(3):
+                assert (await client.get("/ok")).json() == {"one": 1}
+                assert (await client.get("/fail")).status_code == 409
+            assert gateway.database.sync_engine.pool.checkedout() == 0
+            assert gateway.database.async_engine.pool.checkedout() == 0

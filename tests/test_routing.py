@@ -1,0 +1,228 @@
+"""Pairing, ordering, kind checks and dispatch, on tiny apps without a database."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import APIRouter, Depends, FastAPI
+
+from gateway import Gateway, RouteKindError, Settings, UnknownModeError, UnknownRouteError
+from gateway.exceptions import RouteError
+from gateway.flags import Flag, Implementation, Mode, choose
+from tests.conftest import started_client
+
+pytestmark = pytest.mark.anyio
+
+
+def make_gateway(tmp_path, legacy, *async_routers) -> Gateway:
+    gateway = Gateway(Settings.from_environ({}, database_url=f"sqlite:///{tmp_path / 'g.db'}"))
+    gateway.include_legacy(legacy)
+    for router in async_routers:
+        gateway.include_async(router)
+    gateway.build()
+    return gateway
+
+
+def routers():
+    legacy = APIRouter()
+    migrated = APIRouter()
+
+    @legacy.get("/items/{item_id}")
+    def get_item(item_id: int):
+        return {"id": item_id, "side": "legacy"}
+
+    @legacy.put("/items/{item_id}")
+    def put_item(item_id: int):
+        return {"id": item_id, "side": "legacy"}
+
+    @migrated.get("/items/special")
+    async def special_item():
+        return {"id": "special", "side": "async"}
+
+    @migrated.get("/items/{item_id}")
+    async def get_item_async(item_id: int):
+        return {"id": item_id, "side": "async"}
+
+    @migrated.get("/only-async")
+    async def only_async():
+        return {"side": "async"}
+
+    return legacy, migrated
+
+
+async def test_pairs_by_method_and_full_path(tmp_path):
+    legacy, migrated = routers()
+    outer = APIRouter(prefix="/api")
+    outer.include_router(migrated)
+    gateway = make_gateway(tmp_path, legacy, migrated)
+    rows = {r["key"]: r for r in gateway.describe_routes()}
+    assert rows["GET /items/{item_id}"]["implementations"] == ["legacy", "async"]
+    assert rows["PUT /items/{item_id}"]["implementations"] == ["legacy"]
+    assert rows["GET /only-async"]["implementations"] == ["async"]
+    assert list(gateway.modes) == ["GET /items/{item_id}"]
+
+
+async def test_prefix_of_nested_routers_is_part_of_the_key(tmp_path):
+    legacy, migrated = routers()
+    outer_legacy = APIRouter(prefix="/api")
+    outer_legacy.include_router(legacy, prefix="/v1")
+    outer_async = APIRouter(prefix="/api")
+    outer_async.include_router(migrated, prefix="/v1")
+    gateway = make_gateway(tmp_path, outer_legacy, outer_async)
+    assert "GET /api/v1/items/{item_id}" in gateway.modes
+
+
+async def test_dispatch_follows_mode_at_runtime(tmp_path):
+    legacy, migrated = routers()
+    gateway = make_gateway(tmp_path, legacy, migrated)
+    async for client in started_client(gateway.app):
+        assert (await client.get("/items/1")).json()["side"] == "legacy"
+        gateway.modes.set_mode("GET /items/{item_id}", "async")
+        assert (await client.get("/items/1")).json() == {"id": 1, "side": "async"}
+        assert (await client.put("/items/1")).json()["side"] == "legacy"
+        gateway.modes.set_mode("GET /items/{item_id}", "legacy")
+        assert (await client.get("/items/1")).json()["side"] == "legacy"
+
+
+async def test_async_only_route_keeps_its_precedence(tmp_path):
+    legacy, migrated = routers()
+    gateway = make_gateway(tmp_path, legacy, migrated)
+    async for client in started_client(gateway.app):
+        assert (await client.get("/items/special")).json() == {"id": "special", "side": "async"}
+        assert (await client.get("/only-async")).json() == {"side": "async"}
+
+
+async def test_method_not_allowed_lists_methods(tmp_path):
+    legacy, migrated = routers()
+    gateway = make_gateway(tmp_path, legacy, migrated)
+    async for client in started_client(gateway.app):
+        response = await client.delete("/items/1")
+        assert response.status_code == 405
+        assert response.headers["allow"] == "GET, PUT"
+
+
+async def test_canary_sends_a_sticky_share_to_async(tmp_path):
+    legacy, migrated = routers()
+    gateway = make_gateway(tmp_path, legacy, migrated)
+    gateway.modes.set_mode("GET /items/{item_id}", "canary", 50)
+    async for client in started_client(gateway.app):
+        sides = {}
+        for user in range(40):
+            headers = {"x-user-id": f"user-{user}"}
+            first = (await client.get("/items/1", headers=headers)).json()["side"]
+            again = (await client.get("/items/1", headers=headers)).json()["side"]
+            assert first == again
+            sides[user] = first
+    expected = {
+        u: choose(Flag(Mode.CANARY, 50), salt="GET /items/{item_id}", request_key=f"user-{u}").value
+        for u in range(40)
+    }
+    assert sides == expected
+    assert set(sides.values()) == {"legacy", "async"}
+
+
+def test_legacy_route_must_be_def(tmp_path):
+    router = APIRouter()
+
+    @router.get("/x")
+    async def sneaky():
+        return {}
+
+    gateway = Gateway(Settings.from_environ({}, database_url=f"sqlite:///{tmp_path / 'g.db'}"))
+    gateway.include_legacy(router)
+    with pytest.raises(
+        RouteKindError, match=r"Legacy route 'GET /x' \(tests.test_routing.*sneaky\) is 'async def'"
+    ):
+        gateway.build()
+
+
+def test_async_route_must_be_async_def(tmp_path):
+    router = APIRouter()
+
+    @router.get("/x")
+    def plain():
+        return {}
+
+    gateway = Gateway(Settings.from_environ({}, database_url=f"sqlite:///{tmp_path / 'g.db'}"))
+    gateway.include_async(router)
+    with pytest.raises(RouteKindError, match=r"Async route 'GET /x' \(.*plain\) is a plain 'def'"):
+        gateway.build()
+
+
+def test_duplicate_route_on_one_side_is_refused(tmp_path):
+    one, two = APIRouter(), APIRouter()
+
+    @one.get("/x")
+    def a():
+        return {}
+
+    @two.get("/x")
+    def b():
+        return {}
+
+    gateway = Gateway(Settings.from_environ({}, database_url=f"sqlite:///{tmp_path / 'g.db'}"))
+    gateway.include_legacy(one)
+    gateway.include_legacy(two)
+    with pytest.raises(RouteError, match="defined twice on the legacy side"):
+        gateway.build()
+
+
+def test_bad_inputs_to_include(tmp_path):
+    gateway = Gateway(Settings.from_environ({}, database_url=f"sqlite:///{tmp_path / 'g.db'}"))
+    with pytest.raises(RouteError, match="expects a FastAPI app or an APIRouter"):
+        gateway.include_legacy(object())  # type: ignore[arg-type]
+    with pytest.raises(RouteError, match="expects an APIRouter"):
+        gateway.include_async(FastAPI())  # type: ignore[arg-type]
+    gateway.include_legacy(FastAPI())
+    with pytest.raises(RouteError, match="second FastAPI app"):
+        gateway.include_legacy(FastAPI())
+    gateway.build()
+    with pytest.raises(RouteError, match="built already"):
+        gateway.include_async(APIRouter())
+
+
+def test_unknown_key_and_mode_errors(tmp_path):
+    legacy, migrated = routers()
+    gateway = make_gateway(tmp_path, legacy, migrated)
+    with pytest.raises(UnknownRouteError, match=r"Did you mean 'GET /items/\{item_id\}'") as info:
+        gateway.modes.set_mode("GET /item/{item_id}", "async")
+    assert info.value.suggestions == ["GET /items/{item_id}"]
+    with pytest.raises(UnknownModeError, match="expected one of legacy, async, canary"):
+        gateway.modes.set_mode("GET /items/{item_id}", "asynch")
+    assert gateway.modes.get("GET /items/{item_id}") == Flag(Mode.LEGACY)
+
+
+async def test_gateway_overrides_reach_routes_from_routers(tmp_path):
+    def dep() -> str:
+        return "real"
+
+    legacy, migrated = APIRouter(), APIRouter()
+
+    @legacy.get("/who")
+    def who(value: str = Depends(dep)):
+        return {"value": value, "side": "legacy"}
+
+    @migrated.get("/who")
+    async def who_async(value: str = Depends(dep)):
+        return {"value": value, "side": "async"}
+
+    gateway = make_gateway(tmp_path, legacy, migrated)
+    gateway.app.dependency_overrides[dep] = lambda: "override"
+    async for client in started_client(gateway.app):
+        for mode in ("legacy", "async"):
+            gateway.modes.set_mode("GET /who", mode)
+            assert (await client.get("/who")).json() == {"value": "override", "side": mode}
+
+
+def test_choose_is_pure_and_monotonic():
+    keys = [f"k{i}" for i in range(2000)]
+    at = {
+        p: {
+            k
+            for k in keys
+            if choose(Flag(Mode.CANARY, p), salt="s", request_key=k) is Implementation.ASYNC
+        }
+        for p in (0, 10, 50, 100)
+    }
+    assert at[0] == set() and at[100] == set(keys)
+    assert at[10] <= at[50]
+    assert 150 <= len(at[10]) <= 250
