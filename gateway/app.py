@@ -47,6 +47,7 @@ class Gateway:
         self.entries: dict[str, RouteEntry] = {}
         self.modes = ModeTable(default=parse_flag(self.settings.default_mode))
         self.app: FastAPI | None = None
+        self.notes: list[str] = []  # why optional routes are absent; `gateway routes` prints them
 
     # -- composition -------------------------------------------------------------------
 
