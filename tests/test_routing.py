@@ -226,3 +226,29 @@ def test_choose_is_pure_and_monotonic():
     assert at[0] == set() and at[100] == set(keys)
     assert at[10] <= at[50]
     assert 150 <= len(at[10]) <= 250
+
+
+async def test_an_implementation_that_raises_gives_the_framework_error(tmp_path):
+    import httpx
+
+    calls = {"legacy": 0, "async": 0}
+    legacy, migrated = APIRouter(), APIRouter()
+
+    @legacy.get("/boom")
+    def boom():
+        calls["legacy"] += 1
+        raise RuntimeError("legacy failed")
+
+    @migrated.get("/boom")
+    async def boom_async():
+        calls["async"] += 1
+        raise RuntimeError("async failed")
+
+    gateway = make_gateway(tmp_path, legacy, migrated)
+    transport = httpx.ASGITransport(app=gateway.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for mode in ("legacy", "async"):
+            gateway.modes.set_mode("GET /boom", mode)
+            response = await client.get("/boom")
+            assert (response.status_code, response.text) == (500, "Internal Server Error")
+    assert calls == {"legacy": 1, "async": 1}
