@@ -23,7 +23,14 @@ from gateway.concurrency import set_threadpool_size
 from gateway.database import STATE_KEY, Database
 from gateway.exceptions import RouteError
 from gateway.flags import Flag, Implementation, ModeTable, parse_flag
-from gateway.routing import PathGroup, RouteEntry, collect, pair, request_key_reader
+from gateway.routing import (
+    PathGroup,
+    PrefixGuard,
+    RouteEntry,
+    collect,
+    pair,
+    request_key_reader,
+)
 from gateway.settings import Settings
 
 __all__ = ["Gateway"]
@@ -168,8 +175,9 @@ class Gateway:
         admin.include_router(page_router(self))
         mounted = len(app.router.routes)
         app.include_router(admin)
-        # Move the admin routes in front of the composed routes.
-        app.router.routes[:] = app.router.routes[mounted:] + app.router.routes[:mounted]
+        # Admin routes go in front, behind a prefix test so other requests skip them cheaply.
+        guarded = [PrefixGuard(prefix, route) for route in app.router.routes[mounted:]]
+        app.router.routes[:] = guarded + app.router.routes[:mounted]
         attach_store(self)
         install_metrics(self, app)
 

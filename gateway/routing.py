@@ -23,7 +23,7 @@ from gateway.context import RequestInfo
 from gateway.exceptions import RouteError, RouteKindError
 from gateway.flags import Implementation, ModeTable, choose
 
-__all__ = ["Endpoint", "PathGroup", "RouteEntry", "collect", "pair", "route_key"]
+__all__ = ["Endpoint", "PathGroup", "PrefixGuard", "RouteEntry", "collect", "pair", "route_key"]
 
 
 def route_key(method: str, path: str) -> str:
@@ -280,3 +280,22 @@ def request_key_reader(spec: str) -> Callable[[Scope], str | None]:
         return None
 
     return from_cookie
+
+
+class PrefixGuard(BaseRoute):
+    """A route that only looks at requests under `prefix`; everything else is a cheap miss."""
+
+    def __init__(self, prefix: str, route: BaseRoute) -> None:
+        self.prefix = prefix
+        self.route = route
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if not get_route_path(scope).startswith(self.prefix):
+            return Match.NONE, {}
+        return self.route.matches(scope)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.route.handle(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        return self.route.url_path_for(name, **path_params)
