@@ -1,17 +1,127 @@
-"""Liveness and readiness (owned by the deployment work; placeholder)."""
+"""Liveness and readiness, under the admin prefix, for load balancers and orchestrators.
+
+GET /_gateway/live    200 {"status": "alive"} whenever the process answers at all
+GET /_gateway/ready   200 {"status": "ready", ...}, or 503 naming each failing part:
+                      {"status": "unready", "failing": ["async_engine"], "checks": {...}}
+
+Both are `async def` and never take a worker thread, so a saturated threadpool cannot make
+them hang. Readiness pings the database through the async engine (bounded by a timeout),
+reports the sync engine's connection failures of the last FAILURE_MEMORY seconds (watched
+through engine events, so no blocking I/O on the event loop), and asks every check
+registered with `add_check`, such as the flag store's:
+
+    add_check(gateway, "flag_store", store.health)   # async () -> None | "what is wrong"
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
+import anyio
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, event, text
+from sqlalchemy.engine import ExceptionContext, make_url
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["health_router"]
+__all__ = ["CHECK_TIMEOUT", "FAILURE_MEMORY", "Check", "EngineWatch", "add_check", "health_router"]
+
+CHECK_TIMEOUT = 2.0  # seconds one readiness check may take before it counts as failing
+FAILURE_MEMORY = 15.0  # seconds a sync engine failure counts, so readiness can recover idle
+
+Check = Callable[[], Awaitable[str | None]]
+"""A readiness check: returns None when fine, else one line saying what is wrong."""
+
+_checks: WeakKeyDictionary[Gateway, dict[str, Check]] = WeakKeyDictionary()
+
+
+def add_check(gateway: Gateway, name: str, check: Check) -> None:
+    """Make GET {prefix}/ready also run `check`; a failure is reported under `name`."""
+    _checks.setdefault(gateway, {})[name] = check
+
+
+class EngineWatch:
+    """The last connection outcome of a sync engine, kept by engine events (no I/O of its own).
+
+    watch = EngineWatch(engine); ...; watch.problem()  # None, or the last failure's line
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.failure: str | None = None
+        self.failed_at = 0.0
+        event.listen(engine, "handle_error", self._on_error)
+        event.listen(engine, "engine_connect", self._on_success)
+
+    def _on_error(self, context: ExceptionContext) -> None:
+        if context.is_disconnect or context.connection is None:
+            self.failure = _one_line(context.original_exception)
+            self.failed_at = time.monotonic()
+
+    def _on_success(self, _connection: Any) -> None:
+        if self.failure is not None:
+            self.failure = None
+
+    def problem(self) -> str | None:
+        ago = time.monotonic() - self.failed_at
+        if self.failure is None or ago > FAILURE_MEMORY:
+            return None
+        return f"last connection attempt failed {ago:.0f} s ago: {self.failure}"
 
 
 def health_router(gateway: Gateway) -> APIRouter:
     """Routes mounted under settings.admin_prefix (GET /live, GET /ready)."""
-    return APIRouter()
+    router = APIRouter()
+    database = gateway.database
+    watch = EngineWatch(database.sync_engine)
+    password = make_url(database.url).password
+
+    def mask(message: str) -> str:
+        return message.replace(str(password), "***") if password else message
+
+    async def async_engine() -> str | None:
+        async with database.async_engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return None
+
+    async def sync_engine() -> str | None:
+        return watch.problem()
+
+    async def run(check: Check) -> str | None:
+        try:
+            with anyio.fail_after(CHECK_TIMEOUT):
+                return await check()
+        except TimeoutError:
+            return f"no answer within {CHECK_TIMEOUT:g} s"
+        except Exception as exc:
+            return _one_line(exc)
+
+    @router.get("/live", name="gateway_live")
+    async def live() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @router.get("/ready", name="gateway_ready")
+    async def ready() -> JSONResponse:
+        named: dict[str, Check] = {"async_engine": async_engine, "sync_engine": sync_engine}
+        named.update(_checks.get(gateway, {}))
+        results = {name: await run(check) for name, check in named.items()}
+        failing = [name for name, problem in results.items() if problem is not None]
+        body: dict[str, Any] = {
+            "status": "unready" if failing else "ready",
+            "checks": {name: mask(problem or "ok") for name, problem in results.items()},
+        }
+        if failing:
+            body["failing"] = failing
+            body["detail"] = "; ".join(f"{n}: {body['checks'][n]}" for n in failing)
+        return JSONResponse(body, status_code=503 if failing else 200)
+
+    return router
+
+
+def _one_line(exc: BaseException) -> str:
+    text_ = str(exc).strip()
+    return text_.splitlines()[0] if text_ else type(exc).__name__

@@ -1,0 +1,142 @@
+"""Liveness and readiness: always alive; ready only while both engines and every check answer."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import APIRouter
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from gateway import Gateway, Settings
+from gateway.example import SEED_USERS, create_gateway, prepare_database
+from gateway.health import EngineWatch, add_check
+from tests.conftest import POSTGRES_ADMIN_URL, started_client
+
+pytestmark = pytest.mark.anyio
+
+
+def tiny_gateway(database_url: str) -> Gateway:
+    router = APIRouter()
+
+    @router.get("/ping")
+    async def ping() -> str:
+        return "pong"
+
+    gw = Gateway(Settings.from_environ({}, database_url=database_url))
+    gw.include_async(router)
+    gw.build()
+    return gw
+
+
+async def test_live_and_ready_on_a_healthy_database(settings):
+    gw = create_gateway(settings)
+    gw.build()
+    async for client in started_client(gw.app):
+        live = await client.get("/_gateway/live")
+        assert (live.status_code, live.json()) == (200, {"status": "alive"})
+        ready = await client.get("/_gateway/ready")
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "ready"
+        assert ready.json()["checks"] == {"async_engine": "ok", "sync_engine": "ok"}
+
+
+async def test_unreachable_database_is_unready_but_alive():
+    gw = tiny_gateway("postgresql://app:s3cret-pw@127.0.0.1:1/app")
+    async for client in started_client(gw.app):
+        assert (await client.get("/_gateway/live")).status_code == 200
+        ready = await client.get("/_gateway/ready")
+        assert ready.status_code == 503
+        body = ready.json()
+        assert body["status"] == "unready"
+        assert body["failing"] == ["async_engine"]
+        assert "async_engine:" in body["detail"]
+        assert "s3cret-pw" not in ready.text
+
+
+def _admin_execute(statement: str) -> None:
+    engine = create_engine(
+        make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql+psycopg"),
+        isolation_level="AUTOCOMMIT",
+    )
+    with engine.connect() as connection:
+        connection.execute(text(statement))
+    engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_database_that_goes_away_makes_ready_503_naming_both_engines(postgres_url):
+    name = make_url(postgres_url).database
+    gw = create_gateway(Settings.from_environ({}, database_url=postgres_url, pool_size=2))
+    gw.on_startup(lambda g: prepare_database(g, seed_count=len(SEED_USERS)))
+    gw.build()
+    async for client in started_client(gw.app):
+        assert (await client.get("/_gateway/ready")).status_code == 200
+        assert (await client.get("/users/1")).status_code == 200  # the sync engine is in use
+
+        # The database goes away: no new connections, every open one terminated.
+        _admin_execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        _admin_execute(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        )
+        ready = await client.get("/_gateway/ready")
+        assert ready.status_code == 503
+        assert ready.json()["failing"] == ["async_engine"]
+
+        # Once a legacy request hits the dead sync pool, the sync engine is named too.
+        with pytest.raises(Exception):  # noqa: B017 - the legacy app has no handler for it
+            await client.get("/users/1")
+        ready = await client.get("/_gateway/ready")
+        assert ready.status_code == 503
+        assert ready.json()["failing"] == ["async_engine", "sync_engine"]
+        assert (await client.get("/_gateway/live")).status_code == 200
+
+        # It comes back: readiness recovers without a restart.
+        _admin_execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        assert (await client.get("/users/1")).status_code == 200
+        ready = await client.get("/_gateway/ready")
+        assert (ready.status_code, ready.json()["status"]) == (200, "ready")
+
+
+async def test_registered_check_failing_is_named(sqlite_url):
+    gw = tiny_gateway(sqlite_url)
+
+    async def flag_store() -> str | None:
+        return "flag store unreachable: serving the last known flags"
+
+    add_check(gw, "flag_store", flag_store)
+    async for client in started_client(gw.app):
+        ready = await client.get("/_gateway/ready")
+        assert ready.status_code == 503
+        assert ready.json()["failing"] == ["flag_store"]
+        assert ready.json()["checks"]["flag_store"].startswith("flag store unreachable")
+
+
+async def test_slow_check_times_out_as_failing(sqlite_url, monkeypatch):
+    import anyio
+
+    import gateway.health
+
+    monkeypatch.setattr(gateway.health, "CHECK_TIMEOUT", 0.05)
+    gw = tiny_gateway(sqlite_url)
+
+    async def hangs() -> str | None:
+        await anyio.sleep_forever()
+        return None
+
+    add_check(gw, "flag_store", hangs)
+    async for client in started_client(gw.app):
+        ready = await client.get("/_gateway/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["flag_store"] == "no answer within 0.05 s"
+
+
+def test_engine_watch_forgets_old_failures(monkeypatch):
+    import gateway.health
+
+    engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    watch = EngineWatch(engine)
+    with pytest.raises(Exception):  # noqa: B017
+        engine.connect()
+    assert watch.problem() is not None and "Connection refused" in watch.problem()
+    monkeypatch.setattr(gateway.health, "FAILURE_MEMORY", -1.0)
+    assert watch.problem() is None
