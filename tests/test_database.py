@@ -58,3 +58,32 @@ async def test_sessions_are_closed_on_every_path(settings):
                 assert (await client.get("/fail")).status_code == 409
             assert gateway.database.sync_engine.pool.checkedout() == 0
             assert gateway.database.async_engine.pool.checkedout() == 0
+
+
+@pytest.mark.postgres
+async def test_statement_timeout_applies_to_both_engines(postgres_url):
+    from sqlalchemy.exc import DBAPIError
+
+    database = Database(postgres_url, statement_timeout_ms=50)
+    try:
+        with database.sync_engine.connect() as connection:
+            assert connection.execute(text("SHOW statement_timeout")).scalar() == "50ms"
+            with pytest.raises(DBAPIError, match="statement timeout"):
+                connection.execute(text("SELECT pg_sleep(1)"))
+        async with database.async_engine.connect() as connection:
+            assert (await connection.execute(text("SHOW statement_timeout"))).scalar() == "50ms"
+            with pytest.raises(DBAPIError, match="statement timeout"):
+                await connection.execute(text("SELECT pg_sleep(1)"))
+    finally:
+        await database.aclose()
+
+
+async def test_threadpool_size_is_set_at_startup(sqlite_url):
+    import anyio.to_thread
+
+    from gateway import Settings
+
+    gateway = Gateway(Settings.from_environ({}, database_url=sqlite_url, threadpool_size=7))
+    gateway.build()
+    async for _client in started_client(gateway.app):
+        assert anyio.to_thread.current_default_thread_limiter().total_tokens == 7
