@@ -249,8 +249,11 @@ class MetricsMiddleware:
 class Recorder:
     """Turns finished requests into observations; samples process gauges on the loop."""
 
-    def __init__(self, gateway: Gateway, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self, gateway: Gateway, metrics: GatewayMetrics, registry: CollectorRegistry = REGISTRY
+    ) -> None:
         self.gateway = gateway
+        self.registry = registry
         self.metrics = metrics
         self.live: dict[int, tuple[RequestInfo, Scope]] = {}
         self.children: dict[tuple[str, str, str], _Children] = {}
@@ -383,7 +386,7 @@ def install_metrics(
         return
     if registry is None:
         registry = getattr(gateway, "metrics_registry", None) or REGISTRY
-    recorder = Recorder(gateway, _metrics_in(registry))
+    recorder = Recorder(gateway, _metrics_in(registry), registry)
     app.state.gateway_metrics = recorder
     install_engine_events()
     build_stack = app.build_middleware_stack
