@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, WebSocket
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -89,6 +91,17 @@ def build_legacy_app(database_path: str) -> tuple[FastAPI, object, list[str]]:
         raise Teapot(f"item-{item_id}")
 
     app.include_router(items, prefix="/v1/items", dependencies=[Depends(require_api_key)])
+
+    static = Path(database_path).parent / "static"
+    static.mkdir(exist_ok=True)
+    (static / "hello.txt").write_text("hi from static")
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.websocket("/ws")
+    async def echo(websocket: WebSocket):
+        await websocket.accept()
+        await websocket.send_text(f"echo {await websocket.receive_text()}")
+        await websocket.close()
 
     @app.get("/health")
     def health(request: Request):
@@ -204,3 +217,47 @@ async def test_lifespan_runs_once_each_way(legacy, tmp_path):
     async for _client in started_client(gateway.build()):
         assert events == ["startup"]
     assert events == ["startup", "shutdown"]
+
+
+async def test_mounts_are_kept(client):
+    response = await client.get("/static/hello.txt")
+    assert (response.status_code, response.text) == (200, "hi from static")
+
+
+async def test_websocket_routes_are_kept(variant, legacy, tmp_path):
+    legacy_app, _, _ = legacy
+    app = legacy_app
+    if variant == "gateway":
+        gateway = Gateway(Settings.from_environ({}, database_url=f"sqlite:///{tmp_path / 'gw.db'}"))
+        gateway.include_legacy(legacy_app)
+        app = gateway.build()
+    incoming = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": "ping"},
+        {"type": "websocket.disconnect", "code": 1000},
+    ]
+    sent: list[dict] = []
+
+    async def receive():
+        return incoming.pop(0)
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "path": "/ws",
+        "raw_path": b"/ws",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [],
+        "scheme": "ws",
+        "server": ("test", 80),
+        "client": ("test", 1),
+        "subprotocols": [],
+        "state": {},
+    }
+    await app(scope, receive, send)
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"]
+    assert sent[1]["text"] == "echo ping"
