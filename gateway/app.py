@@ -163,6 +163,7 @@ class Gateway:
         # catch-all route can shadow them.
         from gateway.admin import admin_router
         from gateway.health import health_router
+        from gateway.logging import watch_flips
         from gateway.metrics import install_metrics
         from gateway.page import page_router
         from gateway.report import report_router
@@ -180,6 +181,7 @@ class Gateway:
         app.router.routes[:] = guarded + app.router.routes[:mounted]
         attach_store(self)
         install_metrics(self, app)
+        watch_flips(self)
 
     def _install_openapi(
         self, app: FastAPI, legacy_routes: list[BaseRoute], async_routes: list[BaseRoute]
@@ -206,9 +208,13 @@ class Gateway:
 
     @asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        from gateway.logging import configure_logging, log_started, log_stopped
+
+        configure_logging(self.settings)
         set_threadpool_size(self.settings.threadpool_size)
         state: dict[str, Any] = {}
         async with AsyncExitStack() as stack:
+            stack.callback(log_stopped, self)  # runs last: after both pools are closed
             stack.push_async_callback(self.database.aclose)
             for hook in self._startup:
                 result = hook(self)
@@ -218,15 +224,7 @@ class Gateway:
                 host_state = await stack.enter_async_context(host.router.lifespan_context(host))
                 if host_state:
                     state.update(host_state)
-            log.info(
-                "gateway started: database=%s pool=%d+%d threadpool=%d routes=%d paired=%d",
-                self.database.masked_url,
-                self.settings.pool_size,
-                self.settings.max_overflow,
-                self.settings.threadpool_size,
-                len(self.entries),
-                len(self.modes),
-            )
+            log_started(self)
             try:
                 yield state
             finally:

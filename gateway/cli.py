@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import signal
 import sys
 from typing import Annotated, Any
 
@@ -65,7 +66,9 @@ def serve(
     app: AppArg = DEFAULT_APP,
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="bind port", min=0, max=65535)] = 8000,
-    workers: Annotated[int, typer.Option(help="worker processes", min=1)] = 1,
+    workers: Annotated[
+        int, typer.Option(help="worker processes", min=1, envvar="GATEWAY_WORKERS")
+    ] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Run APP with uvicorn (default: the example users service)."""
@@ -76,6 +79,8 @@ def serve(
     target, is_factory = load_app(app)
     prepare_serving(app, workers=workers)
     _check_database(build_app(app))
+    # uvicorn re-raises SIGTERM after its graceful shutdown; a clean stop should exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         app if workers > 1 else target,
         host=host,
