@@ -1,17 +1,105 @@
-"""The admin JSON API under /_gateway (owned by the flags work; placeholder)."""
+"""The admin JSON API, mounted under settings.admin_prefix (default /_gateway).
+
+GET  /_gateway/routes                 every route: implementations, mode, percent
+PUT  /_gateway/routes/{route_key}     change one route's mode (bearer token required)
+GET  /_gateway/history                the audit history, newest first
+
+    curl -X PUT -H "Authorization: Bearer $TOKEN" \\
+         -d '{"mode": "canary", "percent": 10, "reason": "try async"}' \\
+         http://127.0.0.1:8000/_gateway/routes/GET%20%2Fusers%2F%7Buser_id%7D
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.auth import require_reader, require_writer
+from gateway.exceptions import FlagError, UnknownRouteError
+from gateway.store import flag_sync
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["admin_router"]
+__all__ = ["FlagBody", "admin_router"]
+
+
+class FlagBody(BaseModel):
+    """The body of PUT /routes/{route_key}."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: str = Field(description="legacy, async or canary")
+    percent: float | None = Field(default=None, description="canary only: 0 to 100")
+    reason: str = Field(default="", max_length=1000, description="why, for the history")
 
 
 def admin_router(gateway: Gateway) -> APIRouter:
     """Routes mounted under settings.admin_prefix."""
-    return APIRouter()
+    router = APIRouter(tags=["gateway admin"])
+    # Dependencies as defaults: annotations are strings here and cannot name locals.
+    reader = Depends(require_reader(gateway))
+    writer = Depends(require_writer(gateway))
+
+    @router.get("/routes")
+    async def list_routes(_: str | None = reader) -> dict[str, Any]:
+        """Every route with its implementations, mode and percent, and the store's state."""
+        return {"routes": gateway.describe_routes(), "store": flag_sync(gateway).status()}
+
+    @router.put("/routes/{route_key:path}")
+    async def set_route(route_key: str, body: FlagBody, actor: str = writer) -> JSONResponse:
+        """Change one paired route's mode; the store records it and every worker follows."""
+        sync = flag_sync(gateway)
+        try:
+            change = await sync.change(
+                route_key, body.mode, body.percent, actor=actor, reason=body.reason
+            )
+        except UnknownRouteError as exc:
+            return JSONResponse(
+                {"detail": str(exc), "suggestions": exc.suggestions}, status_code=404
+            )
+        except FlagError as exc:
+            return _unprocessable(exc, route_key, body)
+        except Exception as exc:
+            return _store_unavailable(exc)
+        return JSONResponse(change.as_dict())
+
+    @router.get("/history")
+    async def history(
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        route: Annotated[str | None, Query(description="only this route key")] = None,
+        _: str | None = reader,
+    ) -> JSONResponse:
+        """The newest `limit` flag changes first."""
+        try:
+            rows = await flag_sync(gateway).store.history(limit=limit, route=route)
+        except Exception as exc:
+            return _store_unavailable(exc)
+        return JSONResponse({"history": [row.as_dict() for row in rows]})
+
+    return router
+
+
+def _unprocessable(exc: FlagError, route_key: str, body: FlagBody) -> JSONResponse:
+    # Same shape as FastAPI's own validation errors, so clients parse one format.
+    loc: list[str] = ["body", exc.field]
+    value: Any = getattr(body, exc.field, None)
+    if exc.field == "route_key":
+        loc, value = ["path", "route_key"], route_key
+    error = {"loc": loc, "msg": str(exc), "type": "value_error", "input": value}
+    return JSONResponse({"detail": [error]}, status_code=422)
+
+
+def _store_unavailable(exc: Exception) -> JSONResponse:
+    text = str(exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    return JSONResponse(
+        {
+            "detail": f"The flag store is unreachable, so nothing was recorded ({reason}). "
+            "Workers keep serving the last known flags; try again when the database is back."
+        },
+        status_code=503,
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -22,6 +22,7 @@ __all__ = [
     "Mode",
     "ModeTable",
     "bucket",
+    "check_change",
     "choose",
     "parse_flag",
 ]
@@ -80,18 +81,54 @@ def parse_flag(mode: str, percent: float | None = None) -> Flag:
         raise UnknownModeError(
             f"Unknown mode {mode!r}; expected one of {', '.join(VALID_MODES)}.", field="mode"
         ) from None
+    if percent is not None and (isinstance(percent, bool) or not isinstance(percent, int | float)):
+        raise FlagError(f"percent={percent!r} is not a number; expected 0 to 100.", field="percent")
     if parsed is not Mode.CANARY:
-        if percent not in (None, 0, 100) or (percent == 100 and parsed is Mode.LEGACY):
+        implied = 100.0 if parsed is Mode.ASYNC else 0.0
+        if percent is not None and percent != implied:
             raise FlagError(
-                f"percent={percent!r} only goes with mode 'canary'; omit it for {mode!r}.",
+                f"percent={percent!r} does not go with mode {mode!r} (it means {implied:g}); "
+                "omit percent, or use mode 'canary' with percent from 0 to 100.",
                 field="percent",
             )
-        return Flag(parsed, 100.0 if parsed is Mode.ASYNC else 0.0)
+        return Flag(parsed, implied)
     if percent is None:
         raise FlagError("Mode 'canary' needs percent, a number from 0 to 100.", field="percent")
-    if isinstance(percent, bool) or not 0 <= float(percent) <= 100:
+    if not 0 <= percent <= 100:
         raise FlagError(f"percent={percent!r} is out of range; expected 0 to 100.", field="percent")
     return Flag(parsed, float(percent))
+
+
+def check_change(
+    key: str,
+    mode: str,
+    percent: float | None,
+    routes: Mapping[str, Sequence[Implementation]],
+) -> Flag:
+    """Validate one flip against the routes' implementations; return the Flag to store.
+
+    Raises UnknownRouteError (with the closest keys) for an unknown key, and FlagError naming
+    the field for a bad mode or percentage or a route that has only one implementation.
+
+    >>> check_change("GET /users", "async", None, {"GET /users": [Implementation.LEGACY]})
+    Traceback (most recent call last):
+    ...
+    gateway.exceptions.FlagError: Route 'GET /users' has only a legacy implementation, ...
+    """
+    implementations = routes.get(key)
+    if implementations is None:
+        raise UnknownRouteError(key, routes)
+    flag = parse_flag(mode, percent)
+    if len(implementations) == 1:
+        only = implementations[0].value
+        other = "async" if only == "legacy" else "legacy"
+        raise FlagError(
+            f"Route {key!r} has only a {only} implementation, so it always serves {only} and "
+            f"has no mode to set; modes apply to routes with both a legacy and an async "
+            f"implementation. Add its {other} implementation first.",
+            field="route_key",
+        )
+    return flag
 
 
 def bucket(salt: str, request_key: str) -> int:

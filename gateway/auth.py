@@ -1,0 +1,197 @@
+"""Admin tokens: who may change flags, and (optionally) who may read the admin API.
+
+GATEWAY_ADMIN_TOKENS="ops=6f1c...,deploy-bot=9a2e..."     # name=token pairs
+GATEWAY_ADMIN_TOKENS_FILE=/run/secrets/gateway-tokens     # same pairs, one per line
+
+@router.put("/thing")
+async def change(who: Annotated[str, Depends(require_writer(gateway))]): ...
+
+Tokens are compared in constant time and never logged or echoed; only their names are.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
+
+from fastapi import HTTPException, Request
+
+from gateway.exceptions import SettingsError
+from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+__all__ = ["MIN_TOKEN_LENGTH", "AdminTokens", "require_reader", "require_writer"]
+
+log = logging.getLogger("gateway.auth")
+
+MIN_TOKEN_LENGTH = 16
+_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+_HOW_TO = (
+    "Set GATEWAY_ADMIN_TOKENS='name=token' (comma-separated pairs for several) or "
+    "GATEWAY_ADMIN_TOKENS_FILE=/path/to/file (one name=token per line) and restart the "
+    "gateway; make a token with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+)
+
+
+@dataclass(frozen=True)
+class AdminTokens:
+    """The configured tokens by name. `AdminTokens.from_settings(settings).identify(token)`."""
+
+    by_name: Mapping[str, bytes]
+
+    @classmethod
+    def parse(cls, text: str, *, source: str = "GATEWAY_ADMIN_TOKENS") -> AdminTokens:
+        """Parse `name=token` pairs separated by commas or newlines; `#` starts a comment."""
+        tokens: dict[str, bytes] = {}
+        lines = (line.split("#", 1)[0] for line in text.splitlines())
+        pairs = [p.strip() for line in lines for p in line.split(",") if p.strip()]
+        for number, pair in enumerate(pairs, start=1):
+            name, sep, token = (part.strip() for part in pair.partition("="))
+            # Never echo `pair`: it holds the secret.
+            if not sep or not name or not token:
+                raise SettingsError(
+                    f"{source}: entry {number} is not name=token; expected e.g. ops=<token>."
+                )
+            if not _NAME.fullmatch(name):
+                raise SettingsError(
+                    f"{source}: token name {name!r} is invalid; expected 1-64 letters, digits "
+                    "or _ . @ -"
+                )
+            if name in tokens:
+                raise SettingsError(f"{source}: token name {name!r} appears twice; keep one.")
+            if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
+                raise SettingsError(
+                    f"{source}: the token named {name!r} is too weak; expected at least "
+                    f"{MIN_TOKEN_LENGTH} characters without spaces."
+                )
+            tokens[name] = token.encode()
+        return cls(tokens)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AdminTokens:
+        """Tokens from GATEWAY_ADMIN_TOKENS plus GATEWAY_ADMIN_TOKENS_FILE (names must differ)."""
+        tokens = dict(cls.parse(settings.admin_tokens).by_name)
+        if settings.admin_tokens_file:
+            path = Path(settings.admin_tokens_file)
+            try:
+                text = path.read_text()
+            except OSError as exc:
+                raise SettingsError(
+                    f"GATEWAY_ADMIN_TOKENS_FILE={str(path)!r} cannot be read: {exc.strerror}; "
+                    "expected a readable file of name=token lines."
+                ) from None
+            for name, token in cls.parse(
+                text, source=f"GATEWAY_ADMIN_TOKENS_FILE {path}"
+            ).by_name.items():
+                if name in tokens:
+                    raise SettingsError(
+                        f"Token name {name!r} is in both GATEWAY_ADMIN_TOKENS and "
+                        f"GATEWAY_ADMIN_TOKENS_FILE; keep one."
+                    )
+                tokens[name] = token
+        return cls(tokens)
+
+    def __bool__(self) -> bool:
+        return bool(self.by_name)
+
+    def identify(self, token: str) -> str | None:
+        """The name of the token equal to `token`, or None; every token is compared in full."""
+        candidate = token.encode()
+        found = None
+        for name, known in self.by_name.items():
+            if hmac.compare_digest(candidate, known):
+                found = name
+        return found
+
+
+def bearer(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+_tokens: WeakKeyDictionary[Gateway, AdminTokens] = WeakKeyDictionary()
+
+
+def tokens_for(gateway: Gateway) -> AdminTokens:
+    """The gateway's tokens, read once (raises SettingsError on a bad configuration)."""
+    tokens = _tokens.get(gateway)
+    if tokens is None:
+        tokens = _tokens[gateway] = AdminTokens.from_settings(gateway.settings)
+    return tokens
+
+
+def _authenticate(tokens: AdminTokens, request: Request, action: str) -> str:
+    if not tokens:
+        raise HTTPException(
+            status_code=403,
+            detail=f"Admin {action} are disabled because no admin token is configured. {_HOW_TO}",
+        )
+    token = bearer(request)
+    if token is None:
+        _refused(request, "no bearer token")
+        raise HTTPException(
+            status_code=401,
+            detail=f"Admin {action} need a token: send 'Authorization: Bearer <token>' with a "
+            "token from GATEWAY_ADMIN_TOKENS.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    name = tokens.identify(token)
+    if name is None:
+        _refused(request, "a token that matches none configured")
+        raise HTTPException(
+            status_code=401,
+            detail="Invalid bearer token: it matches none in GATEWAY_ADMIN_TOKENS.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return name
+
+
+def _refused(request: Request, why: str) -> None:
+    client = request.client.host if request.client else "?"
+    log.warning(
+        "admin request refused: %s %s from %s with %s",
+        request.method,
+        request.url.path,
+        client,
+        why,
+    )
+
+
+def require_writer(gateway: Gateway) -> Callable[[Request], Awaitable[str]]:
+    """A FastAPI dependency that returns the token's name or answers 403 / 401."""
+    tokens = tokens_for(gateway)
+
+    async def writer(request: Request) -> str:
+        return _authenticate(tokens, request, "writes")
+
+    return writer
+
+
+def require_reader(gateway: Gateway) -> Callable[[Request], Awaitable[str | None]]:
+    """A FastAPI dependency for admin reads: the token's name, or None when reads are open.
+
+    With GATEWAY_ADMIN_READ_REQUIRES_TOKEN=true reads need a token like writes do.
+    """
+    tokens = tokens_for(gateway)
+    required = gateway.settings.admin_read_requires_token
+
+    async def reader(request: Request) -> str | None:
+        if not required:
+            return None
+        return _authenticate(tokens, request, "reads")
+
+    return reader

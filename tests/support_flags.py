@@ -1,0 +1,94 @@
+"""A tiny gateway whose responses say which implementation and which worker served them.
+
+Used by the flag tests and by bench/propagation.py:
+    gateway serve tests.support_flags:create_probe_app --workers 4
+
+With GATEWAY_PROBE_DIR set, every worker writes `<dir>/<pid>.log`: one line when it starts
+and one line `<unix time> <route key>\t<mode> <percent>` each time it applies a flag change.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+
+from gateway import Flag, Gateway, Settings
+
+__all__ = ["ADMIN_TOKEN", "PROBE", "create_probe_app", "create_probe_gateway", "probe_settings"]
+
+ADMIN_TOKEN = "ops-token-0123456789abcdef"
+OTHER_TOKEN = "bot-token-abcdef0123456789"
+PROBE = "GET /probe"
+OTHER = "GET /other/{item_id}"
+
+
+def probe_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "admin_tokens": f"ops={ADMIN_TOKEN},bot={OTHER_TOKEN}",
+        "pool_size": 2,
+        "max_overflow": 2,
+        "flags_poll_interval": 0.2,
+    }
+    values.update(overrides)
+    return Settings.from_environ({}, **values)
+
+
+def create_probe_gateway(settings: Settings | None = None) -> Gateway:
+    legacy = APIRouter()
+    migrated = APIRouter()
+
+    @legacy.get("/probe")
+    def probe() -> dict[str, object]:
+        return {"implementation": "legacy", "pid": os.getpid()}
+
+    @migrated.get("/probe")
+    async def probe_async() -> dict[str, object]:
+        return {"implementation": "async", "pid": os.getpid()}
+
+    @legacy.get("/other/{item_id}")
+    def other(item_id: int) -> dict[str, object]:
+        return {"implementation": "legacy", "item": item_id}
+
+    @migrated.get("/other/{item_id}")
+    async def other_async(item_id: int) -> dict[str, object]:
+        return {"implementation": "async", "item": item_id}
+
+    @legacy.get("/legacy-only")
+    def legacy_only() -> dict[str, str]:
+        return {"implementation": "legacy"}
+
+    @migrated.get("/async-only")
+    async def async_only() -> dict[str, str]:
+        return {"implementation": "async"}
+
+    gateway = Gateway(settings)
+    gateway.include_legacy(legacy)
+    gateway.include_async(migrated)
+    return gateway
+
+
+def create_probe_app() -> FastAPI:
+    """The probe app from GATEWAY_* variables (an app factory for `gateway serve`)."""
+    gateway = create_probe_gateway()
+    app = gateway.build()
+    probe_dir = os.environ.get("GATEWAY_PROBE_DIR")
+    if probe_dir:
+        _record_changes(gateway, Path(probe_dir))
+    return app
+
+
+def _record_changes(gateway: Gateway, directory: Path) -> None:
+    def started(_: Gateway) -> None:
+        with (directory / f"{os.getpid()}.log").open("a") as out:
+            out.write(f"{time.time()} started\n")
+
+    def changed(key: str, _old: Flag, new: Flag) -> None:
+        with (directory / f"{os.getpid()}.log").open("a") as out:
+            out.write(f"{time.time()} {key}\t{new.mode.value} {new.percent:g}\n")
+
+    gateway.on_startup(started)
+    gateway.modes.on_change(changed)
