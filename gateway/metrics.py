@@ -266,6 +266,8 @@ class Recorder:
             for endpoint in (entry.legacy, entry.async_):
                 if endpoint is not None:
                     self.child(endpoint.path, endpoint.method, endpoint.side.value)
+        for method in (*sorted(METHODS), "OTHER"):
+            self.child(UNMATCHED, method, NO_IMPLEMENTATION)
 
     def child(self, path: str, method: str, implementation: str) -> _Children:
         key = (path, method, implementation)
