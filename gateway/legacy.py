@@ -1,16 +1,511 @@
-"""How legacy (`def`) routes are served.
+"""How legacy (`def`) routes are served: all of a request's sync work in one thread hand-off.
 
-For now: FastAPI's own handler for the route (see issue: fewer thread hand-offs).
+Plain FastAPI runs a `def` route with a sync generator dependency and a response_model in
+four thread hand-offs (enter the dependency, call the endpoint, validate the response, leave
+the dependency). Between them the request holds its pooled connection while it waits for a
+thread, which deadlocks once requests outnumber the pool (FastAPI #3205). Here the body is
+read on the event loop, then ONE call through `gateway.concurrency.run_sync` solves the
+dependencies, calls the endpoint, serializes through the response model and closes every
+generator dependency, so the session is back in the pool before the thread is released.
+The response is sent on the loop, background tasks after it, as Starlette does.
+
+    fast_path_blocker(route_context)    # None, or why the route keeps FastAPI's handler
+    app = legacy_app_for(route_context)  # the ASGI app that serves the route
 """
 
 from __future__ import annotations
 
-from fastapi.routing import RouteContext
-from starlette.types import ASGIApp
+import email.message
+import json
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-__all__ = ["legacy_app_for"]
+import anyio
+from fastapi import params
+from fastapi._body_limit import get_body_limit_error, wrap_app_with_body_limit
+from fastapi._compat import ModelField, Undefined
+from fastapi.background import BackgroundTasks
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.dependencies.models import (
+    Dependant,
+    _get_cache_key,
+    _get_oauth_scopes,
+    _is_async_gen_callable,
+    _is_coroutine_callable,
+    _is_gen_callable,
+    _uses_scopes,
+)
+from fastapi.dependencies.utils import get_dependant, request_body_to_args, request_params_to_args
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import (
+    EndpointContext,
+    FastAPIError,
+    RequestValidationError,
+    ResponseValidationError,
+)
+from fastapi.routing import APIRoute, RouteContext, _extract_endpoint_context
+from fastapi.utils import is_body_allowed_for_status_code
+from starlette._exception_handler import wrap_app_handling_exceptions
+from starlette.exceptions import HTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.concurrency import run_sync
+from gateway.context import RequestInfo
+
+__all__ = ["LegacyApp", "fast_path_blocker", "legacy_app_for"]
+
+T = TypeVar("T")
+
+# FastAPI's own words for a dependency that swallowed the endpoint's exception.
+_NOT_AWAITED = (
+    "Response not awaited. There's a high chance that the application code is raising an "
+    "exception and a dependency with yield has a block with a bare except, or a block with "
+    "except Exception, and is not raising the exception again. Read more about it in the "
+    "docs: https://fastapi.tiangolo.com/tutorial/dependencies/dependencies-with-yield/"
+    "#dependencies-with-yield-and-except"
+)
+_MAX_PLANS = 64  # distinct dependency_overrides states remembered per route (tests only)
 
 
 def legacy_app_for(context: RouteContext) -> ASGIApp:
-    """The ASGI app that serves one legacy API route."""
-    return context.app  # type: ignore[no-any-return]
+    """The ASGI app for one legacy API route: the fast path, or FastAPI's own handler.
+
+    app = legacy_app_for(context)   # context from fastapi.routing.iter_route_contexts
+    """
+    if fast_path_blocker(context) is not None:
+        return context.app  # type: ignore[no-any-return]
+    return LegacyApp(context)
+
+
+def fast_path_blocker(context: RouteContext) -> str | None:
+    """Why the fast path cannot serve this route, or None when it can (decided at build).
+
+    fast_path_blocker(gw.entries["GET /users/{user_id}"].legacy.context)  # -> None
+    """
+    route = context.original_route
+    if not isinstance(route, APIRoute):
+        return f"{type(route).__name__} is not an APIRoute"
+    if type(route).get_route_handler is not APIRoute.get_route_handler:
+        return f"route class {type(route).__name__} overrides get_route_handler"
+    dependant: Dependant | None = context.dependant
+    if dependant is None or dependant.call is None:
+        return "the route has no dependant"
+    call = dependant.call
+    if _is_gen_callable(call) or _is_async_gen_callable(call):
+        return "the endpoint is a generator (a streamed response)"
+    body_field: ModelField | None = context.body_field
+    if body_field is not None and isinstance(body_field.field_info, params.Form):
+        return "the body is a form or has files"
+    return _tree_blocker(_plan(dependant, None))
+
+
+def _tree_blocker(step: _Step) -> str | None:
+    """Why a solved dependency tree needs FastAPI's async solver, or None (pure)."""
+    if _uses_scopes(dependant=step.dependant):
+        return f"{_name(step.call)} uses Security scopes"
+    for found in _walk(step):
+        dependant = found.dependant
+        if _is_coroutine_callable(found.call) or _is_async_gen_callable(found.call):
+            return f"{_name(found.call)} is async"
+        if dependant.concurrency is not None:
+            return f"{_name(found.call)} has a concurrency limit"
+        if dependant.websocket_param_name is not None:
+            return f"{_name(found.call)} takes a WebSocket"
+    return None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Step:
+    """One callable to solve, with what FastAPI would look up again on every request."""
+
+    dependant: Dependant  # the overriding dependant if overridden: its params and sub-steps
+    call: Callable[..., Any]
+    steps: tuple[_Step, ...]
+    name: str | None = None
+    cache_key: Any = None  # from the original dependant, as FastAPI keys its cache
+    use_cache: bool = True
+    enter: Callable[..., Any] | None = None  # contextmanager(call) for `yield` dependencies
+    function_scope: bool = False
+    needs_response: bool = False  # somewhere in the tree takes a `Response` parameter
+
+
+def _plan(dependant: Dependant, overrides: Mapping[Any, Any] | None) -> _Step:
+    assert dependant.call is not None
+    steps = tuple(_sub_step(sub, overrides) for sub in dependant.dependencies)
+    return _Step(
+        dependant,
+        dependant.call,
+        steps,
+        needs_response=bool(dependant.response_param_name) or any(s.needs_response for s in steps),
+    )
+
+
+def _sub_step(sub: Dependant, overrides: Mapping[Any, Any] | None) -> _Step:
+    assert sub.call is not None
+    use = sub
+    if overrides and sub.call in overrides:
+        # As FastAPI's solve_dependencies does per request, once per overrides state here.
+        use = get_dependant(
+            path=sub.path or "",
+            call=overrides[sub.call],
+            name=sub.name,
+            parent_oauth_scopes=_get_oauth_scopes(dependant=sub),
+            scope=sub.scope,
+            concurrency=sub.concurrency,
+        )
+    step = _plan(use, overrides)
+    is_gen = _is_gen_callable(step.call)
+    return _Step(
+        use,
+        step.call,
+        step.steps,
+        name=sub.name,
+        cache_key=_get_cache_key(dependant=sub),
+        use_cache=sub.use_cache,
+        enter=contextmanager(step.call) if is_gen else None,
+        function_scope=sub.scope == "function",
+        needs_response=step.needs_response,
+    )
+
+
+def _walk(step: _Step) -> Iterator[_Step]:
+    yield step
+    for sub in step.steps:
+        yield from _walk(sub)
+
+
+def _name(call: Callable[..., Any]) -> str:
+    module = getattr(call, "__module__", None) or type(call).__module__
+    return f"{module}.{getattr(call, '__qualname__', type(call).__qualname__)}"
+
+
+class LegacyApp:
+    """Serves one legacy route with a single thread hand-off per request.
+
+    A request whose `dependency_overrides` bring an async dependency into the tree is
+    served by FastAPI's own handler (`fallback`) instead.
+    """
+
+    def __init__(self, context: RouteContext) -> None:
+        self.context = context
+        self.fallback: ASGIApp = context.app
+        self.dependant: Dependant = context.dependant
+        self.call: Callable[..., Any] = context.dependant.call
+        self.overrides_provider: Any = context.dependency_overrides_provider
+        self.body_field: ModelField | None = context.body_field
+        self.embed_body_fields: bool = context._embed_body_fields
+        strict = context.strict_content_type
+        self.strict_content_type: bool = (
+            strict.value if isinstance(strict, DefaultPlaceholder) else strict
+        )
+        self.status_code: int | None = context.status_code
+        self.response_field: ModelField | None = context.response_field
+        response_class = context.response_class
+        self.dump_json = self.response_field is not None and isinstance(
+            response_class, DefaultPlaceholder
+        )
+        self.response_class: type[Response] = (
+            response_class.value
+            if isinstance(response_class, DefaultPlaceholder)
+            else response_class
+        )
+        self.serialize_options: dict[str, Any] = {
+            "include": context.response_model_include,
+            "exclude": context.response_model_exclude,
+            "by_alias": context.response_model_by_alias,
+            "exclude_unset": context.response_model_exclude_unset,
+            "exclude_defaults": context.response_model_exclude_defaults,
+            "exclude_none": context.response_model_exclude_none,
+        }
+        self.max_body_size: int | None = context.max_body_size
+        self.base_app = self._app_for(_plan(self.dependant, None))
+        self._apps: dict[tuple[int, ...], ASGIApp] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        overrides = getattr(self.overrides_provider, "dependency_overrides", None)
+        app = self._overridden_app(overrides) if overrides else self.base_app
+        await app(scope, receive, send)
+
+    def _overridden_app(self, overrides: dict[Any, Any]) -> ASGIApp:
+        # Keyed by identity; the cached plan holds the callables, so ids are not reused.
+        key = tuple(id(x) for item in overrides.items() for x in item)
+        app = self._apps.get(key)
+        if app is None:
+            plan = _plan(self.dependant, overrides)
+            app = self.fallback if _tree_blocker(plan) else self._app_for(plan)
+            if len(self._apps) >= _MAX_PLANS:
+                self._apps.clear()
+            self._apps[key] = app
+        return app
+
+    def _app_for(self, plan: _Step) -> ASGIApp:
+        async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+            request = Request(scope, receive, send)
+
+            async def respond(scope: Scope, receive: Receive, send: Send) -> None:
+                response, deferred = await self._handle(plan, request)
+                if deferred is None:
+                    await response(scope, receive, send)
+                else:
+                    await _send_then_close(response, deferred, scope, receive, send)
+
+            # Same structure as fastapi.routing.request_response: app handlers apply.
+            await wrap_app_handling_exceptions(respond, request)(scope, receive, send)
+
+        return wrap_app_with_body_limit(serve, self.max_body_size)
+
+    async def _handle(self, plan: _Step, request: Request) -> tuple[Response, ExitStack | None]:
+        body = await self._read_body(request) if self.body_field is not None else Undefined
+        outcome, timing = await run_sync(self._run, plan, request, body)
+        info = request.scope.get("gateway")
+        if isinstance(info, RequestInfo):
+            info.thread = timing
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    # -- on the event loop -------------------------------------------------------------
+
+    async def _read_body(self, request: Request) -> Any:
+        # fastapi.routing.get_request_handler's body reading for JSON bodies, same errors.
+        try:
+            body_bytes = await request.body()
+            if not body_bytes:
+                return Undefined
+            content_type = request.headers.get("content-type")
+            if not content_type:
+                return body_bytes if self.strict_content_type else await request.json()
+            message = email.message.Message()
+            message["content-type"] = content_type
+            if message.get_content_maintype() == "application":
+                subtype = message.get_content_subtype()
+                if subtype == "json" or subtype.endswith("+json"):
+                    return await request.json()
+            return body_bytes
+        except json.JSONDecodeError as e:
+            error = {
+                "type": "json_invalid",
+                "loc": ("body", e.pos),
+                "msg": "JSON decode error",
+                "input": {},
+                "ctx": {"error": e.msg},
+            }
+            raise RequestValidationError(
+                [error], body=e.doc, endpoint_ctx=self._endpoint_ctx(request)
+            ) from e
+        except HTTPException:
+            raise
+        except Exception as e:
+            if MAX_BODY_SIZE_SCOPE_KEY in request.scope and (limit := get_body_limit_error(e)):
+                raise limit from e
+            raise HTTPException(
+                status_code=400, detail="There was an error parsing the body"
+            ) from e
+
+    def _endpoint_ctx(self, request: Request) -> EndpointContext:
+        ctx = EndpointContext(**_extract_endpoint_context(self.call))
+        if self.dependant.path:
+            mount_path = request.scope.get("root_path", "").rstrip("/")
+            ctx["path"] = f"{request.method} {mount_path}{self.dependant.path}"
+        return ctx
+
+    # -- in the worker thread ----------------------------------------------------------
+
+    def _run(
+        self, plan: _Step, request: Request, body: Any
+    ) -> tuple[Response, ExitStack | None] | Exception:
+        # Errors come back as values so the hand-off's timing is recorded on every path.
+        try:
+            return self._run_in_stacks(plan, request, body)
+        except Exception as exc:
+            return exc
+
+    def _run_in_stacks(
+        self, plan: _Step, request: Request, body: Any
+    ) -> tuple[Response, ExitStack | None]:
+        response: Response | None = None
+        with ExitStack() as request_stack:
+            with ExitStack() as function_stack:
+                solver = _Solver(
+                    request, body, self.embed_body_fields, request_stack, function_stack
+                )
+                if plan.needs_response:
+                    solver.response = _sub_response()
+                values, errors = solver.solve(plan)
+                if errors:
+                    raise RequestValidationError(
+                        errors,
+                        body=None if body is Undefined else body,
+                        endpoint_ctx=self._endpoint_ctx(request),
+                    )
+                response = self._response(request, plan.call(**values), solver)
+            if isinstance(response, StreamingResponse):
+                # Its body may still read from a dependency: close those after sending.
+                return response, request_stack.pop_all()
+        if response is None:
+            raise FastAPIError(_NOT_AWAITED)
+        return response, None
+
+    def _response(self, request: Request, raw: Any, solver: _Solver) -> Response:
+        # fastapi.routing.get_request_handler's non-streaming branch.
+        if isinstance(raw, Response):
+            if raw.background is None:
+                raw.background = solver.background_tasks
+            return raw
+        sub = solver.response
+        sub_status = sub.status_code if sub is not None else None
+        status = sub_status or self.status_code
+        args: dict[str, Any] = {"background": solver.background_tasks}
+        if status is not None:
+            args["status_code"] = status
+        content = self._serialize(request, raw)
+        response: Response
+        if self.dump_json:
+            response = Response(content=content, media_type="application/json", **args)
+        else:
+            response = self.response_class(content, **args)
+        if not is_body_allowed_for_status_code(response.status_code):
+            response.body = b""
+        if sub is not None:
+            response.headers.raw.extend(sub.headers.raw)
+        return response
+
+    def _serialize(self, request: Request, content: Any) -> Any:
+        # fastapi.routing.serialize_response, run in this thread instead of a new one.
+        field = self.response_field
+        if field is None:
+            return jsonable_encoder(content)
+        value, errors = field.validate(content, {}, loc=("response",))
+        if errors:
+            raise ResponseValidationError(
+                errors=errors, body=content, endpoint_ctx=self._endpoint_ctx(request)
+            )
+        serializer = field.serialize_json if self.dump_json else field.serialize
+        return serializer(value, **self.serialize_options)
+
+
+class _Solver:
+    """fastapi.dependencies.utils.solve_dependencies for a tree of sync callables."""
+
+    __slots__ = (
+        "background_tasks",
+        "body",
+        "cache",
+        "embed_body_fields",
+        "function_stack",
+        "request",
+        "request_stack",
+        "response",
+    )
+
+    def __init__(
+        self,
+        request: Request,
+        body: Any,
+        embed_body_fields: bool,
+        request_stack: ExitStack,
+        function_stack: ExitStack,
+    ) -> None:
+        self.request = request
+        self.body = body
+        self.embed_body_fields = embed_body_fields
+        self.request_stack = request_stack
+        self.function_stack = function_stack
+        self.cache: dict[Any, Any] = {}
+        self.background_tasks: BackgroundTasks | None = None
+        self.response: Response | None = None
+
+    def solve(self, step: _Step) -> tuple[dict[str, Any], list[Any]]:
+        values: dict[str, Any] = {}
+        errors: list[Any] = []
+        cache = self.cache
+        for sub in step.steps:
+            sub_values, sub_errors = self.solve(sub)
+            if sub_errors:
+                errors.extend(sub_errors)
+                continue
+            if sub.use_cache and sub.cache_key in cache:
+                solved = cache[sub.cache_key]
+            elif sub.enter is not None:
+                stack = self.function_stack if sub.function_scope else self.request_stack
+                solved = stack.enter_context(sub.enter(**sub_values))
+            else:
+                solved = sub.call(**sub_values)
+            if sub.name is not None:
+                values[sub.name] = solved
+            if sub.cache_key not in cache:
+                cache[sub.cache_key] = solved
+        self._params(step.dependant, values, errors)
+        return values, errors
+
+    def _params(self, dependant: Dependant, values: dict[str, Any], errors: list[Any]) -> None:
+        request = self.request
+        for fields, source in (
+            (dependant.path_params, "path_params"),
+            (dependant.query_params, "query_params"),
+            (dependant.header_params, "headers"),
+            (dependant.cookie_params, "cookies"),
+        ):
+            if fields:
+                found, wrong = request_params_to_args(fields, getattr(request, source))
+                values.update(found)
+                errors += wrong
+        if dependant.body_params:
+            found, wrong = _complete(
+                request_body_to_args(
+                    body_fields=dependant.body_params,
+                    received_body=self.body,
+                    embed_body_fields=self.embed_body_fields,
+                )
+            )
+            values.update(found)
+            errors.extend(wrong)
+        if dependant.http_connection_param_name:
+            values[dependant.http_connection_param_name] = request
+        if dependant.request_param_name:
+            values[dependant.request_param_name] = request
+        if dependant.background_tasks_param_name:
+            if self.background_tasks is None:
+                self.background_tasks = BackgroundTasks()
+            values[dependant.background_tasks_param_name] = self.background_tasks
+        if dependant.response_param_name:
+            values[dependant.response_param_name] = self.response
+
+
+def _sub_response() -> Response:
+    # The `Response` parameter routes set status, headers and cookies on (as FastAPI's).
+    response = Response()
+    del response.headers["content-length"]
+    response.status_code = None  # type: ignore[assignment]
+    return response
+
+
+def _complete(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Finish a coroutine that never suspends: request_body_to_args on a JSON body."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise RuntimeError("request_body_to_args suspended; the fast path takes JSON bodies only")
+
+
+async def _send_then_close(
+    response: Response, deferred: ExitStack, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Send a streamed response, then leave the dependencies it may read from (in a thread)."""
+    try:
+        await response(scope, receive, send)
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            suppressed, _ = await run_sync(deferred.__exit__, type(exc), exc, exc.__traceback__)
+        if not suppressed:
+            raise
+        raise FastAPIError(_NOT_AWAITED) from exc
+    with anyio.CancelScope(shield=True):
+        await run_sync(deferred.close)

@@ -1,0 +1,504 @@
+"""The legacy fast path answers as FastAPI does, in one thread hand-off, holding no connection.
+
+Most tests run twice over the same assertions: against the legacy app on bare FastAPI, and
+through the gateway, whose fast path serves every route but those in FALLBACK_PATHS.
+"""
+
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import Depends, FastAPI
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, field_validator
+from sqlalchemy import text
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway import Gateway, Settings, SyncDB
+from gateway.concurrency import ThreadTiming
+from gateway.context import RequestInfo
+from gateway.legacy import LegacyApp, fast_path_blocker, legacy_app_for
+from tests.support_legacy import FALLBACK_PATHS, build_legacy_app, call_raw
+
+pytestmark = pytest.mark.anyio
+
+
+@dataclass
+class Served:
+    kind: str  # "fastapi" or "gateway"
+    app: ASGIApp  # with its lifespan running
+    legacy: FastAPI
+    events: list[str]
+    client: httpx.AsyncClient
+
+
+def _gateway(legacy: FastAPI, sqlite_url: str, **settings: Any) -> Gateway:
+    gw = Gateway(Settings.from_environ({}, database_url=sqlite_url, **settings))
+    gw.include_legacy(legacy)
+    gw.build()
+    return gw
+
+
+@pytest.fixture(params=["fastapi", "gateway"])
+async def served(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[Served]:
+    events: list[str] = []
+    legacy = build_legacy_app(events)
+    app: FastAPI = legacy
+    if request.param == "gateway":
+        gw = _gateway(legacy, sqlite_url)
+        assert gw.app is not None
+        app = gw.app
+        for entry in gw.entries.values():
+            assert entry.legacy is not None
+            fast = isinstance(entry.legacy.app, LegacyApp)
+            # Otherwise these tests would pass on FastAPI's own handler, proving nothing.
+            assert fast == (entry.legacy.path not in FALLBACK_PATHS), entry.key
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield Served(request.param, manager.app, legacy, events, client)
+
+
+# -- what a client sees ----------------------------------------------------------------
+
+
+async def test_params_and_a_yield_dependency(served: Served) -> None:
+    response = await served.client.get("/items/7", params={"q": 3})
+    assert response.status_code == 200
+    assert response.json() == {"item_id": 7, "q": 3, "limit": 10, "open": True}
+    assert served.events == ["dependency enter", "dependency exit"]
+
+
+async def test_request_cookie_and_header(served: Served) -> None:
+    response = await served.client.get("/request", headers={"x-h": "hv", "cookie": "session_id=s1"})
+    assert response.json() == {"path": "/request", "cookie": "s1", "h": "hv"}
+
+
+async def test_path_and_query_validation_errors(served: Served) -> None:
+    response = await served.client.get("/items/abc", params={"q": "x", "limit": 0})
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": [
+            {
+                "type": "int_parsing",
+                "loc": ["path", "item_id"],
+                "msg": "Input should be a valid integer, unable to parse string as an integer",
+                "input": "abc",
+            },
+            {
+                "type": "int_parsing",
+                "loc": ["query", "q"],
+                "msg": "Input should be a valid integer, unable to parse string as an integer",
+                "input": "x",
+            },
+            {
+                "type": "greater_than_equal",
+                "loc": ["query", "limit"],
+                "msg": "Input should be greater than or equal to 1",
+                "input": "0",
+                "ctx": {"ge": 1},
+            },
+        ]
+    }
+    # Validation fails before the endpoint, after the dependency entered: it sees the error.
+    assert served.events == [
+        "dependency enter",
+        "dependency saw RequestValidationError",
+        "dependency exit",
+    ]
+
+
+async def test_body_is_validated_and_status_code_kept(served: Served) -> None:
+    created = await served.client.post("/things", json={"name": "box", "size": 2})
+    assert created.status_code == 201
+    assert created.json() == {"name": "box", "size": 2}
+
+    invalid = await served.client.post("/things", json={"name": 5, "size": 0})
+    assert invalid.status_code == 422
+    assert invalid.json() == {
+        "detail": [
+            {
+                "type": "string_type",
+                "loc": ["body", "name"],
+                "msg": "Input should be a valid string",
+                "input": 5,
+            },
+            {
+                "type": "greater_than_equal",
+                "loc": ["body", "size"],
+                "msg": "Input should be greater than or equal to 1",
+                "input": 0,
+                "ctx": {"ge": 1},
+            },
+        ]
+    }
+    missing = await served.client.post("/things")
+    assert missing.status_code == 422
+    assert missing.json() == {
+        "detail": [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
+    }
+
+
+async def test_malformed_json_and_embedded_body(served: Served) -> None:
+    broken = await served.client.post(
+        "/things", content=b'{"name": ', headers={"content-type": "application/json"}
+    )
+    assert broken.status_code == 422
+    assert broken.json() == {
+        "detail": [
+            {
+                "type": "json_invalid",
+                "loc": ["body", 9],
+                "msg": "JSON decode error",
+                "input": {},
+                "ctx": {"error": "Expecting value"},
+            }
+        ]
+    }
+    text_body = await served.client.post(
+        "/things", content=b'{"name": "a", "size": 1}', headers={"content-type": "text/plain"}
+    )
+    assert text_body.status_code == 422
+    assert text_body.json()["detail"][0]["type"] == "model_attributes_type"
+
+    embedded = await served.client.post(
+        "/things/embedded", params={"note": "n"}, json={"name": "a", "size": 1}
+    )
+    assert embedded.json() == {"thing": {"name": "a", "size": 1}, "note": "n"}
+
+
+async def test_response_model_filters_and_serializes(served: Served) -> None:
+    client = served.client
+    user = await client.get("/users/ada")
+    assert user.json() == {"name": "ada", "email": "ada@example.com"}  # no password
+    assert user.headers["content-type"] == "application/json"
+    assert (await client.get("/model/include")).json() == {"a": 1, "c": 3}
+    assert (await client.get("/model/exclude")).json() == {"a": 1, "c": 5}
+    assert (await client.get("/model/unset")).json() == {"a": 1, "b": 2}
+    assert (await client.get("/model/alias")).json() == {"fullName": "Ada Lovelace"}
+    assert (await client.get("/model/no-alias")).json() == {"full_name": "Ada Lovelace"}
+
+
+async def test_invalid_response_is_a_server_error(served: Served) -> None:
+    response = await served.client.get("/model/bad")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+
+
+async def test_response_parameter_sets_status_headers_and_cookies(served: Served) -> None:
+    response = await served.client.get("/response-param")
+    assert response.status_code == 202
+    assert response.json() == {"ok": True}
+    assert response.headers["x-extra"] == "1"
+    assert response.headers["set-cookie"] == "flavour=oat; Path=/; SameSite=lax"
+
+
+async def test_http_exception_and_custom_handler(served: Served) -> None:
+    missing = await served.client.get("/http-error")
+    assert (missing.status_code, missing.json()) == (404, {"detail": "nope"})
+    assert missing.headers["x-why"] == "missing"
+
+    teapot = await served.client.get("/teapot")
+    assert (teapot.status_code, teapot.json()) == (418, {"teapot": "short and stout"})
+    assert teapot.headers["x-teapot"] == "yes"
+
+
+async def test_yield_dependency_sees_the_endpoints_exception(served: Served) -> None:
+    conflict = await served.client.get("/dependency-sees-http-error")
+    assert (conflict.status_code, conflict.json()) == (409, {"detail": "conflict"})
+    teapot = await served.client.get("/dependency-sees-teapot")
+    assert (teapot.status_code, teapot.json()) == (418, {"teapot": "in a dependency"})
+    assert served.events == [
+        "dependency enter",
+        "dependency saw HTTPException",
+        "dependency exit",
+        "dependency enter",
+        "dependency saw Teapot",
+        "dependency exit",
+    ]
+
+
+async def test_nested_dependencies_share_one_cached_instance(served: Served) -> None:
+    response = await served.client.get("/cached")
+    assert response.json() == {"same": True, "fresh": True}
+
+
+async def test_dependency_overrides_set_on_the_legacy_app(served: Served) -> None:
+    get_user = served.legacy.state.overridable
+    assert (await served.client.get("/me", headers={"x-token": "t"})).json() == {"user": "user:t"}
+
+    served.legacy.dependency_overrides[get_user] = lambda: "stub"
+    assert (await served.client.get("/me")).json() == {"user": "stub"}
+
+    async def async_stub() -> str:
+        return "async stub"
+
+    # An async override needs FastAPI's own solver: that request falls back, same answer.
+    served.legacy.dependency_overrides[get_user] = async_stub
+    assert (await served.client.get("/me")).json() == {"user": "async stub"}
+
+    served.legacy.dependency_overrides.clear()
+    assert (await served.client.get("/me")).json() == {"user": "user:none"}
+
+
+async def test_routes_the_fast_path_leaves_to_fastapi_still_work(served: Served) -> None:
+    assert (await served.client.get("/async-dep")).json() == {"value": "from async"}
+    assert (await served.client.get("/scoped")).json() == {"scopes": "read"}
+    custom = await served.client.get("/custom-class")
+    assert (custom.json(), custom.headers["x-logged"]) == ({"ok": True}, "yes")
+    assert (await served.client.get("/jsonl")).text == '{"n":1}\n'
+
+
+async def test_returning_a_response_keeps_it_and_its_background(served: Served) -> None:
+    response = await served.client.get("/plain")
+    assert (response.status_code, response.text) == (203, "hi")
+    assert response.headers["x-direct"] == "1"
+    assert served.events == ["background"]
+
+
+async def test_background_tasks_run_after_the_response(served: Served) -> None:
+    status, body = await call_raw(served.app, "/background", served.events)
+    assert (status, body) == (200, b'{"ok":true}')
+    assert served.events == ["response.start", "response.body", "background"]
+
+
+async def test_streamed_response_reads_its_dependency_before_it_closes(served: Served) -> None:
+    status, body = await call_raw(served.app, "/stream", served.events)
+    assert (status, body) == (200, b"open")
+    assert served.events == [
+        "dependency enter",
+        "response.start",
+        "response.body",
+        "dependency exit",
+    ]
+
+
+async def test_function_scope_dependency_closes_before_the_response(served: Served) -> None:
+    status, body = await call_raw(served.app, "/function-scope", served.events)
+    assert (status, body) == (200, b'{"open":true}')
+    assert served.events == [
+        "dependency enter",
+        "dependency exit",
+        "response.start",
+        "response.body",
+    ]
+
+
+async def test_request_scope_dependency_closes_before_the_response_in_the_gateway(
+    served: Served,
+) -> None:
+    status, _ = await call_raw(served.app, "/items/1", served.events)
+    assert status == 200
+    if served.kind == "gateway":  # the cure for FastAPI #3205: nothing held while sending
+        expected = ["dependency enter", "dependency exit", "response.start", "response.body"]
+    else:
+        expected = ["dependency enter", "response.start", "response.body", "dependency exit"]
+    assert served.events == expected
+
+
+# -- thread hand-offs ------------------------------------------------------------------
+
+
+async def test_one_thread_hand_off_per_request(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(getattr(func, "__name__", repr(func)))
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    response = await served.client.get("/items/5")
+    assert response.status_code == 200
+    # FastAPI: enter the dependency, run the endpoint, validate the response (the return
+    # annotation is its model), leave the dependency; the gateway: all of it in one.
+    assert len(calls) == (1 if served.kind == "gateway" else 4), calls
+    calls.clear()
+    assert (await served.client.get("/users/x")).status_code == 200
+    assert len(calls) == (1 if served.kind == "gateway" else 2), calls
+
+
+async def test_thread_timing_reaches_the_request_info(sqlite_url: str) -> None:
+    seen: list[Any] = []
+    legacy = build_legacy_app([])
+
+    class Capture:  # inside the gateway's layers: sees the RequestInfo the route filled
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            # The metrics middleware puts one there when installed; else do it as it would.
+            scope.setdefault("gateway", RequestInfo())
+            await self.app(scope, receive, send)
+            seen.append(scope["gateway"])
+
+    legacy.add_middleware(Capture)
+    gw = _gateway(legacy, sqlite_url)
+    async with LifespanManager(gw.app) as manager:  # type: ignore[arg-type]
+        for path in ("/items/1", "/http-error", "/async-dep"):
+            await call_raw(manager.app, path, [])
+    threads = [info.thread for info in seen]
+    assert [type(t) for t in threads[:2]] == [ThreadTiming, ThreadTiming]
+    assert all(t.wall >= t.cpu >= 0 and t.queued >= 0 for t in threads[:2])
+    assert threads[2] is None  # FastAPI's own handler measures nothing
+
+
+async def test_everything_sync_runs_in_one_worker_thread(sqlite_url: str) -> None:
+    threads: list[int] = []
+    legacy = FastAPI()
+
+    def dependency() -> Any:
+        threads.append(threading.get_ident())
+        yield
+        threads.append(threading.get_ident())
+
+    class Out(BaseModel):
+        x: int
+
+        @field_validator("x")
+        @classmethod
+        def record(cls, value: int) -> int:
+            threads.append(threading.get_ident())
+            return value
+
+    @legacy.get("/x", response_model=Out)
+    def endpoint(_: None = Depends(dependency)) -> Any:
+        threads.append(threading.get_ident())
+        return {"x": 1}
+
+    gw = _gateway(legacy, sqlite_url)
+    async with LifespanManager(gw.app) as manager:  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/x")).json() == {"x": 1}
+    assert len(threads) == 4
+    assert len(set(threads)) == 1 and threads[0] != threading.get_ident()
+
+
+# -- the build-time decision -----------------------------------------------------------
+
+
+def _contexts(app: FastAPI) -> dict[str, Any]:
+    return {c.path: c for c in iter_route_contexts(app.routes) if c.path in _PATHS}
+
+
+_PATHS = {
+    "/items/{item_id}",
+    "/me",
+    "/plain",
+    "/stream",
+    "/function-scope",
+    "/async-dep",
+    "/scoped",
+    "/custom-class",
+    "/jsonl",
+}
+
+
+def test_fast_path_blocker_names_why_a_route_falls_back() -> None:
+    contexts = _contexts(build_legacy_app([]))
+    blockers = {path: fast_path_blocker(context) for path, context in contexts.items()}
+    assert blockers == {
+        "/items/{item_id}": None,
+        "/me": None,
+        "/plain": None,
+        "/stream": None,
+        "/function-scope": None,
+        "/async-dep": "tests.support_legacy.build_legacy_app.<locals>.async_value is async",
+        "/scoped": "tests.support_legacy.build_legacy_app.<locals>.with_scopes uses Security "
+        "scopes",
+        "/custom-class": "route class LoggingRoute overrides get_route_handler",
+        "/jsonl": "the endpoint is a generator (a streamed response)",
+    }
+    for path, context in contexts.items():
+        app = legacy_app_for(context)
+        assert isinstance(app, LegacyApp) == (blockers[path] is None)
+        if blockers[path] is not None:
+            assert app is context.app
+
+
+# -- no pooled connection held while waiting for a thread ------------------------------
+
+
+def _pool_app() -> FastAPI:
+    legacy = FastAPI()
+
+    class Row(BaseModel):
+        n: int
+
+    @legacy.get("/rows/{n}", response_model=Row)
+    def read_row(n: int, db: SyncDB) -> Any:
+        # pg_sleep keeps each request on its connection long enough to overlap.
+        value = db.execute(text("SELECT :n FROM pg_sleep(0.002)"), {"n": n}).scalar_one()
+        return {"n": value}
+
+    return legacy
+
+
+@pytest.mark.postgres
+async def test_more_requests_than_connections_all_succeed(postgres_url: str) -> None:
+    legacy = _pool_app()
+    # 4 threads, 2 connections: under FastAPI's four hand-offs a request holding a
+    # connection waits for a thread while every thread waits for a connection.
+    gw = Gateway(
+        Settings.from_environ(
+            {},
+            database_url=postgres_url,
+            pool_size=2,
+            max_overflow=0,
+            pool_timeout=20,
+            threadpool_size=4,
+        )
+    )
+    gw.include_legacy(legacy)
+    gw.build()
+    pool = gw.database.sync_engine.pool
+    statuses: list[int] = []
+    async with LifespanManager(gw.app) as manager:  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+
+            async def one(n: int) -> None:
+                response = await client.get(f"/rows/{n}")
+                assert response.json() == {"n": n}
+                statuses.append(response.status_code)
+
+            async with anyio.create_task_group() as group:
+                for n in range(100):
+                    group.start_soon(one, n)
+            assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+            # The session's connection is back in the pool before the response starts.
+            seen: list[int] = []
+
+            async def sending(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    seen.append(pool.checkedout())  # type: ignore[attr-defined]
+
+            events: list[str] = []
+            status, body = await call_raw(_SendSpy(manager.app, sending), "/rows/3", events)
+            assert (status, body, seen) == (200, b'{"n":3}', [0])
+    assert statuses == [200] * 100
+
+
+class _SendSpy:
+    """Calls `spy(message)` before each message the app sends."""
+
+    def __init__(self, app: ASGIApp, spy: Any) -> None:
+        self.app = app
+        self.spy = spy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def spying(message: Any) -> None:
+            await self.spy(message)
+            await send(message)
+
+        await self.app(scope, receive, spying)
