@@ -81,15 +81,34 @@ def serve(
     _check_database(build_app(app))
     # uvicorn re-raises SIGTERM after its graceful shutdown; a clean stop should exit 0.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(
-        app if workers > 1 else target,
-        host=host,
-        port=port,
-        workers=workers,
-        factory=is_factory,
-        log_level=log_level,
-        timeout_graceful_shutdown=30,
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_level": log_level,
+    }
+    options.update(factory=is_factory, timeout_graceful_shutdown=30)
+    if workers > 1:
+        _serve_workers(uvicorn.Config(app, **options))
+    else:
+        uvicorn.run(target, **options)
+
+
+def _serve_workers(config: Any) -> None:
+    """uvicorn's multi-worker supervisor, but the parent stops listening on SIGTERM at once.
+
+    Otherwise the parent's copy of the listening socket keeps accepting into the backlog
+    while the workers drain, and those connections are reset when it exits.
+    """
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    class Draining(Multiprocess):
+        def terminate_all(self) -> None:
+            for sock in self.sockets:
+                sock.close()
+            super().terminate_all()
+
+    Draining(config, sockets=[config.bind_socket()]).run()
 
 
 def _check_database(built: FastAPI) -> None:

@@ -15,10 +15,15 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from gateway import AsyncDB, Gateway, SyncDB
 from gateway.testing import free_port
 
-__all__ = ["pgvector_cluster"]
+__all__ = ["create_slow_app", "pgvector_cluster"]
 
 SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root
 
@@ -71,3 +76,26 @@ def pgvector_cluster() -> Iterator[str]:
         if (data / "postmaster.pid").exists():
             pg("pg_ctl", "-w", "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(base, ignore_errors=True)
+
+
+def create_slow_app() -> Any:
+    """A gateway with one paired route that holds a database connection for `seconds`.
+
+    GET /slow?seconds=2   (pg_sleep on PostgreSQL; the mode comes from GATEWAY_DEFAULT_MODE)
+    """
+    legacy, migrated = APIRouter(), APIRouter()
+
+    @legacy.get("/slow")
+    def slow(db: SyncDB, seconds: float = 1.0) -> dict[str, str]:
+        db.execute(text("SELECT pg_sleep(:s)"), {"s": seconds})
+        return {"served_by": "legacy"}
+
+    @migrated.get("/slow")
+    async def slow_async(db: AsyncDB, seconds: float = 1.0) -> dict[str, str]:
+        await db.execute(text("SELECT pg_sleep(:s)"), {"s": seconds})
+        return {"served_by": "async"}
+
+    gateway = Gateway()
+    gateway.include_legacy(legacy)
+    gateway.include_async(migrated)
+    return gateway.build()
