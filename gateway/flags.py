@@ -121,11 +121,11 @@ def check_change(
     flag = parse_flag(mode, percent)
     if len(implementations) == 1:
         only = implementations[0].value
-        other = "async" if only == "legacy" else "legacy"
+        other, article = ("async", "a") if only == "legacy" else ("legacy", "an")
         raise FlagError(
-            f"Route {key!r} has only a {only} implementation, so it always serves {only} and "
-            f"has no mode to set; modes apply to routes with both a legacy and an async "
-            f"implementation. Add its {other} implementation first.",
+            f"Route {key!r} has only {article} {only} implementation, so it always serves "
+            f"{only} and has no mode to set; modes apply to routes with both a legacy and an "
+            f"async implementation. Add its {other} implementation first.",
             field="route_key",
         )
     return flag

@@ -448,6 +448,7 @@ class FlagSync:
         self._listening = False
         self._retry = RETRY_MIN
         self._tasks: list[asyncio.Task[None]] = []
+        self._first_attempt = asyncio.Event()
 
     # -- changing ------------------------------------------------------------------------
 
@@ -505,30 +506,41 @@ class FlagSync:
     # -- following -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the flags (or fall back to the default) and start following the store."""
-        try:
-            await asyncio.wait_for(self.resync("startup"), STARTUP_TIMEOUT)
+        """Load the flags (or fall back to the default) and start following the store.
+
+        On PostgreSQL this returns once the worker listens (or the first attempt failed),
+        so a change committed after startup cannot be missed.
+        """
+        settings = self.gateway.settings
+        if getattr(self.store, "pushes", False):
+            self._spawn(self._follow())
+            try:
+                await asyncio.wait_for(self._first_attempt.wait(), STARTUP_TIMEOUT)
+            except TimeoutError as exc:
+                self._failed("at startup", exc)
+            self._spawn(self._every(settings.flags_resync_interval))
+        else:
+            try:
+                await asyncio.wait_for(self.resync("startup"), STARTUP_TIMEOUT)
+            except Exception as exc:
+                self._failed("at startup", exc)
+            self._spawn(self._every(settings.flags_poll_interval))
+        modes = self.gateway.modes
+        if self.loaded_from_store:
+            stored = sum(1 for k in modes if k in self.versions)
             log.info(
-                "flags: %d of %d paired routes set in the store (%s)",
-                sum(1 for k in self.gateway.modes if k in self.versions),
-                len(self.gateway.modes),
+                "flags: %d of %d paired routes have a stored flag (%s)",
+                stored,
+                len(modes),
                 self._describe_store(),
             )
-        except Exception as exc:
-            self._failed("at startup", exc)
+        else:
             log.warning(
                 "flags: serving the default mode %r for all %d paired routes until the flag "
                 "store is reachable",
-                self.gateway.modes.default.describe(),
-                len(self.gateway.modes),
+                modes.default.describe(),
+                len(modes),
             )
-        pushes = getattr(self.store, "pushes", False)
-        settings = self.gateway.settings
-        if pushes:
-            self._spawn(self._follow())
-            self._spawn(self._every(settings.flags_resync_interval))
-        else:
-            self._spawn(self._every(settings.flags_poll_interval))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -569,6 +581,7 @@ class FlagSync:
             except Exception as exc:
                 self._listening = False
                 self._failed("notification connection", exc)
+            self._first_attempt.set()
             await asyncio.sleep(self._retry)
             self._retry = min(self._retry * 2, RETRY_MAX)
 
@@ -577,6 +590,7 @@ class FlagSync:
         # Anything changed while we were not listening arrives with this resync.
         await asyncio.wait_for(self.resync("reconnect"), STARTUP_TIMEOUT)
         self._retry = RETRY_MIN
+        self._first_attempt.set()
 
     async def _every(self, interval: float) -> None:
         while True:
