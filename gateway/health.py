@@ -7,10 +7,10 @@ GET /_gateway/ready   200 {"status": "ready", ...}, or 503 naming each failing p
 Both are `async def` and never take a worker thread, so a saturated threadpool cannot make
 them hang. Readiness pings the database through the async engine (bounded by a timeout),
 reports the sync engine's connection failures of the last FAILURE_MEMORY seconds (watched
-through engine events, so no blocking I/O on the event loop), and asks every check
-registered with `add_check`, such as the flag store's:
+through engine events, so no blocking I/O on the event loop), says whether the flag store
+(gateway.store) is reachable, and asks every check registered with `add_check`:
 
-    add_check(gateway, "flag_store", store.health)   # async () -> None | "what is wrong"
+    add_check(gateway, "cache", cache_health)   # async () -> None | "what is wrong"
 """
 
 from __future__ import annotations
@@ -91,6 +91,14 @@ def health_router(gateway: Gateway) -> APIRouter:
     async def sync_engine() -> str | None:
         return watch.problem()
 
+    async def flag_store() -> str | None:
+        from gateway.store import flag_sync
+
+        sync = flag_sync(gateway)
+        if sync.up is False:
+            return "unreachable; serving the last known flags until it returns"
+        return None
+
     async def run(check: Check) -> str | None:
         try:
             with anyio.fail_after(CHECK_TIMEOUT):
@@ -107,6 +115,8 @@ def health_router(gateway: Gateway) -> APIRouter:
     @router.get("/ready", name="gateway_ready")
     async def ready() -> JSONResponse:
         named: dict[str, Check] = {"async_engine": async_engine, "sync_engine": sync_engine}
+        if _has_flag_store(gateway):
+            named["flag_store"] = flag_store
         named.update(_checks.get(gateway, {}))
         results = {name: await run(check) for name, check in named.items()}
         failing = [name for name, problem in results.items() if problem is not None]
@@ -120,6 +130,16 @@ def health_router(gateway: Gateway) -> APIRouter:
         return JSONResponse(body, status_code=503 if failing else 200)
 
     return router
+
+
+def _has_flag_store(gateway: Gateway) -> bool:
+    try:
+        from gateway.store import flag_sync
+
+        flag_sync(gateway)
+    except (ImportError, LookupError):
+        return False
+    return True
 
 
 def _one_line(exc: BaseException) -> str:

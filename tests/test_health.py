@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 from fastapi import APIRouter
 from sqlalchemy import create_engine, text
@@ -37,7 +38,8 @@ async def test_live_and_ready_on_a_healthy_database(settings):
         ready = await client.get("/_gateway/ready")
         assert ready.status_code == 200
         assert ready.json()["status"] == "ready"
-        assert ready.json()["checks"] == {"async_engine": "ok", "sync_engine": "ok"}
+        checks = {"async_engine": "ok", "sync_engine": "ok", "flag_store": "ok"}
+        assert ready.json()["checks"] == checks
 
 
 async def test_unreachable_database_is_unready_but_alive():
@@ -48,7 +50,7 @@ async def test_unreachable_database_is_unready_but_alive():
         assert ready.status_code == 503
         body = ready.json()
         assert body["status"] == "unready"
-        assert body["failing"] == ["async_engine"]
+        assert body["failing"][0] == "async_engine"
         assert "async_engine:" in body["detail"]
         assert "s3cret-pw" not in ready.text
 
@@ -66,7 +68,10 @@ def _admin_execute(statement: str) -> None:
 @pytest.mark.postgres
 async def test_database_that_goes_away_makes_ready_503_naming_both_engines(postgres_url):
     name = make_url(postgres_url).database
-    gw = create_gateway(Settings.from_environ({}, database_url=postgres_url, pool_size=2))
+    settings = Settings.from_environ(
+        {}, database_url=postgres_url, pool_size=2, flags_resync_interval=0.2
+    )
+    gw = create_gateway(settings)
     gw.on_startup(lambda g: prepare_database(g, seed_count=len(SEED_USERS)))
     gw.build()
     async for client in started_client(gw.app):
@@ -80,40 +85,51 @@ async def test_database_that_goes_away_makes_ready_503_naming_both_engines(postg
         )
         ready = await client.get("/_gateway/ready")
         assert ready.status_code == 503
-        assert ready.json()["failing"] == ["async_engine"]
+        assert ready.json()["failing"][0] == "async_engine"
+        assert "sync_engine" not in ready.json()["failing"]
 
         # Once a legacy request hits the dead sync pool, the sync engine is named too.
         with pytest.raises(Exception):  # noqa: B017 - the legacy app has no handler for it
             await client.get("/users/1")
         ready = await client.get("/_gateway/ready")
         assert ready.status_code == 503
-        assert ready.json()["failing"] == ["async_engine", "sync_engine"]
+        assert ready.json()["failing"][:2] == ["async_engine", "sync_engine"]
         assert (await client.get("/_gateway/live")).status_code == 200
+
+        # The flag store's next resync fails too, and readiness names it.
+        for _ in range(200):
+            ready = await client.get("/_gateway/ready")
+            if "flag_store" in ready.json()["failing"]:
+                break
+            await anyio.sleep(0.05)
+        assert ready.json()["failing"] == ["async_engine", "sync_engine", "flag_store"]
 
         # It comes back: readiness recovers without a restart.
         _admin_execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         assert (await client.get("/users/1")).status_code == 200
-        ready = await client.get("/_gateway/ready")
+        for _ in range(200):
+            ready = await client.get("/_gateway/ready")
+            if ready.status_code == 200:
+                break
+            await anyio.sleep(0.05)
         assert (ready.status_code, ready.json()["status"]) == (200, "ready")
 
 
 async def test_registered_check_failing_is_named(sqlite_url):
     gw = tiny_gateway(sqlite_url)
 
-    async def flag_store() -> str | None:
-        return "flag store unreachable: serving the last known flags"
+    async def cache() -> str | None:
+        return "cache unreachable: serving from the database"
 
-    add_check(gw, "flag_store", flag_store)
+    add_check(gw, "cache", cache)
     async for client in started_client(gw.app):
         ready = await client.get("/_gateway/ready")
         assert ready.status_code == 503
-        assert ready.json()["failing"] == ["flag_store"]
-        assert ready.json()["checks"]["flag_store"].startswith("flag store unreachable")
+        assert ready.json()["failing"] == ["cache"]
+        assert ready.json()["checks"]["cache"].startswith("cache unreachable")
 
 
 async def test_slow_check_times_out_as_failing(sqlite_url, monkeypatch):
-    import anyio
-
     import gateway.health
 
     monkeypatch.setattr(gateway.health, "CHECK_TIMEOUT", 0.05)
@@ -123,11 +139,11 @@ async def test_slow_check_times_out_as_failing(sqlite_url, monkeypatch):
         await anyio.sleep_forever()
         return None
 
-    add_check(gw, "flag_store", hangs)
+    add_check(gw, "cache", hangs)
     async for client in started_client(gw.app):
         ready = await client.get("/_gateway/ready")
         assert ready.status_code == 503
-        assert ready.json()["checks"]["flag_store"] == "no answer within 0.05 s"
+        assert ready.json()["checks"]["cache"] == "no answer within 0.05 s"
 
 
 def test_engine_watch_forgets_old_failures(monkeypatch):
