@@ -1,0 +1,37 @@
+"""Case bare_def: the textbook legacy route. `def` endpoint, sync generator get_db, sync
+SQLAlchemy, a response_model. FastAPI hands each request to the threadpool four times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException
+from sqlalchemy.orm import Session, sessionmaker
+
+from bench.apps.common import AppSettings, User, UserOut, lifespan, sync_engine
+
+
+def create_app() -> FastAPI:
+    settings = AppSettings.from_environ()
+    engine = sync_engine(settings)
+    session_local = sessionmaker(engine)
+
+    def get_db() -> Iterator[Session]:
+        db = session_local()
+        try:
+            yield db
+        finally:
+            db.close()
+
+    app = FastAPI(lifespan=lifespan(settings, engine.dispose))
+
+    @app.get("/users/{user_id}", response_model=UserOut)
+    def read_user(user_id: int, db: Session = Depends(get_db)) -> Any:
+        user = db.get(User, user_id)
+        if user is None:
+            raise HTTPException(status_code=404, detail=f"User {user_id} not found")
+        return user
+
+    return app

@@ -1,0 +1,149 @@
+"""Where the CPU went: seconds of the server, PostgreSQL, wrk and the whole machine, and
+what machine this is. Readers of /proc (Linux); `parse_stat_times` is pure.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import subprocess
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["CpuSnapshot", "machine_info", "parse_stat_times", "snapshot", "versions"]
+
+TICK = os.sysconf("SC_CLK_TCK")
+PROC = Path("/proc")
+
+
+def parse_stat_times(stat: str) -> float:
+    """utime + stime in seconds from a /proc/<pid>/stat line (the name may hold spaces)."""
+    fields = stat[stat.rindex(")") + 2 :].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def process_seconds(pid: int) -> float:
+    return parse_stat_times((PROC / str(pid) / "stat").read_text())
+
+
+def postgres_seconds() -> dict[int, float]:
+    """CPU seconds of every process named postgres (the server and its backends)."""
+    found: dict[int, float] = {}
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            found[int(entry.name)] = parse_stat_times((entry / "stat").read_text())
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return found
+
+
+def machine_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    values = [int(v) for v in (PROC / "stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])  # guest time is already inside user
+    return (total - idle) / TICK, total / TICK
+
+
+@dataclass
+class CpuSnapshot:
+    """CPU counters at one moment; `minus` gives what happened in between."""
+
+    server: float
+    postgres: dict[int, float]
+    children: float
+    busy: float
+    total: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def minus(self, before: CpuSnapshot) -> dict[str, float]:
+        # Backends that started in between count from zero; ones that exited are lost.
+        postgres = sum(v - before.postgres.get(pid, 0.0) for pid, v in self.postgres.items())
+        return {
+            "server_s": round(self.server - before.server, 3),
+            "postgres_s": round(postgres, 3),
+            "wrk_s": round(self.children - before.children, 3),
+            "machine_busy_s": round(self.busy - before.busy, 3),
+            "machine_total_s": round(self.total - before.total, 3),
+        }
+
+
+def snapshot(server_pid: int) -> CpuSnapshot:
+    """Counters now. `children` is the CPU of reaped children: wrk, once it has exited."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy, total = machine_seconds()
+    return CpuSnapshot(
+        server=process_seconds(server_pid),
+        postgres=postgres_seconds(),
+        children=usage.ru_utime + usage.ru_stime,
+        busy=busy,
+        total=total,
+    )
+
+
+def machine_info() -> dict[str, object]:
+    """nproc, CPU model, memory, kernel, load: enough to tell two machines apart."""
+    model = "?"
+    for line in (PROC / "cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    memory_kb = 0
+    for line in (PROC / "meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            memory_kb = int(line.split()[1])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(memory_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+PACKAGES = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "pydantic",
+    "sqlalchemy",
+    "psycopg",
+    "asyncpg",
+    "anyio",
+    "prometheus-client",
+    "prometheus-fastapi-instrumentator",
+)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages under test, of wrk and of git HEAD."""
+    found: dict[str, str] = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    found["wrk"] = _first_line(["wrk", "--version"])
+    head = _first_line(["git", "rev-parse", "--short", "HEAD"])
+    dirty = _first_line(["git", "status", "--porcelain", "--untracked-files=no"])
+    found["git"] = head + ("+dirty" if dirty else "")
+    return found
+
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unavailable ({exc})"
+    text = (done.stdout or done.stderr).strip()
+    return text.splitlines()[0] if text else ""

@@ -1,0 +1,280 @@
+"""From measured runs to ratios, a markdown table, JSON and a PNG chart.
+
+Every ratio compares two cases of the same profile and the same round (the same stretch of
+time on a noisy machine) and is then averaged over rounds. Pure except `write_chart`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.cases import BASELINE
+
+__all__ = [
+    "COMPARISONS",
+    "cores",
+    "deadlock_verdict",
+    "markdown",
+    "pair_ratios",
+    "summarize",
+    "write_chart",
+]
+
+Run = Mapping[str, Any]
+
+# (numerator, denominator, what it answers, target or None)
+COMPARISONS: tuple[tuple[str, str, str, float | None], ...] = (
+    ("gateway_async", "bare_async", "gateway async / bare async (cost of gateway + metrics)", 0.97),
+    ("gateway_legacy", "bare_def", "gateway legacy / bare def (aim 1.5)", 1.0),
+    ("gateway_async", "gateway_legacy", "gateway async / gateway legacy (seed: 2.3x)", None),
+    ("bare_async", "bare_def", "bare async / bare def (seed: 2.3x)", None),
+    ("bare_async_sync", "bare_def", "bare async-calling-sync / bare def (seed: 0.92)", None),
+    ("instrumented", "bare_async", "instrumentator / bare async (reference metrics cost)", None),
+    ("bare_async", "ceiling", "bare async / ceiling (share of the framework's limit)", None),
+)
+
+
+def _ok_rps(run: Run) -> float:
+    return float(run["wrk"]["ok_per_second"])
+
+
+def _index(runs: Iterable[Run]) -> dict[tuple[str, int], dict[str, Run]]:
+    by_slot: dict[tuple[str, int], dict[str, Run]] = defaultdict(dict)
+    for run in runs:
+        by_slot[(run["profile"], run["round"])][run["case"]] = run
+    return by_slot
+
+
+def pair_ratios(runs: Iterable[Run], numerator: str, denominator: str) -> dict[str, list[float]]:
+    """Per profile, numerator/denominator req/s for each round where both ran (and the
+    denominator served something)."""
+    found: dict[str, list[float]] = defaultdict(list)
+    for (profile, _round), cases in sorted(_index(runs).items()):
+        top, bottom = cases.get(numerator), cases.get(denominator)
+        if top is None or bottom is None or _ok_rps(bottom) <= 0:
+            continue
+        found[profile].append(_ok_rps(top) / _ok_rps(bottom))
+    return dict(found)
+
+
+def cores(run: Run) -> dict[str, float]:
+    """Cores used during the measured window by server, PostgreSQL, wrk and everything else."""
+    cpu, seconds = run["cpu"], float(run["wrk"]["duration_s"]) or 1.0
+    busy = cpu["machine_busy_s"]
+    known = cpu["server_s"] + cpu["postgres_s"] + cpu["wrk_s"]
+    return {
+        "server": cpu["server_s"] / seconds,
+        "postgres": cpu["postgres_s"] / seconds,
+        "wrk": cpu["wrk_s"] / seconds,
+        "other": max(busy - known, 0.0) / seconds,
+        "idle": max(cpu["machine_total_s"] - busy, 0.0) / seconds,
+    }
+
+
+def _per_request_ms(run: Run, key: str) -> float | None:
+    requests = int(run["wrk"]["requests"])
+    return 1000.0 * run["cpu"][key] / requests if requests else None
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return statistics.fmean(kept) if kept else None
+
+
+def summarize(runs: Sequence[Run], order: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per (profile, case): means over rounds, ratio to the baseline, total errors."""
+    rows = []
+    profiles = list(dict.fromkeys(r["profile"] for r in runs))
+    for profile in profiles:
+        for name in order:
+            mine = [r for r in runs if r["profile"] == profile and r["case"] == name]
+            if not mine:
+                continue
+            per_round = pair_ratios(runs, name, BASELINE).get(profile, [])
+            shares = [cores(r) for r in mine]
+            rows.append(
+                {
+                    "profile": profile,
+                    "case": name,
+                    "title": mine[0]["title"],
+                    "rounds": len(mine),
+                    "ok_per_second": _mean([_ok_rps(r) for r in mine]),
+                    "ratio": _mean(per_round),
+                    "ratio_min": min(per_round) if per_round else None,
+                    "ratio_max": max(per_round) if per_round else None,
+                    "p50_ms": _mean([r["wrk"]["latency_ms"]["p50"] for r in mine]),
+                    "p99_ms": max(r["wrk"]["latency_ms"]["p99"] for r in mine),
+                    "errors": {
+                        kind: sum(r["wrk"]["errors"][kind] for r in mine)
+                        for kind in mine[0]["wrk"]["errors"]
+                    },
+                    "server_ms_per_req": _mean([_per_request_ms(r, "server_s") for r in mine]),
+                    "postgres_ms_per_req": _mean([_per_request_ms(r, "postgres_s") for r in mine]),
+                    "wrk_ms_per_req": _mean([_per_request_ms(r, "wrk_s") for r in mine]),
+                    "cores": {
+                        k: round(statistics.fmean(s[k] for s in shares), 2) for k in shares[0]
+                    },
+                }
+            )
+    return rows
+
+
+def comparisons(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """The issue's headline ratios per profile, with their targets where it sets one."""
+    found = []
+    for top, bottom, label, target in COMPARISONS:
+        for profile, values in pair_ratios(runs, top, bottom).items():
+            mean = statistics.fmean(values)
+            found.append(
+                {
+                    "profile": profile,
+                    "label": label,
+                    "numerator": top,
+                    "denominator": bottom,
+                    "per_round": [round(v, 3) for v in values],
+                    "mean": round(mean, 3),
+                    "target": target,
+                    "met": None if target is None else mean >= target,
+                }
+            )
+    return found
+
+
+def deadlock_verdict(run: Run) -> str:
+    """'deadlocked' when nothing was served, 'completed' when all was and nothing failed."""
+    ok, errors = int(run["wrk"]["ok"]), sum(run["wrk"]["errors"].values())
+    if ok == 0 or run["wrk"]["ok_per_second"] < 1.0:
+        return "deadlocked"
+    return "completed" if errors == 0 else "served with errors"
+
+
+def _fmt(value: float | None, spec: str = ".0f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _errors(errors: Mapping[str, int]) -> str:
+    shown = [f"{kind} {count}" for kind, count in errors.items() if count]
+    return ", ".join(shown) if shown else "0"
+
+
+def markdown(result: Mapping[str, Any]) -> str:
+    """The results as markdown: settings, the table per profile, ratios, CPU, deadlock."""
+    s = result["settings"]
+    lines = [
+        f"# Benchmark run {result['started']}",
+        "",
+        f"Command: `{result['command']}`",
+        "",
+        f"{s['connections']} connections, wrk {s['threads']} threads, {s['warmup_s']} s warm-up "
+        f"+ {s['duration_s']} s measured per run, {s['rounds']} rounds (alternating order), "
+        f"pool {s['pool_size']}+{s['max_overflow']}, threadpool {s['threadpool_size']}, "
+        f"{s['users']} users, wrk timeout {s['timeout_s']} s.",
+        "",
+    ]
+    for profile in result["profiles"]:
+        rows = [r for r in result["summary"] if r["profile"] == profile["name"]]
+        if not rows:
+            continue
+        lines += [
+            f"## {profile['title']}",
+            "",
+            "| case | req/s (2xx) | vs bare def | p50 ms | p99 ms | errors "
+            "| server CPU ms/req | PostgreSQL CPU ms/req | wrk CPU ms/req "
+            "| cores: server / pg / wrk / other / idle |",
+            "|---|---:|---:|---:|---:|---|---:|---:|---:|---|",
+        ]
+        for r in rows:
+            spread = (
+                f" ({_fmt(r['ratio_min'], '.2f')}-{_fmt(r['ratio_max'], '.2f')})"
+                if r["rounds"] > 1 and r["ratio"] is not None
+                else ""
+            )
+            c = r["cores"]
+            lines.append(
+                f"| {r['title']} | {_fmt(r['ok_per_second'])} | {_fmt(r['ratio'], '.2f')}{spread} "
+                f"| {_fmt(r['p50_ms'])} | {_fmt(r['p99_ms'])} | {_errors(r['errors'])} "
+                f"| {_fmt(r['server_ms_per_req'], '.2f')} "
+                f"| {_fmt(r['postgres_ms_per_req'], '.2f')} "
+                f"| {_fmt(r['wrk_ms_per_req'], '.2f')} "
+                f"| {c['server']} / {c['postgres']} / {c['wrk']} / {c['other']} / {c['idle']} |"
+            )
+        lines.append("")
+    lines += [
+        "## Ratios from the same rounds",
+        "",
+        "| profile | ratio | per round | mean | target |",
+    ]
+    lines.append("|---|---|---|---:|---|")
+    for c in result["comparisons"]:
+        target = (
+            "" if c["target"] is None else f">= {c['target']} ({'met' if c['met'] else 'MISSED'})"
+        )
+        per_round = ", ".join(f"{v:.2f}" for v in c["per_round"])
+        lines.append(
+            f"| {c['profile']} | {c['label']} | {per_round} | {c['mean']:.2f} | {target} |"
+        )
+    lines.append("")
+    if result.get("deadlock"):
+        lines += [
+            "## Deadlock reference: pool 20 (no overflow), threadpool 40, plain profile",
+            "",
+            "| case | seconds | 2xx served | errors | unanswered at the end | verdict |",
+            "|---|---:|---:|---|---:|---|",
+        ]
+        for run in result["deadlock"]:
+            w = run["wrk"]
+            lines.append(
+                f"| {run['title']} | {w['duration_s']:.0f} | {w['ok']} | {_errors(w['errors'])} "
+                f"| {w.get('unanswered_at_end', 'n/a')} | {run['verdict']} |"
+            )
+        lines.append("")
+    blocking = [r for r in result["runs"] if r.get("gateway_metrics")]
+    if blocking:
+        lines += ["## Gateway metrics scraped after each gateway run (loop blocking / lag)", ""]
+        for run in blocking:
+            lines.append(f"- {run['profile']} round {run['round']} {run['case']}:")
+            for name, value in sorted(run["gateway_metrics"].items()):
+                lines.append(f"  - `{name}` = {value:g}")
+        lines.append("")
+    errors = sum(sum(r["wrk"]["errors"].values()) for r in result["runs"])
+    lines += [f"Errors over all measured (non-deadlock) runs: {errors}.", ""]
+    lines += ["## Machine and versions", "", "```"]
+    for key, value in {**result["machine"], **result["versions"]}.items():
+        lines.append(f"{key}: {value}")
+    lines += ["```", ""]
+    return "\n".join(lines)
+
+
+def write_chart(result: Mapping[str, Any], path: Path) -> None:
+    """A bar chart of every case's req/s relative to bare def, one bar group per profile."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["summary"]
+    names = list(dict.fromkeys(r["case"] for r in rows))
+    profiles = [
+        p["name"] for p in result["profiles"] if any(r["profile"] == p["name"] for r in rows)
+    ]
+    width = 0.8 / max(len(profiles), 1)
+    fig, ax = plt.subplots(figsize=(11, 5))
+    for i, profile in enumerate(profiles):
+        values = {r["case"]: r["ratio"] or 0.0 for r in rows if r["profile"] == profile}
+        xs = [n + i * width - 0.4 + width / 2 for n in range(len(names))]
+        bars = ax.bar(xs, [values.get(name, 0.0) for name in names], width, label=profile)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    ax.set_ylabel("2xx req/s relative to bare_def (same round)")
+    ax.set_title(
+        f"gateway benchmark {result['started']} ({result['settings']['connections']} conns)"
+    )
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,477 @@
+"""`scripts/bench`: serve each case with uvicorn, load it with wrk, write what was measured.
+
+scripts/bench                      # the full run (~11 min on 2 cores)
+scripts/bench --quick              # a smoke run: a couple of seconds per case
+scripts/bench --cases gateway_async,bare_async --profiles plain --rounds 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import procstat, report, wrk
+from bench.cases import CASES, DEADLOCK_CASES, PROFILES, Case, Profile, schedule, select
+from bench.database import DEFAULT_ADMIN_URL, connection_budget, throwaway_database
+
+__all__ = ["main"]
+
+RESULTS = Path(__file__).with_name("results")
+METRIC_NAME = re.compile(r"block|lag", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Options:
+    rounds: int
+    duration: float
+    warmup: float
+    deadlock_duration: float
+    connections: int
+    threads: int
+    timeout: float
+    pool_size: int
+    threadpool_size: int
+    pool_timeout: float
+    users: int
+    quick: bool
+
+    def app_env(self, url: str) -> dict[str, str]:
+        """The settings every case gets (GATEWAY_* as the gateway reads them)."""
+        return {
+            "GATEWAY_DATABASE_URL": url,
+            "GATEWAY_POOL_SIZE": str(self.pool_size),
+            "GATEWAY_MAX_OVERFLOW": "0",
+            "GATEWAY_POOL_TIMEOUT": str(self.pool_timeout),
+            "GATEWAY_THREADPOOL_SIZE": str(self.threadpool_size),
+            "GATEWAY_LOG_LEVEL": "warning",
+        }
+
+
+class Progress:
+    """One line per step on stderr, with elapsed time and the run counter."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.started = total, 0, time.monotonic()
+
+    def say(self, text: str, *, end: str = "\n") -> None:
+        elapsed = int(time.monotonic() - self.started)
+        print(
+            f"[{elapsed // 60:2d}:{elapsed % 60:02d}] {text}", end=end, file=sys.stderr, flush=True
+        )
+
+    def more(self, text: str) -> None:
+        print(text, end="", file=sys.stderr, flush=True)
+
+
+# -- one server --------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, lines: int = 15) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@contextmanager
+def serve(case: Case, env: dict[str, str], ready_id: int = 1) -> Iterator[Server]:
+    """uvicorn, one worker, the same flags for every case; stopped (killed if stuck) on exit."""
+    from gateway.testing import free_port
+
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", case.app, "--factory", "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--log-level", "warning", "--no-access-log", "--backlog", "2048"]
+    log = Path(tempfile.mkstemp(prefix=f"bench-{case.name}-", suffix=".log")[1])
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            argv, env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        _wait_ready(server, f"{server.url}{case.path}{ready_id}")
+        yield server
+    finally:
+        _stop(process)
+        log.unlink(missing_ok=True)
+
+
+def _wait_ready(server: Server, url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"server exited with {server.process.returncode}:\n{server.log_tail()}"
+            )
+        try:
+            answer = httpx.get(url, timeout=5.0)
+        except httpx.TransportError:
+            time.sleep(0.2)
+            continue
+        if answer.status_code != 200:
+            raise RuntimeError(
+                f"GET {url} answered {answer.status_code}, expected 200: {answer.text[:300]}\n"
+                f"{server.log_tail()}"
+            )
+        return
+    raise TimeoutError(f"server not ready at {url} after {timeout:.0f} s:\n{server.log_tail()}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()  # a deadlocked server never finishes its requests
+            process.wait()
+
+
+def scrape_gateway_metrics(url: str, prefix: str = "/_gateway") -> dict[str, float]:
+    """Samples of the gateway's blocking / loop-lag metrics, from whichever path serves them."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for path in (f"{prefix}/metrics", "/metrics"):
+        try:
+            answer = httpx.get(url + path, timeout=10.0)
+        except httpx.TransportError:
+            continue
+        if answer.status_code != 200 or "# TYPE" not in answer.text:
+            continue
+        found: dict[str, float] = {}
+        for family in text_string_to_metric_families(answer.text):
+            if not METRIC_NAME.search(family.name):
+                continue
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                found[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        return found
+    return {}
+
+
+# -- one measured run ----------------------------------------------------------------------
+
+
+def measure(
+    case: Case,
+    profile: Profile,
+    number: int,
+    options: Options,
+    db_url: str,
+    progress: Progress,
+    *,
+    duration: float,
+    warmup_connections: int,
+) -> dict[str, Any]:
+    """Start the case's server, warm it up, measure one wrk run, return the record."""
+    env = {**options.app_env(db_url), **case.env}
+    started = time.monotonic()
+    with serve(case, env) as server:
+        progress.more(f" up {time.monotonic() - started:.1f}s, warm-up {options.warmup:g}s")
+        wrk.run(
+            wrk.command(
+                server.url,
+                case.path,
+                connections=warmup_connections,
+                threads=options.threads,
+                duration=options.warmup,
+                timeout=options.timeout,
+                max_id=options.users,
+            ),
+            limit=options.warmup + 30,
+        )
+        progress.more(f", measuring {duration:g}s ...")
+        argv = wrk.command(
+            server.url,
+            case.path,
+            connections=options.connections,
+            threads=options.threads,
+            duration=duration,
+            timeout=options.timeout,
+            max_id=options.users,
+        )
+        before = procstat.snapshot(server.pid)
+        result, _output = wrk.run(argv, limit=duration + 60)
+        after = procstat.snapshot(server.pid)
+        record: dict[str, Any] = {
+            "profile": profile.name,
+            "round": number,
+            "case": case.name,
+            "title": case.title,
+            "app": case.app,
+            "env": case.env,
+            "wrk_command": shlex.join(argv),
+            "wrk": result.to_dict(),
+            "cpu": after.minus(before),
+        }
+        if case.gateway and server.process.poll() is None:
+            record["gateway_metrics"] = scrape_gateway_metrics(server.url)
+        if result.error_count:
+            record["server_log_tail"] = server.log_tail()
+    return record
+
+
+def _describe(record: dict[str, Any]) -> str:
+    w, cpu = record["wrk"], record["cpu"]
+    per_request = 1000 * cpu["server_s"] / w["requests"] if w["requests"] else float("nan")
+    errors = sum(w["errors"].values())
+    return (
+        f" {w['ok_per_second']:.0f} req/s, p50 {w['latency_ms']['p50']:.0f} ms, "
+        f"p99 {w['latency_ms']['p99']:.0f} ms, errors {errors}, "
+        f"unanswered at end {w['unanswered_at_end']}, "
+        f"server {per_request:.2f} ms CPU/req"
+    )
+
+
+# -- the whole benchmark -------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 s per case, 1 s warm-up")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds, alternating order (2)")
+    parser.add_argument("--duration", type=float, help="measured seconds per run (10)")
+    parser.add_argument("--warmup", type=float, help="warm-up seconds per run (3)")
+    parser.add_argument(
+        "--deadlock-duration", type=float, help="seconds for the deadlock pair (40)"
+    )
+    parser.add_argument("--connections", type=int, default=1000, help="concurrent connections")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="wrk: answers slower than this are errors (30)"
+    )
+    parser.add_argument("--pool", type=int, default=80, help="pool size, no overflow (80)")
+    parser.add_argument(
+        "--threadpool", type=int, help="threadpool size (default: --connections; see docs/bench.md)"
+    )
+    parser.add_argument("--pool-timeout", type=float, default=30.0, help="pool checkout timeout")
+    parser.add_argument("--users", type=int, default=10_000, help="seeded users (10000)")
+    parser.add_argument(
+        "--cases", help=f"comma list, default all: {','.join(c.name for c in CASES)}"
+    )
+    parser.add_argument("--profiles", help="comma list, default all: plain,delay5ms")
+    parser.add_argument("--no-deadlock", action="store_true", help="skip the deadlock reference")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("GATEWAY_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL),
+        help="admin URL of the PostgreSQL server (a throwaway database is created there)",
+    )
+    args = parser.parse_args(argv)
+    quick = args.quick
+    options = Options(
+        rounds=args.rounds,
+        duration=args.duration or (2.0 if quick else 10.0),
+        warmup=args.warmup or (1.0 if quick else 3.0),
+        deadlock_duration=args.deadlock_duration or (6.0 if quick else 40.0),
+        connections=args.connections,
+        threads=args.threads,
+        timeout=args.timeout,
+        pool_size=args.pool,
+        threadpool_size=args.threadpool or args.connections,
+        pool_timeout=args.pool_timeout,
+        users=args.users,
+        quick=quick,
+    )
+    return args, options
+
+
+def _profiles(names: str | None) -> tuple[Profile, ...]:
+    if not names:
+        return PROFILES
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    known = {p.name: p for p in PROFILES}
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown profile(s) {', '.join(unknown)}; expected {', '.join(known)}")
+    return tuple(known[n] for n in wanted)
+
+
+def _preflight(args: argparse.Namespace, options: Options) -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: install Debian's wrk (scripts/bench does, as root).")
+    limit, used = connection_budget(args.postgres)
+    needed = options.pool_size + 10  # the pool, the gateway's own bookkeeping, the harness
+    if needed > limit - used:
+        raise SystemExit(
+            f"PostgreSQL allows max_connections={limit} and {used} are in use; --pool "
+            f"{options.pool_size} needs about {needed}. Lower --pool or free connections."
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, options = parse_args(argv)
+    try:
+        cases = select(args.cases)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    profiles = _profiles(args.profiles)
+    _preflight(args, options)
+    plan = [(p, n, c) for p in profiles for n, c in schedule(cases, options.rounds)]
+    deadlock = [] if args.no_deadlock else list(DEADLOCK_CASES)
+    progress = Progress(len(plan) + len(deadlock))
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    machine = procstat.machine_info()
+    per_run = options.warmup + options.duration + 4
+    estimate = len(plan) * per_run + len(deadlock) * (options.deadlock_duration + 10)
+    progress.say(
+        f"{len(plan)} runs + {len(deadlock)} deadlock runs, {options.connections} connections, "
+        f"about {estimate / 60:.1f} min; load average {machine['loadavg_at_start']}"
+    )
+    runs: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    deadlock_runs: list[dict[str, Any]] = []
+    with throwaway_database(args.postgres, users=options.users) as db:
+        progress.say(f"database {db.name}: {options.users} users seeded")
+        postgres_version = db.server_version()
+        for profile in profiles:
+            db.use_profile(profile)
+            for number, case in [(n, c) for p, n, c in plan if p is profile]:
+                progress.done += 1
+                progress.say(
+                    f"({progress.done}/{progress.total}) {profile.name} round {number} "
+                    f"{case.name}:",
+                    end="",
+                )
+                try:
+                    record = measure(
+                        case,
+                        profile,
+                        number,
+                        options,
+                        db.url,
+                        progress,
+                        duration=options.duration,
+                        warmup_connections=options.connections,
+                    )
+                except Exception as exc:  # one broken case must not lose the whole run
+                    failures.append(
+                        {
+                            "profile": profile.name,
+                            "round": number,
+                            "case": case.name,
+                            "error": str(exc)[-2000:],
+                        }
+                    )
+                    progress.more(f" FAILED: {str(exc).splitlines()[0][:200]}\n")
+                    continue
+                runs.append(record)
+                progress.more(_describe(record) + "\n")
+        if deadlock:
+            plain = PROFILES[0]
+            db.use_profile(plain)
+            for case in deadlock:
+                progress.done += 1
+                progress.say(
+                    f"({progress.done}/{progress.total}) deadlock reference {case.name}:", end=""
+                )
+                try:
+                    record = measure(
+                        case,
+                        plain,
+                        1,
+                        options,
+                        db.url,
+                        progress,
+                        duration=options.deadlock_duration,
+                        warmup_connections=10,
+                    )
+                except Exception as exc:
+                    failures.append(
+                        {
+                            "profile": "deadlock",
+                            "round": 1,
+                            "case": case.name,
+                            "error": str(exc)[-2000:],
+                        }
+                    )
+                    progress.more(f" FAILED: {str(exc).splitlines()[0][:200]}\n")
+                    continue
+                record["verdict"] = report.deadlock_verdict(record)
+                deadlock_runs.append(record)
+                progress.more(_describe(record) + f" -> {record['verdict']}\n")
+    order = [c.name for c in cases]
+    result: dict[str, Any] = {
+        "started": started,
+        "command": "scripts/bench " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "quick": options.quick,
+        "settings": {
+            "rounds": options.rounds,
+            "duration_s": options.duration,
+            "warmup_s": options.warmup,
+            "deadlock_duration_s": options.deadlock_duration,
+            "connections": options.connections,
+            "threads": options.threads,
+            "timeout_s": options.timeout,
+            "pool_size": options.pool_size,
+            "max_overflow": 0,
+            "pool_timeout_s": options.pool_timeout,
+            "threadpool_size": options.threadpool_size,
+            "users": options.users,
+        },
+        "profiles": [{"name": p.name, "title": p.title, "delay_ms": p.delay_ms} for p in profiles],
+        "machine": machine,
+        "versions": {**procstat.versions(), "postgresql": postgres_version},
+        "summary": report.summarize(runs, order),
+        "comparisons": report.comparisons(runs),
+        "runs": runs,
+        "deadlock": deadlock_runs,
+        "failures": failures,
+    }
+    paths = write_results(result, args.out, quick=options.quick)
+    progress.say("wrote " + ", ".join(str(p) for p in paths))
+    for c in result["comparisons"]:
+        target = (
+            ""
+            if c["target"] is None
+            else f"  (target >= {c['target']}: {'met' if c['met'] else 'MISSED'})"
+        )
+        progress.say(f"{c['profile']:>8}  {c['label']}: {c['mean']:.2f}{target}")
+    if failures:
+        progress.say(f"{len(failures)} run(s) failed; see 'failures' in the JSON")
+    return 1 if failures else 0
+
+
+def write_results(result: dict[str, Any], out: Path, *, quick: bool) -> list[Path]:
+    """<stamp>.json/.md/.png under `out`, and latest.* for a full run (quick-* for --quick)."""
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = ("quick-" if quick else "") + result["started"].replace(":", "").replace("-", "")
+    json_path, md_path, png_path = (out / f"{stamp}.{ext}" for ext in ("json", "md", "png"))
+    json_path.write_text(json.dumps(result, indent=2) + "\n")
+    md_path.write_text(report.markdown(result))
+    written = [json_path, md_path]
+    if result["summary"]:
+        report.write_chart(result, png_path)
+        written.append(png_path)
+    if not quick:
+        for path in written:
+            shutil.copyfile(path, out / f"latest{path.suffix}")
+    return written
+
+
+if __name__ == "__main__":
+    sys.exit(main())

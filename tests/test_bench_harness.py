@@ -1,0 +1,363 @@
+"""The benchmark harness (bench/): the pure parts, the apps it serves, and one real wrk run.
+
+No timing is asserted anywhere: the tests check parsing, ordering, arithmetic, that every
+case serves the same answer, and that wrk's Lua hook prints what the parser reads.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bench import cases, procstat, report, wrk
+from bench.cases import Case
+from tests.conftest import started_client
+
+WRK_LINE = (
+    'BENCH_JSON {"requests": 1200, "sent": 1301, "duration_us": 2000000, "bytes": 5, '
+    '"errors": {"connect": 0, "read": 1, "write": 0, "status": 200, "timeout": 3}, '
+    '"latency_us": {"p50": 1500, "p90": 2500, "p99": 9000, "mean": 1800.5, "max": 12000}}'
+)
+
+
+# -- wrk output -----------------------------------------------------------------------------
+
+
+def test_parse_output_reads_the_lua_line_among_wrk_text():
+    text = f"Running 2s test @ http://127.0.0.1:1\n  2 threads\n{WRK_LINE}\nRequests/sec: 600\n"
+    result = wrk.parse_output(text)
+    assert result.requests == 1200
+    assert result.ok == 1000  # status errors are not served requests
+    assert result.ok_per_second == 500.0
+    assert result.error_count == 204
+    assert result.unanswered == 101
+    assert result.latency_ms == {"p50": 1.5, "p90": 2.5, "p99": 9.0, "mean": 1.8, "max": 12.0}
+
+
+def test_parse_output_names_what_is_missing():
+    with pytest.raises(ValueError, match="no BENCH_JSON line"):
+        wrk.parse_output("unable to connect to 127.0.0.1:1 Connection refused\n")
+    with pytest.raises(ValueError, match="not JSON"):
+        wrk.parse_output("BENCH_JSON {nope\n")
+    with pytest.raises(ValueError, match="lacks duration_us"):
+        wrk.parse_output('BENCH_JSON {"requests": 1, "errors": {}, "latency_us": {}}\n')
+
+
+def test_nothing_served_is_zero_per_second_not_a_crash():
+    line = WRK_LINE.replace('"requests": 1200', '"requests": 0').replace(
+        '"status": 200', '"status": 0'
+    )
+    result = wrk.parse_output(line)
+    assert (result.ok, result.ok_per_second, result.unanswered) == (0, 0.0, 1301)
+
+
+def test_wrk_command_passes_path_and_ids_to_the_script():
+    argv = wrk.command("http://127.0.0.1:9", "/users/", connections=1000, duration=2.4, max_id=50)
+    assert argv[0] == "wrk"
+    assert "--connections=1000" in argv and "--duration=2s" in argv
+    assert f"--script={wrk.LUA_SCRIPT}" in argv
+    assert argv[-4:] == ["http://127.0.0.1:9", "--", "/users/", "50"]
+    with pytest.raises(ValueError, match="at least threads"):
+        wrk.command("http://x", "/", connections=1, duration=1, threads=2)
+
+
+# -- cases and order ------------------------------------------------------------------------
+
+
+def test_schedule_alternates_forward_and_reversed():
+    abc = [Case(n, n, "m:f") for n in "ABC"]
+    order = [(r, c.name) for r, c in cases.schedule(abc, 3)]
+    assert order == [
+        (1, "A"), (1, "B"), (1, "C"),
+        (2, "C"), (2, "B"), (2, "A"),
+        (3, "A"), (3, "B"), (3, "C"),
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="at least 1"):
+        cases.schedule(abc, 0)
+
+
+def test_select_keeps_the_baseline_and_rejects_unknown_names():
+    picked = cases.select("gateway_async, ceiling")
+    assert [c.name for c in picked] == ["bare_def", "gateway_async", "ceiling"]
+    with pytest.raises(ValueError, match=r"unknown case.*nope"):
+        cases.select("nope")
+
+
+def test_every_case_serves_the_same_route_shape():
+    names = [c.name for c in cases.CASES]
+    assert len(set(names)) == len(names)
+    assert names[0] == cases.BASELINE
+    assert {c.path for c in cases.CASES} == {"/users/", "/ceiling/"}
+    modes = {c.name: c.env.get("GATEWAY_DEFAULT_MODE") for c in cases.CASES if c.gateway}
+    assert modes == {
+        "gateway_legacy": "legacy",
+        "gateway_async": "async",
+        "gateway_async_sync": "async",
+    }
+    deadlock = {c.name: c.env for c in cases.DEADLOCK_CASES}
+    for env in deadlock.values():
+        assert env["GATEWAY_POOL_SIZE"] == "20" and env["GATEWAY_MAX_OVERFLOW"] == "0"
+        assert env["GATEWAY_THREADPOOL_SIZE"] == "40"
+
+
+# -- ratios and tables ----------------------------------------------------------------------
+
+
+def _run(profile, number, case, ok_rps, *, server_s=1.0, status=0):
+    return {
+        "profile": profile,
+        "round": number,
+        "case": case,
+        "title": case.replace("_", " "),
+        "wrk": {
+            "requests": int(ok_rps * 10) + status,
+            "ok": int(ok_rps * 10),
+            "duration_s": 10.0,
+            "ok_per_second": ok_rps,
+            "unanswered_at_end": 3,
+            "errors": {"connect": 0, "read": 0, "write": 0, "status": status, "timeout": 0},
+            "latency_ms": {"p50": 100.0, "p90": 200.0, "p99": 300.0 + number, "mean": 1, "max": 1},
+        },
+        "cpu": {
+            "server_s": server_s,
+            "postgres_s": 0.5,
+            "wrk_s": 0.2,
+            "machine_busy_s": 19.0,
+            "machine_total_s": 20.0,
+        },
+    }
+
+
+RUNS = [
+    _run("plain", 1, "bare_def", 500),
+    _run("plain", 1, "bare_async", 1000),
+    _run("plain", 1, "gateway_async", 980),
+    _run("plain", 2, "gateway_async", 1200),
+    _run("plain", 2, "bare_async", 1250, status=7),
+    _run("plain", 2, "bare_def", 600),
+    _run("delay5ms", 1, "bare_def", 400),
+    _run("delay5ms", 1, "bare_async", 1200),
+]
+
+
+def test_ratios_pair_cases_from_the_same_round_only():
+    assert report.pair_ratios(RUNS, "bare_async", "bare_def") == {
+        "plain": [2.0, 1250 / 600],
+        "delay5ms": [3.0],
+    }
+    assert report.pair_ratios(RUNS, "gateway_async", "bare_async") == {"plain": [0.98, 0.96]}
+    assert report.pair_ratios([_run("plain", 1, "a", 5), _run("plain", 1, "b", 0)], "a", "b") == {}
+
+
+def test_summary_rows_average_rounds_and_sum_errors():
+    rows = report.summarize(RUNS, ["bare_def", "bare_async", "gateway_async"])
+    plain_async = next(r for r in rows if (r["profile"], r["case"]) == ("plain", "bare_async"))
+    assert plain_async["ok_per_second"] == 1125
+    assert plain_async["ratio"] == pytest.approx((2.0 + 1250 / 600) / 2)
+    assert (plain_async["ratio_min"], plain_async["ratio_max"]) == (2.0, 1250 / 600)
+    assert plain_async["p99_ms"] == 302.0
+    assert plain_async["errors"]["status"] == 7
+    assert plain_async["server_ms_per_req"] == pytest.approx((1000 / 10_000 + 1000 / 12_507) / 2)
+    assert plain_async["cores"] == {
+        "server": 0.1,
+        "postgres": 0.05,
+        "wrk": 0.02,
+        "other": 1.73,
+        "idle": 0.1,
+    }
+    assert [(r["profile"], r["case"]) for r in rows] == [
+        ("plain", "bare_def"),
+        ("plain", "bare_async"),
+        ("plain", "gateway_async"),
+        ("delay5ms", "bare_def"),
+        ("delay5ms", "bare_async"),
+    ]
+
+
+def test_comparisons_check_targets():
+    found = {(c["profile"], c["numerator"], c["denominator"]): c for c in report.comparisons(RUNS)}
+    gateway = found[("plain", "gateway_async", "bare_async")]
+    assert gateway["mean"] == 0.97 and gateway["target"] == 0.97 and gateway["met"] is True
+    seed = found[("delay5ms", "bare_async", "bare_def")]
+    assert seed["per_round"] == [3.0] and seed["target"] is None and seed["met"] is None
+    slower = report.comparisons(
+        [_run("p", 1, "gateway_async", 96), _run("p", 1, "bare_async", 100)]
+    )
+    assert [c["met"] for c in slower if c["numerator"] == "gateway_async"] == [False]
+
+
+def test_deadlock_verdict():
+    hung = _run("plain", 1, "deadlock_bare_def", 0)
+    assert report.deadlock_verdict(hung) == "deadlocked"
+    assert report.deadlock_verdict(_run("plain", 1, "d", 300)) == "completed"
+    assert report.deadlock_verdict(_run("plain", 1, "d", 300, status=2)) == "served with errors"
+
+
+def _result(runs):
+    return {
+        "started": "2026-11-25T20:00:00Z",
+        "command": "scripts/bench --quick",
+        "settings": {
+            "connections": 1000,
+            "threads": 2,
+            "warmup_s": 1,
+            "duration_s": 2,
+            "rounds": 2,
+            "pool_size": 80,
+            "max_overflow": 0,
+            "threadpool_size": 1000,
+            "users": 10_000,
+            "timeout_s": 30,
+        },
+        "profiles": [
+            {"name": "plain", "title": "plain lookup"},
+            {"name": "delay5ms", "title": "d"},
+        ],
+        "summary": report.summarize(runs, ["bare_def", "bare_async", "gateway_async"]),
+        "comparisons": report.comparisons(runs),
+        "runs": runs,
+        "deadlock": [{**_run("plain", 1, "deadlock_bare_def", 0), "verdict": "deadlocked"}],
+        "machine": {"nproc": 2},
+        "versions": {"fastapi": "0.165"},
+    }
+
+
+def test_markdown_has_a_row_per_case_and_the_deadlock_verdict():
+    text = report.markdown(_result(RUNS))
+    assert "Command: `scripts/bench --quick`" in text
+    assert "| bare async | 1125 | 2.04 (2.00-2.08) | 100 | 302 | status 7 |" in text
+    assert "| plain | gateway async / bare async" in text and "(met)" in text
+    assert "| deadlock bare def | 10 | 0 | 0 | 3 | deadlocked |" in text
+    assert "nproc: 2" in text
+
+
+def test_chart_is_written_as_png(tmp_path: Path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "chart.png"
+    report.write_chart(_result(RUNS), path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- /proc ------------------------------------------------------------------------------------
+
+
+def test_parse_stat_times_survives_a_name_with_spaces_and_parens():
+    tick = procstat.TICK
+    fields = ["S", *["0"] * 10, str(3 * tick), str(tick), *["0"] * 30]
+    assert procstat.parse_stat_times(f"123 (uvicorn (w) 1) {' '.join(fields)}") == 4.0
+
+
+def test_snapshot_of_this_process_moves_forward():
+    import os
+
+    before = procstat.snapshot(os.getpid())
+    sum(i * i for i in range(200_000))
+    delta = procstat.snapshot(os.getpid()).minus(before)
+    assert delta["server_s"] >= 0 and delta["machine_total_s"] >= 0
+    assert set(delta) == {"server_s", "postgres_s", "wrk_s", "machine_busy_s", "machine_total_s"}
+
+
+# -- the apps, on a real PostgreSQL -------------------------------------------------------------
+
+APPS = [
+    ("bench.apps.bare_def", "create_app", {}),
+    ("bench.apps.bare_async_sync", "create_app", {}),
+    ("bench.apps.bare_async", "create_app", {}),
+    ("bench.apps.instrumented", "create_app", {}),
+    ("bench.apps.gateway_app", "create_app", {"GATEWAY_DEFAULT_MODE": "legacy"}),
+    ("bench.apps.gateway_app", "create_app", {"GATEWAY_DEFAULT_MODE": "async"}),
+    ("bench.apps.gateway_app", "create_blocking_app", {"GATEWAY_DEFAULT_MODE": "async"}),
+]
+
+
+@pytest.fixture
+def seeded_url(postgres_url: str) -> str:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE users (id serial PRIMARY KEY, name varchar(100) UNIQUE NOT NULL,"
+            " email varchar(200) NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO users (name, email) SELECT 'user' || i, 'user' || i || '@example.com'"
+            " FROM generate_series(1, 20) AS i"
+        )
+    return postgres_url
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+@pytest.mark.parametrize(("module", "factory", "env"), APPS)
+async def test_every_app_answers_the_same_lookup(module, factory, env, seeded_url, monkeypatch):
+    if module.endswith("instrumented"):
+        pytest.importorskip("prometheus_fastapi_instrumentator")
+    import importlib
+
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", seeded_url)
+    monkeypatch.setenv("GATEWAY_POOL_SIZE", "2")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    app = getattr(importlib.import_module(module), factory)()
+    async for client in started_client(app):
+        found = await client.get("/users/7")
+        missing = await client.get("/users/999")
+    assert found.status_code == 200
+    assert found.json() == {"id": 7, "name": "user7", "email": "user7@example.com"}
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "User 999 not found"}
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_gateway_app_runs_the_mode_it_was_given(seeded_url, monkeypatch):
+    from bench.apps import gateway_app
+
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", seeded_url)
+    for mode in ("legacy", "async"):
+        monkeypatch.setenv("GATEWAY_DEFAULT_MODE", mode)
+        app = gateway_app.create_app()
+        async for _client in started_client(app):
+            gateway = app.state.gateway
+            assert gateway.modes.get(gateway_app.ROUTE).mode.value == mode
+
+
+@pytest.mark.postgres
+def test_delay_profile_changes_the_database_not_the_query(postgres_server):
+    from bench.database import throwaway_database
+
+    with throwaway_database(postgres_server, users=5) as db:
+        for profile, relkind in ((cases.PROFILES[1], "v"), (cases.PROFILES[0], "r")):
+            db.use_profile(profile)
+            with psycopg.connect(db.url) as conn:
+                row = conn.execute(
+                    "SELECT c.relkind FROM pg_class c WHERE c.oid = 'users'::regclass"
+                ).fetchone()
+                count = conn.execute("SELECT count(*) FROM users WHERE id = 3").fetchone()
+            assert (row[0], count[0]) == (relkind, 1)
+        name = db.name
+    with psycopg.connect(postgres_server) as conn:
+        left = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    assert left is None
+
+
+# -- one real wrk run -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_wrk_and_the_lua_hook_against_a_real_server():
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (scripts/bench installs it)")
+    from bench.run import serve
+
+    case = next(c for c in cases.CASES if c.name == "ceiling")
+    env = {"GATEWAY_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}  # never connected
+    with serve(case, env) as server:
+        argv = wrk.command(server.url, case.path, connections=2, duration=1, max_id=3)
+        result, output = wrk.run(argv, limit=60)
+    assert result.requests > 0, output
+    assert result.error_count == 0, output
+    assert result.sent >= result.requests
+    assert json.loads(output.split(wrk.MARKER, 1)[1].splitlines()[0])["requests"] == result.requests
