@@ -1,0 +1,200 @@
+"""Flag propagation: from a flip to the last of N worker processes serving the new mode.
+
+    python -m bench.propagation                       # 200 flips, 4 workers, PostgreSQL
+    python -m bench.propagation --load 1000 --duration 60 --flips 100   # flips under wrk load
+
+It serves tests.support_flags:create_probe_app with `gateway serve --workers N` on a
+throwaway PostgreSQL database. Every worker appends a line to <probe dir>/<pid>.log with the
+wall-clock time at which it applied a change to its in-memory mode table (which the next
+request reads), so the latency of a flip is max(applied time over workers) - (time just before
+the PUT was sent). Same host, same clock.
+
+With --load, wrk keeps --load connections on GET /probe (with a per-connection user key)
+for --duration seconds while the flips run, and every non-2xx answer or socket error is
+reported as a failed request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import psycopg
+from sqlalchemy.engine import make_url
+
+from gateway.testing import serve_in_subprocess
+from tests.support_flags import ADMIN_TOKEN, PROBE
+
+APP = "tests.support_flags:create_probe_app"
+ADMIN_URL = os.environ.get(
+    "GATEWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    name = f"gateway_bench_flags_{uuid.uuid4().hex[:8]}"
+    conninfo = make_url(ADMIN_URL).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class WorkerLogs:
+    """The per-worker change logs written by the probe app."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.offsets: dict[Path, int] = {}
+        self.latest: dict[str, tuple[float, str]] = {}  # pid -> (applied at, "mode percent")
+
+    def read(self) -> None:
+        for path in self.directory.glob("*.log"):
+            with path.open() as handle:
+                handle.seek(self.offsets.get(path, 0))
+                text = handle.read()
+            complete = text[: text.rfind("\n") + 1]
+            self.offsets[path] = self.offsets.get(path, 0) + len(complete.encode())
+            for line in complete.splitlines():
+                stamp, _, rest = line.partition(" ")
+                if rest == "started":
+                    self.latest.setdefault(path.stem, (float(stamp), "legacy 0"))
+                elif rest.startswith(PROBE + "\t"):
+                    self.latest[path.stem] = (float(stamp), rest.split("\t", 1)[1])
+
+    def wait_for(self, state: str, workers: int, timeout: float = 30.0) -> float:
+        """Wait until every worker's latest state is `state`; return the latest applied time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.read()
+            if len(self.latest) >= workers and all(s == state for _, s in self.latest.values()):
+                return max(at for at, _ in self.latest.values())
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"workers did not reach {state!r}: {self.latest}")
+            time.sleep(0.001)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def run_flips(url: str, logs: WorkerLogs, workers: int, flips: int, pause: float) -> dict:
+    target = f"{url}/_gateway/routes/{quote(PROBE, safe='')}"
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    propagation, put = [], []
+    with httpx.Client(timeout=30) as client:
+        for i in range(flips):
+            percent = i % 99 + 1  # consecutive flips always differ
+            started = time.time()
+            response = client.put(
+                target, json={"mode": "canary", "percent": percent, "reason": "bench"},
+                headers=headers,
+            )  # fmt: skip
+            answered = time.time()
+            response.raise_for_status()
+            applied = logs.wait_for(f"canary {percent}", workers)
+            propagation.append((applied - started) * 1000)
+            put.append((answered - started) * 1000)
+            time.sleep(pause)
+    return {"propagation_ms": propagation, "put_ms": put}
+
+
+def wrk(url: str, connections: int, duration: float, out: dict) -> None:
+    script = Path(tempfile.mkdtemp()) / "users.lua"
+    script.write_text(
+        "local n = 0\n"
+        "request = function()\n"
+        "  n = n + 1\n"
+        '  return wrk.format("GET", "/probe", {["X-User-Id"] = "u" .. n})\n'
+        "end\n"
+    )
+    command = [
+        "wrk", "-t2", f"-c{connections}", f"-d{int(duration)}s", "--timeout", "30s",
+        "-s", str(script), f"{url}/probe",
+    ]  # fmt: skip
+    out["output"] = subprocess.run(command, capture_output=True, text=True).stdout
+    shutil.rmtree(script.parent, ignore_errors=True)
+
+
+def parse_wrk(output: str) -> dict[str, int]:
+    found = {"requests": 0, "non_2xx": 0, "socket_errors": 0}
+    if match := re.search(r"(\d+) requests in", output):
+        found["requests"] = int(match.group(1))
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        found["non_2xx"] = int(match.group(1))
+    if match := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    ):
+        found["socket_errors"] = sum(int(g) for g in match.groups())
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--flips", type=int, default=200)
+    parser.add_argument("--pause", type=float, default=0.05, help="seconds between flips")
+    parser.add_argument("--load", type=int, default=0, help="wrk connections during the flips")
+    parser.add_argument("--duration", type=float, default=60.0, help="with --load: seconds")
+    args = parser.parse_args()
+
+    probe_dir = Path(tempfile.mkdtemp(prefix="gateway-probe-"))
+    with throwaway_database() as database_url:
+        env = {
+            "GATEWAY_DATABASE_URL": database_url,
+            "GATEWAY_ADMIN_TOKENS": f"ops={ADMIN_TOKEN}",
+            "GATEWAY_PROBE_DIR": str(probe_dir),
+            "GATEWAY_POOL_SIZE": "5",
+        }
+        with serve_in_subprocess(APP, env=env, workers=args.workers, ready_path="/probe") as url:
+            logs = WorkerLogs(probe_dir)
+            logs.wait_for("legacy 0", args.workers)
+            load: dict = {}
+            loader = None
+            pause = args.pause
+            if args.load:
+                loader = threading.Thread(target=wrk, args=(url, args.load, args.duration, load))
+                loader.start()
+                time.sleep(2)  # let wrk open its connections
+                pause = max((args.duration - 4) / args.flips, 0.0)
+            results = run_flips(url, logs, args.workers, args.flips, pause)
+            if loader:
+                loader.join()
+    shutil.rmtree(probe_dir, ignore_errors=True)
+
+    print(f"{args.flips} flips, {args.workers} workers, PostgreSQL LISTEN/NOTIFY")
+    for name, values in results.items():
+        print(
+            f"  {name:<15} p50 {statistics.median(values):7.1f}  p90 {percentile(values, 90):7.1f}"
+            f"  p99 {percentile(values, 99):7.1f}  max {max(values):7.1f}"
+        )
+    if args.load:
+        counts = parse_wrk(load.get("output", ""))
+        print(
+            f"  load: {args.load} connections for {args.duration:g} s: {counts['requests']} "
+            f"requests, {counts['non_2xx']} non-2xx, {counts['socket_errors']} socket errors"
+        )
+        if not counts["requests"]:
+            print(load.get("output", "(no wrk output)"))
+
+
+if __name__ == "__main__":
+    main()

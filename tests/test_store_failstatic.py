@@ -1,0 +1,176 @@
+"""Fail static: a private PostgreSQL cluster is stopped and started under running gateways.
+
+Never the shared server on 5432: this test runs its own cluster on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from gateway.flags import Flag, Mode
+from gateway.store import flag_sync, store_metrics
+from gateway.testing import free_port
+from tests.conftest import started_client
+from tests.support_flags import ADMIN_TOKEN, PROBE, create_probe_gateway, probe_settings
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres, pytest.mark.slow]
+
+BIN = Path(os.environ.get("GATEWAY_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster this test may stop and start at will."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        # initdb refuses to run as root; run the cluster as the postgres user then.
+        self.user = "postgres" if os.geteuid() == 0 else None
+
+    def _run(self, *args: str) -> None:
+        subprocess.run(
+            [str(BIN / args[0]), *args[1:]],
+            check=True,
+            user=self.user,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def init(self) -> None:
+        if self.user:
+            shutil.chown(self.root, self.user)
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.root / "log")
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    if not (BIN / "initdb").exists():
+        pytest.skip(f"no PostgreSQL server binaries in {BIN} (set GATEWAY_TEST_PG_BIN)")
+    root = Path(tempfile.mkdtemp(prefix="gateway-pg-"))
+    cluster = PrivatePostgres(root)
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        subprocess.run(
+            [str(BIN / "pg_ctl"), "-D", str(cluster.data), "-m", "immediate", "stop"],
+            user=cluster.user,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def eventually(check, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.05)
+
+
+def gateway_on(url: str):
+    gateway = create_probe_gateway(probe_settings(url, flags_resync_interval=1.0))
+    gateway.build()
+    registry = CollectorRegistry()
+    flag_sync(gateway).metrics = store_metrics(registry)
+    return gateway, registry
+
+
+@asynccontextmanager
+async def running(gateway):
+    async for client in started_client(gateway.app):
+        yield client
+
+
+def store_up(registry: CollectorRegistry) -> float | None:
+    return registry.get_sample_value("gateway_flag_store_up")
+
+
+async def serve_probes(client, count: int) -> set[str]:
+    seen = set()
+    for _ in range(count):
+        response = await client.get("/probe")
+        assert response.status_code == 200
+        seen.add(response.json()["implementation"])
+    return seen
+
+
+async def test_store_outage_keeps_last_flags_and_catches_up(private_postgres, caplog):
+    caplog.set_level(logging.INFO, logger="gateway.flags")
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    one, one_metrics = gateway_on(private_postgres.url)
+    two, _ = gateway_on(private_postgres.url)
+    async with AsyncExitStack() as stack:
+        client_one = await stack.enter_async_context(running(one))
+        client_two = await stack.enter_async_context(running(two))
+        assert store_up(one_metrics) == 1
+        await flag_sync(one).change(PROBE, "async", None, actor="ops")
+        await eventually(lambda: two.modes.get(PROBE).mode is Mode.ASYNC)
+
+        private_postgres.stop()
+        await eventually(lambda: store_up(one_metrics) == 0)
+        assert "flag store unreachable" in caplog.text
+        # Requests keep being served with the last known flags: no flag lookup touches the store.
+        assert await serve_probes(client_one, 200) == {"async"}
+        assert await serve_probes(client_two, 200) == {"async"}
+        refused = await client_one.put(
+            "/_gateway/routes/GET%20%2Fprobe", json={"mode": "legacy"}, headers=auth
+        )
+        assert refused.status_code == 503
+        assert "unreachable, so nothing was recorded" in refused.json()["detail"]
+        assert one.modes.get(PROBE).mode is Mode.ASYNC
+        status = (await client_one.get("/_gateway/routes")).json()["store"]
+        assert (status["up"], status["flags_from"]) == (False, "store")
+
+        # A worker that starts during the outage serves the default and says so.
+        late, late_metrics = gateway_on(private_postgres.url)
+        client_late = await stack.enter_async_context(running(late))
+        assert late.modes.get(PROBE).mode is Mode.LEGACY
+        assert "serving the default mode 'legacy'" in caplog.text
+        assert (await client_late.get("/_gateway/routes")).json()["store"]["flags_from"] == (
+            "default"
+        )
+
+        private_postgres.start()
+        canary = Flag(Mode.CANARY, 10)
+        await _change_when_back(two, canary)
+        for gateway in (one, two, late):
+            await eventually(lambda gateway=gateway: gateway.modes.get(PROBE) == canary)
+        await eventually(lambda: store_up(one_metrics) == 1 and store_up(late_metrics) == 1)
+        assert "flag store reachable again" in caplog.text
+        history = (await client_late.get("/_gateway/history")).json()["history"]
+        assert [h["new"]["mode"] for h in history] == ["canary", "async"]
+
+
+async def _change_when_back(gateway, flag: Flag) -> None:
+    sync = flag_sync(gateway)
+    for _ in range(100):
+        try:
+            await sync.change(PROBE, flag.mode.value, flag.percent, actor="ops")
+            return
+        except Exception:
+            await asyncio.sleep(0.2)
+    raise AssertionError("the store did not come back")
