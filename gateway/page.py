@@ -1,17 +1,58 @@
-"""The operator's page at /_gateway/ (owned by the deployment work; placeholder)."""
+"""The operator's page at {admin_prefix}/: routes and modes, the migration ranking, flips.
+
+A static page (gateway/static/) on the admin JSON API: GET {prefix}/routes and
+GET {prefix}/report to show, PUT {prefix}/routes/{key} to flip. It holds no secret: the
+operator types the admin token, the page keeps it in sessionStorage (this tab only) and
+sends it as `Authorization: Bearer <token>`. A strict Content-Security-Policy allows only
+the page's own script and style, so a route name can never run as code.
+"""
 
 from __future__ import annotations
 
+import html
+from importlib import resources
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import HTMLResponse, Response
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["page_router"]
+__all__ = ["SECURITY_HEADERS", "page_router"]
+
+ASSETS = {"page.js": "text/javascript", "page.css": "text/css"}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def _read(name: str) -> str:
+    return resources.files("gateway").joinpath("static", name).read_text(encoding="utf-8")
 
 
 def page_router(gateway: Gateway) -> APIRouter:
-    """Routes mounted under settings.admin_prefix (GET /)."""
-    return APIRouter()
+    """Routes mounted under settings.admin_prefix (GET /, GET /static/{name})."""
+    router = APIRouter()
+    prefix = gateway.settings.admin_prefix
+    page = _read("page.html").replace("{{prefix}}", html.escape(prefix, quote=True))
+    assets = {name: (_read(name), kind) for name, kind in ASSETS.items()}
+
+    @router.get("/", include_in_schema=False, name="gateway_page")
+    async def operator_page() -> HTMLResponse:
+        return HTMLResponse(page, headers=SECURITY_HEADERS)
+
+    @router.get("/static/{name}", include_in_schema=False)
+    async def asset(name: str) -> Response:
+        found = assets.get(name)
+        if found is None:
+            raise HTTPException(status_code=404, detail=f"No asset {name!r}")
+        return Response(found[0], media_type=found[1], headers=SECURITY_HEADERS)
+
+    return router

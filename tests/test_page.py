@@ -1,0 +1,139 @@
+"""The operator's page in a real headless Chromium against a real `gateway serve`.
+
+Open the page, enter the admin token, flip a route to async, and see the next request
+served by the async implementation (told by gateway_requests_total's implementation label).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.testing import serve_in_subprocess
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "page-test-token-0123456789abcdef"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ROUTE = "GET /users"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    database = tmp_path_factory.mktemp("page") / "gateway.db"
+    env = {
+        "GATEWAY_DATABASE_URL": f"sqlite:///{database}",
+        "GATEWAY_ADMIN_TOKENS": f"ops={TOKEN}",
+    }
+    with serve_in_subprocess(env=env, ready_path="/_gateway/live") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.fail("Debian's chromium is missing: apt-get install chromium (scripts/test does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield browser
+        browser.close()
+
+
+def served(url: str, implementation: str) -> float:
+    """How many GET /users requests `implementation` has served, from /metrics."""
+    text = httpx.get(f"{url}/metrics").text
+    wanted = ('route="/users"', 'method="GET"', f'implementation="{implementation}"')
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("gateway_requests_total{") and all(w in line for w in wanted):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_page_flips_a_route_in_a_real_browser(server, browser):
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.goto(f"{server}/_gateway/")
+    row = page.locator(f'#routes tr[data-route="{ROUTE}"]')
+    mode = row.locator("td.mode")
+    expect(mode).to_have_text("legacy")
+    expect(page.locator("#token-state")).to_have_text("no token: read-only")
+
+    # A wrong token is refused and changes nothing.
+    page.fill("#token", "not-the-token-but-long-enough")
+    page.click("#token-use")
+    row.locator("select").select_option("async")
+    row.locator("button.apply").click()
+    expect(page.locator("#message")).to_contain_text("The token was rejected (401)")
+    assert httpx.get(f"{server}/users").status_code == 200
+    assert mode.text_content() == "legacy"
+
+    # The real token flips the route; the page shows the new mode.
+    page.click("#token-forget")
+    page.fill("#token", TOKEN)
+    page.click("#token-use")
+    assert page.locator("#token").input_value() == ""  # the field does not keep it
+    assert page.evaluate("sessionStorage.getItem('gateway.adminToken')") == TOKEN
+    assert TOKEN not in page.content()
+    row.locator("select").select_option("async")
+    row.locator("input.reason").fill("page test")
+    before = {impl: served(server, impl) for impl in ("legacy", "async")}
+    row.locator("button.apply").click()
+    expect(page.locator("#message")).to_have_text(f"{ROUTE} now serves: async")
+    expect(mode).to_have_text("async")
+    expect(row.locator("input.reason")).to_have_value("")
+
+    # The next request is served by the async implementation.
+    response = httpx.get(f"{server}/users")
+    assert response.status_code == 200
+    after = {impl: served(server, impl) for impl in ("legacy", "async")}
+    assert after["async"] == before["async"] + 1
+    assert after["legacy"] == before["legacy"]
+
+    # An out-of-range percentage is stopped by the form itself: nothing is sent.
+    row.locator("select").select_option("canary")
+    row.locator("input[name=percent]").fill("150")
+    row.locator("button.apply").click()
+    expect(row.locator("input[name=percent]:invalid")).to_have_count(1)
+    expect(page.locator("#message")).to_have_text(f"{ROUTE} now serves: async")
+    expect(mode).to_have_text("async")
+
+    # The flip is in the history with the token's name and the reason typed in.
+    history = httpx.get(f"{server}/_gateway/history").json()["history"]
+    assert len(history) == 1
+    assert history[0]["route"] == ROUTE
+    assert re.search("page test", str(history[0]))
+    assert "ops" in str(history[0])
+
+    page.screenshot(path="/tmp/gateway-page.png", full_page=True)
+    page.close()
+
+
+def test_page_is_served_with_a_strict_policy_and_no_secret(server):
+    response = httpx.get(f"{server}/_gateway/")
+    assert response.status_code == 200
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "default-src 'none'" in policy
+    assert TOKEN not in response.text
+    assert 'data-prefix="/_gateway"' in response.text
+    assert httpx.get(f"{server}/_gateway/static/page.js").status_code == 200
+    assert httpx.get(f"{server}/_gateway/static/..%2Fpage.py").status_code == 404
