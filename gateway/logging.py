@@ -156,7 +156,9 @@ def watch_flips(gateway: Gateway) -> None:
     """Log one line per mode change of a paired route, whatever made it (API, store, code)."""
 
     def flipped(key: str, old: Flag, new: Flag) -> None:
-        log_event("route flipped", route=key, old=old.describe(), new=new.describe())
+        log_event(
+            "route flipped", route=key, old=old.describe(), new=new.describe(), pid=os.getpid()
+        )
 
     gateway.modes.on_change(flipped)
 
