@@ -19,13 +19,24 @@ __all__ = ["Sampler"]
 log = logging.getLogger("gateway.metrics")
 
 
+PROBE_CPU_SECONDS = 0.0001
+
+
 class Sampler:
-    """Sleeps `interval` seconds in a loop and observes how much later than that it woke."""
+    """Sleeps `interval` seconds in a loop and observes how much later than that it woke.
+
+    Each tick it also burns PROBE_CPU_SECONDS of CPU and compares the wall time that took:
+    `cpu_factor` (a decaying average of wall / CPU, >= 1) says how long CPU work takes
+    here right now, e.g. 3.0 when the machine's cores are shared three ways.
+    """
 
     def __init__(self, histogram: Any, interval: float) -> None:
         self.histogram = histogram
         self.interval = interval
         self.last_lag = 0.0
+        self.cpu_factor = 1.0
+        self._probe_wall = 0.0
+        self._probe_cpu = 0.0
         self._tasks: list[Callable[[], None]] = []
         self._running: asyncio.Task[None] | None = None
 
@@ -44,12 +55,24 @@ class Sampler:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def probe(self) -> None:
+        """Burn a little CPU and fold wall / CPU into `cpu_factor`."""
+        cpu_started, started = time.thread_time(), time.perf_counter()
+        while time.thread_time() - cpu_started < PROBE_CPU_SECONDS:
+            pass
+        wall, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
+        # Decay so the factor follows the last ~20 ticks.
+        self._probe_wall = self._probe_wall * 0.95 + wall
+        self._probe_cpu = self._probe_cpu * 0.95 + cpu
+        self.cpu_factor = max(self._probe_wall / self._probe_cpu, 1.0)
+
     async def _run(self) -> None:
         while True:
             before = time.perf_counter()
             await asyncio.sleep(self.interval)
             self.last_lag = max(time.perf_counter() - before - self.interval, 0.0)
             self.histogram.observe(self.last_lag)
+            self.probe()
             for task in self._tasks:
                 try:
                     task()

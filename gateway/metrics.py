@@ -26,6 +26,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.blocking import install_engine_events, watch_pool
+from gateway.concurrency import ThreadTiming
 from gateway.context import UNMATCHED, RequestInfo, current_request
 from gateway.flags import Flag
 from gateway.looplag import Sampler
@@ -42,6 +43,7 @@ __all__ = [
     "install_metrics",
     "metrics_for",
     "scrape_registry",
+    "thread_contention",
 ]
 
 log = logging.getLogger("gateway.metrics")
@@ -95,6 +97,13 @@ class GatewayMetrics:
         self.thread_blocked = Counter(
             "gateway_thread_blocked_seconds",
             "Worker-thread time not on the CPU (I/O, sleeps, locks): wall minus CPU.",
+            labels,
+            registry=r,
+        )
+        self.thread_contention = Counter(
+            "gateway_thread_contention_seconds",
+            "Estimated part of the blocked time spent waiting for the CPU/GIL while other "
+            "threads ran (not freed by migrating).",
             labels,
             registry=r,
         )
@@ -182,6 +191,7 @@ class _Children:
         "queue_wait",
         "statuses",
         "thread_blocked",
+        "thread_contention",
         "thread_cpu",
         "thread_seconds",
     )
@@ -204,6 +214,7 @@ class _Children:
         self.thread_seconds = metrics.thread_seconds.labels(*labels)
         self.thread_cpu = metrics.thread_cpu.labels(*labels)
         self.thread_blocked = metrics.thread_blocked.labels(*labels)
+        self.thread_contention = metrics.thread_contention.labels(*labels)
 
     def status(self, code: int) -> Any:
         child = self.statuses.get(code)
@@ -230,6 +241,7 @@ class MetricsMiddleware:
         live[id(info)] = (info, scope)
         status = 500  # what the server answers if the app fails before a response starts
         started = time.perf_counter()
+        cpu_started = time.process_time()
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -241,9 +253,10 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             elapsed = time.perf_counter() - started
+            process_cpu = time.process_time() - cpu_started
             current_request.reset(token)
             del live[id(info)]
-            self.recorder.observe(scope, info, status, elapsed)
+            self.recorder.observe(scope, info, status, elapsed, process_cpu)
 
 
 class Recorder:
@@ -261,6 +274,7 @@ class Recorder:
         self.admin_prefix = gateway.settings.admin_prefix
         self.started = time.time()
         self.static_paths: set[str] = set()
+        self.cpu_factor = 1.0  # from the sampler's CPU probe
         self._in_progress_shown: set[tuple[str, str, str]] = set()
         for entry in gateway.entries.values():
             for endpoint in (entry.legacy, entry.async_):
@@ -290,7 +304,14 @@ class Recorder:
             return self.admin_prefix, method, NO_IMPLEMENTATION
         return UNMATCHED, method, NO_IMPLEMENTATION
 
-    def observe(self, scope: Scope, info: RequestInfo, status: int, elapsed: float) -> None:
+    def observe(
+        self,
+        scope: Scope,
+        info: RequestInfo,
+        status: int,
+        elapsed: float,
+        process_cpu: float = 0.0,
+    ) -> None:
         labels = self.labels_of(scope, info)
         children = self.children.get(labels) or self.child(*labels)
         children.status(status).inc()
@@ -303,6 +324,11 @@ class Recorder:
             children.thread_seconds.inc(thread.wall)
             children.thread_cpu.inc(thread.cpu)
             children.thread_blocked.inc(thread.blocked)
+            contention = thread_contention(
+                thread, info.db_seconds, elapsed, process_cpu, self.cpu_factor
+            )
+            if contention:
+                children.thread_contention.inc(contention)
         if info.db_statements:
             children.db_seconds.inc(info.db_seconds)
             children.db_statements.inc(info.db_statements)
@@ -355,6 +381,28 @@ class Recorder:
                 1 if flag.mode.value == mode else 0
             )
         self.metrics.route_async_percent.labels(path, method).set(flag.percent)
+
+
+def thread_contention(
+    thread: ThreadTiming,
+    db_seconds: float,
+    request_seconds: float,
+    process_cpu: float,
+    cpu_factor: float = 1.0,
+) -> float:
+    """Estimate how much of a handler's blocked time was waiting for the CPU or the GIL.
+
+    Wall minus CPU time also counts time a runnable thread waited: for the GIL while other
+    threads of the process ran Python (bounded by the CPU they used meanwhile), and for a
+    core when the machine is busy ((cpu_factor - 1) x its CPU time). Migrating to async
+    frees neither. Database time is known I/O and never counted as contention.
+    """
+    if request_seconds <= 0:
+        return 0.0
+    share = min(thread.wall / request_seconds, 1.0)
+    gil = max(process_cpu - thread.cpu, 0.0) * share
+    cores = (cpu_factor - 1.0) * thread.cpu
+    return max(min(thread.blocked - db_seconds, gil + cores), 0.0)
 
 
 def scrape_registry(registry: CollectorRegistry = REGISTRY) -> CollectorRegistry:
@@ -416,6 +464,11 @@ def install_metrics(
     gateway.modes.on_change(lambda key, _old, new: recorder.show_mode(key, new))
     sampler = Sampler(recorder.metrics.loop_lag, gateway.settings.loop_lag_interval)
     sampler.also(recorder.sample)
+
+    def follow_cpu_factor() -> None:
+        recorder.cpu_factor = sampler.cpu_factor
+
+    sampler.also(follow_cpu_factor)
 
     def start(gw: Gateway) -> None:
         watch_pool(gw.database.sync_engine, recorder.metrics.pool_wait.labels("sync"))

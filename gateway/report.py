@@ -6,7 +6,9 @@
 
 Freed capacity of a legacy route = blocked thread-seconds per second
     = request rate x mean blocked time per request
-    = (sum of worker-thread wall time minus thread CPU time) / window.
+    = sum(worker-thread wall time - thread CPU time - CPU/GIL wait) / window.
+The CPU/GIL wait (gateway_thread_contention_seconds) is an estimate: a thread waiting for
+the GIL while other threads run is off-CPU too, but async would not free that time.
 A route whose handler time is mostly CPU (cpu_share >= CPU_BOUND_SHARE) is marked: async
 is concurrency, not parallelism, so migrating it frees little.
 """
@@ -41,7 +43,7 @@ __all__ = [
 CPU_BOUND_SHARE = 0.5
 FORMULA = (
     "blocked_thread_seconds_per_second = rate x mean_blocked_seconds, "
-    "blocked = worker-thread wall time - thread CPU time"
+    "blocked = worker-thread wall time - thread CPU time - estimated CPU/GIL wait"
 )
 
 
@@ -60,6 +62,7 @@ class RouteNumbers:
     thread_seconds: float = 0.0
     thread_cpu_seconds: float = 0.0
     thread_blocked_seconds: float = 0.0
+    thread_contention_seconds: float = 0.0
     db_seconds: float = 0.0
     db_statements: float = 0.0
     loop_blocked_seconds: float = 0.0
@@ -84,6 +87,7 @@ class Candidate:
     mean_queue_wait_seconds: float | None
     db_share: float | None
     cpu_share: float | None
+    cpu_wait_share: float | None  # of thread time: waiting for the CPU/GIL, not freed
     async_will_not_help: bool
 
 
@@ -152,23 +156,25 @@ def rank(
     for row in numbers:
         if row.implementation == "legacy" and row.requests > 0:
             timed = row.thread_requests > 0
-            cpu_share = _share(row.thread_cpu_seconds, row.thread_seconds)
+            contention = min(row.thread_contention_seconds, row.thread_blocked_seconds)
+            blocked = row.thread_blocked_seconds - contention
+            handler = row.thread_seconds - contention
+            cpu_share = _share(row.thread_cpu_seconds, handler)
             candidates.append(
                 Candidate(
                     key=row.key,
                     requests=int(row.requests),
                     rate_per_second=row.requests / window,
-                    blocked_thread_seconds_per_second=row.thread_blocked_seconds / window,
-                    mean_blocked_seconds=(
-                        row.thread_blocked_seconds / row.thread_requests if timed else None
-                    ),
+                    blocked_thread_seconds_per_second=blocked / window,
+                    mean_blocked_seconds=blocked / row.thread_requests if timed else None,
                     p50_seconds=quantile(0.5, row.buckets),
                     p95_seconds=quantile(0.95, row.buckets),
                     mean_queue_wait_seconds=(
                         row.queue_seconds / row.thread_requests if timed else None
                     ),
-                    db_share=_share(row.db_seconds, row.thread_seconds),
+                    db_share=_share(row.db_seconds, handler),
                     cpu_share=cpu_share,
+                    cpu_wait_share=_share(contention, row.thread_seconds),
                     async_will_not_help=cpu_share is not None and cpu_share >= cpu_bound_share,
                 )
             )
@@ -194,6 +200,7 @@ _TOTALS = {
     "gateway_thread_seconds_total": "thread_seconds",
     "gateway_thread_cpu_seconds_total": "thread_cpu_seconds",
     "gateway_thread_blocked_seconds_total": "thread_blocked_seconds",
+    "gateway_thread_contention_seconds_total": "thread_contention_seconds",
     "gateway_db_seconds_total": "db_seconds",
     "gateway_db_statements_total": "db_statements",
     "gateway_loop_blocked_seconds_total": "loop_blocked_seconds",
