@@ -180,6 +180,13 @@ def build_legacy_app(events: list[str]) -> FastAPI:
         tasks.add_task(events.append, "background")
         return {"ok": True}
 
+    @app.get("/background-with-dependency")
+    def background_with_dependency(
+        tasks: BackgroundTasks, resource: Annotated[Resource, Depends(get_resource)]
+    ) -> dict[str, bool]:
+        tasks.add_task(lambda: events.append(f"background, resource closed={resource.closed}"))
+        return {"ok": True}
+
     @app.get("/http-error")
     def http_error() -> None:
         raise HTTPException(status_code=404, detail="nope", headers={"X-Why": "missing"})

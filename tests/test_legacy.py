@@ -302,6 +302,20 @@ async def test_request_scope_dependency_closes_before_the_response_in_the_gatewa
     assert served.events == expected
 
 
+async def test_background_tasks_run_after_the_dependency_closed_in_the_gateway(
+    served: Served,
+) -> None:
+    status, _ = await call_raw(served.app, "/background-with-dependency", served.events)
+    assert status == 200
+    if served.kind == "gateway":  # a background task must open its own session
+        expected = ["dependency enter", "dependency exit", "response.start", "response.body"]
+        expected.append("background, resource closed=True")
+    else:
+        expected = ["dependency enter", "response.start", "response.body"]
+        expected += ["background, resource closed=False", "dependency exit"]
+    assert served.events == expected
+
+
 # -- thread hand-offs ------------------------------------------------------------------
 
 
