@@ -432,7 +432,9 @@ def install_metrics(
     gateway: Gateway, app: FastAPI, registry: CollectorRegistry | None = None
 ) -> None:
     """Wire metrics into a built app (middleware, /metrics, engine events, sampler)."""
-    if not gateway.settings.metrics:
+    from gateway.server import is_supervisor
+
+    if not gateway.settings.metrics or is_supervisor():
         return
     if registry is None:
         registry = getattr(gateway, "metrics_registry", None) or REGISTRY
@@ -479,6 +481,12 @@ def install_metrics(
 
     async def stop(_gw: Gateway) -> None:
         await sampler.stop()
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if directory:
+            from prometheus_client import multiprocess
+
+            # This worker's live gauges leave with it; its counters stay in the sums.
+            multiprocess.mark_process_dead(os.getpid(), directory)  # type: ignore[no-untyped-call]
 
     gateway.on_startup(start)
     gateway.on_shutdown(stop)

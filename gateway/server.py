@@ -13,11 +13,23 @@ import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["MULTIPROC_ENV", "mark_dead_workers", "prepare_multiprocess", "prepare_serving"]
+__all__ = [
+    "MULTIPROC_ENV",
+    "is_supervisor",
+    "mark_dead_workers",
+    "prepare_multiprocess",
+    "prepare_serving",
+]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STARTED_ENV = "GATEWAY_SERVE_STARTED"
 _PID = re.compile(r"_(\d+)\.db$")
+_supervisor_pid: int | None = None
+
+
+def is_supervisor() -> bool:
+    """True in the process that starts several workers: it builds the app only to check it."""
+    return _supervisor_pid == os.getpid()
 
 
 def prepare_serving(app_path: str, *, workers: int) -> None:
@@ -26,9 +38,11 @@ def prepare_serving(app_path: str, *, workers: int) -> None:
 
     from gateway.cli import build_app
 
+    global _supervisor_pid
     os.environ.setdefault(STARTED_ENV, repr(time.time()))
     if workers > 1:
         prepare_multiprocess()
+        _supervisor_pid = os.getpid()
     build_app(app_path)
     if workers > 1:
         from prometheus_client import multiprocess
