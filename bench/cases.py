@@ -94,7 +94,8 @@ CASES = (
     ),
 )
 
-# The textbook deadlock: pool 20 without overflow under a threadpool of 40.
+# The textbook deadlock: pool 20 without overflow under a threadpool of 40. The middle case
+# shows that `async def` with the sync get_db freezes the loop instead (see bare_async_sync).
 DEADLOCK_ENV = {
     "GATEWAY_POOL_SIZE": "20",
     "GATEWAY_MAX_OVERFLOW": "0",
@@ -105,6 +106,12 @@ DEADLOCK_CASES = (
         "deadlock_bare_def",
         "bare FastAPI def route, pool 20 / threadpool 40",
         "bench.apps.bare_def:create_app",
+        env=DEADLOCK_ENV,
+    ),
+    Case(
+        "deadlock_bare_async_sync_dep",
+        "bare FastAPI async def + sync generator get_db, pool 20 / threadpool 40",
+        "bench.apps.bare_async_sync:create_dependency_app",
         env=DEADLOCK_ENV,
     ),
     Case(

@@ -8,11 +8,19 @@ import os
 import platform
 import resource
 import subprocess
+import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["CpuSnapshot", "machine_info", "parse_stat_times", "snapshot", "versions"]
+__all__ = [
+    "CpuSnapshot",
+    "machine_info",
+    "parse_stat_times",
+    "snapshot",
+    "versions",
+    "wait_idle",
+]
 
 TICK = os.sysconf("SC_CLK_TCK")
 PROC = Path("/proc")
@@ -27,6 +35,21 @@ def parse_stat_times(stat: str) -> float:
 
 def process_seconds(pid: int) -> float:
     return parse_stat_times((PROC / str(pid) / "stat").read_text())
+
+
+def wait_idle(pid: int, *, below: float = 0.05, window: float = 0.5, limit: float = 30.0) -> float:
+    """Wait until process `pid` uses less than `below` of a core over `window` seconds (at
+    most `limit` seconds); return the seconds waited. A server keeps working on requests
+    whose clients have gone, so a warm-up leaves a backlog behind it."""
+    started = time.monotonic()
+    last = process_seconds(pid)
+    while time.monotonic() - started < limit:
+        time.sleep(window)
+        now = process_seconds(pid)
+        if now - last < below * window:
+            break
+        last = now
+    return time.monotonic() - started
 
 
 def postgres_seconds() -> dict[int, float]:

@@ -152,12 +152,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def scrape_gateway_metrics(url: str, prefix: str = "/_gateway") -> dict[str, float]:
-    """Samples of the gateway's blocking / loop-lag metrics, from whichever path serves them."""
+    """Samples of the gateway's blocking / loop-lag metrics (gateway_loop_blocked_seconds,
+    gateway_loop_blocking_requests, gateway_event_loop_lag_seconds, ...; no buckets), from
+    whichever path serves them."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    for path in (f"{prefix}/metrics", "/metrics"):
+    for path in ("/metrics", f"{prefix}/metrics"):
         try:
-            answer = httpx.get(url + path, timeout=10.0)
+            answer = httpx.get(url + path, timeout=5.0)
         except httpx.TransportError:
             continue
         if answer.status_code != 200 or "# TYPE" not in answer.text:
@@ -167,6 +169,8 @@ def scrape_gateway_metrics(url: str, prefix: str = "/_gateway") -> dict[str, flo
             if not METRIC_NAME.search(family.name):
                 continue
             for sample in family.samples:
+                if sample.name.endswith(("_bucket", "_created")):
+                    continue
                 labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
                 found[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
         return found
@@ -204,7 +208,8 @@ def measure(
             ),
             limit=options.warmup + 30,
         )
-        progress.more(f", measuring {duration:g}s ...")
+        drained = procstat.wait_idle(server.pid)
+        progress.more(f", idle after {drained:.1f}s, measuring {duration:g}s ...")
         argv = wrk.command(
             server.url,
             case.path,
@@ -214,6 +219,7 @@ def measure(
             timeout=options.timeout,
             max_id=options.users,
         )
+        scraped = scrape_gateway_metrics(server.url) if case.gateway else {}
         before = procstat.snapshot(server.pid)
         result, _output = wrk.run(argv, limit=duration + 60)
         after = procstat.snapshot(server.pid)
@@ -229,7 +235,11 @@ def measure(
             "cpu": after.minus(before),
         }
         if case.gateway and server.process.poll() is None:
-            record["gateway_metrics"] = scrape_gateway_metrics(server.url)
+            # counters over the measured window (plus the one scrape itself)
+            now = scrape_gateway_metrics(server.url)
+            record["gateway_metrics"] = {
+                name: round(value - scraped.get(name, 0.0), 6) for name, value in now.items()
+            }
         if result.error_count:
             record["server_log_tail"] = server.log_tail()
     return record

@@ -99,6 +99,11 @@ def test_every_case_serves_the_same_route_shape():
         "gateway_async_sync": "async",
     }
     deadlock = {c.name: c.env for c in cases.DEADLOCK_CASES}
+    assert set(deadlock) == {
+        "deadlock_bare_def",
+        "deadlock_bare_async_sync_dep",
+        "deadlock_gateway_legacy",
+    }
     for env in deadlock.values():
         assert env["GATEWAY_POOL_SIZE"] == "20" and env["GATEWAY_MAX_OVERFLOW"] == "0"
         assert env["GATEWAY_THREADPOOL_SIZE"] == "40"
@@ -266,6 +271,7 @@ def test_snapshot_of_this_process_moves_forward():
 APPS = [
     ("bench.apps.bare_def", "create_app", {}),
     ("bench.apps.bare_async_sync", "create_app", {}),
+    ("bench.apps.bare_async_sync", "create_dependency_app", {}),
     ("bench.apps.bare_async", "create_app", {}),
     ("bench.apps.instrumented", "create_app", {}),
     ("bench.apps.gateway_app", "create_app", {"GATEWAY_DEFAULT_MODE": "legacy"}),
@@ -361,3 +367,23 @@ def test_wrk_and_the_lua_hook_against_a_real_server():
     assert result.error_count == 0, output
     assert result.sent >= result.requests
     assert json.loads(output.split(wrk.MARKER, 1)[1].splitlines()[0])["requests"] == result.requests
+
+
+def test_loop_blocking_sums_the_gateway_metrics_over_labels():
+    run = _run("plain", 1, "gateway_async_sync", 100)  # 1000 requests
+    run["gateway_metrics"] = {
+        'gateway_loop_blocked_seconds_total{method="GET",route="/users/{user_id}"}': 0.5,
+        'gateway_loop_blocked_seconds_total{method="GET",route="/other"}': 0.25,
+        'gateway_loop_blocking_requests_total{method="GET",route="/users/{user_id}"}': 900,
+        "gateway_event_loop_lag_seconds_sum": 0.3,
+        "gateway_event_loop_lag_seconds_count": 10,
+    }
+    assert report.loop_blocking(run) == {
+        "blocked_ms_per_request": 0.75,
+        "blocking_share": 0.9,
+        "mean_lag_ms": pytest.approx(30.0),
+    }
+    run["gateway_metrics"] = {}
+    assert set(report.loop_blocking(run).values()) == {None}
+    text = report.markdown({**_result(RUNS), "runs": [*RUNS, run]})
+    assert "| plain | 1 | gateway_async_sync | n/a | n/a | n/a |" in text

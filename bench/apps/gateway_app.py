@@ -4,7 +4,7 @@ The legacy side is bare_def's route (`def`, sync generator get_db, response_mode
 async side is bare_async's. The mode comes from GATEWAY_DEFAULT_MODE (legacy or async) and
 is set again through the Python API after build. Settings are the gateway's own GATEWAY_*.
 
-`create_blocking_app` serves bare_async_sync's route (an `async def` calling the sync
+`create_blocking_app` serves bare_async_sync's route (an `async def` using the sync
 engine) as the async side, so the gateway's loop-blocking metrics show what it costs.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -44,8 +44,10 @@ async def read_user_async(user_id: int, db: AsyncSession = Depends(get_async_ses
 
 
 @blocking.get("/users/{user_id}", response_model=UserOut)
-async def read_user_blocking(user_id: int, db: Session = Depends(get_session)) -> Any:
-    user = db.get(User, user_id)  # sync I/O on the event loop: what the metrics must catch
+async def read_user_blocking(user_id: int, request: Request) -> Any:
+    # sync I/O on the event loop (as bare_async_sync): what the metrics must catch
+    with request.app.state.gateway.database.sync_sessions() as db:
+        user = db.get(User, user_id)
     if user is None:
         raise HTTPException(status_code=404, detail=f"User {user_id} not found")
     return user
