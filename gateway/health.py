@@ -55,14 +55,15 @@ class EngineWatch:
         self.failure: str | None = None
         self.failed_at = 0.0
         event.listen(engine, "handle_error", self._on_error)
-        event.listen(engine, "engine_connect", self._on_success)
+        # A new DBAPI connection (not every checkout): nothing added to a request's path.
+        event.listen(engine, "connect", self._on_success)
 
     def _on_error(self, context: ExceptionContext) -> None:
         if context.is_disconnect or context.connection is None:
             self.failure = _one_line(context.original_exception)
             self.failed_at = time.monotonic()
 
-    def _on_success(self, _connection: Any) -> None:
+    def _on_success(self, _dbapi_connection: Any, _record: Any) -> None:
         if self.failure is not None:
             self.failure = None
 
