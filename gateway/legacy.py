@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import email.message
 import json
+import logging
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ from gateway.context import RequestInfo
 __all__ = ["LegacyApp", "fast_path_blocker", "legacy_app_for"]
 
 T = TypeVar("T")
+log = logging.getLogger("gateway.legacy")
 
 # FastAPI's own words for a dependency that swallowed the endpoint's exception.
 _NOT_AWAITED = (
@@ -77,7 +79,11 @@ def legacy_app_for(context: RouteContext) -> ASGIApp:
 
     app = legacy_app_for(context)   # context from fastapi.routing.iter_route_contexts
     """
-    if fast_path_blocker(context) is not None:
+    blocker = fast_path_blocker(context)
+    if blocker is not None:
+        log.debug(
+            "legacy route %s %s keeps FastAPI's handler: %s", context.methods, context.path, blocker
+        )
         return context.app  # type: ignore[no-any-return]
     return LegacyApp(context)
 
@@ -106,10 +112,10 @@ def fast_path_blocker(context: RouteContext) -> str | None:
 
 def _tree_blocker(step: _Step) -> str | None:
     """Why a solved dependency tree needs FastAPI's async solver, or None (pure)."""
-    if _uses_scopes(dependant=step.dependant):
-        return f"{_name(step.call)} uses Security scopes"
     for found in _walk(step):
         dependant = found.dependant
+        if _uses_scopes(dependant=dependant):
+            return f"{_name(found.call)} uses Security scopes"
         if _is_coroutine_callable(found.call) or _is_async_gen_callable(found.call):
             return f"{_name(found.call)} is async"
         if dependant.concurrency is not None:
@@ -186,6 +192,9 @@ def _name(call: Callable[..., Any]) -> str:
 
 class LegacyApp:
     """Serves one legacy route with a single thread hand-off per request.
+
+    app = LegacyApp(context)          # what legacy_app_for returns when nothing blocks it
+    await app(scope, receive, send)   # an ASGI app, like FastAPI's per-route one
 
     A request whose `dependency_overrides` bring an async dependency into the tree is
     served by FastAPI's own handler (`fallback`) instead.

@@ -107,6 +107,18 @@ def build_legacy_app(events: list[str]) -> FastAPI:
     def outer(inner: object = Depends(make_object)) -> object:
         return inner
 
+    def swallow_errors() -> Iterator[None]:
+        try:
+            yield
+        except Exception:
+            events.append("dependency swallowed the error")
+
+    def require_key(x_key: str = Header(default="")) -> None:
+        if x_key != "k":
+            raise HTTPException(
+                status_code=401, detail="bad key", headers={"WWW-Authenticate": "Key"}
+            )
+
     async def async_value() -> str:
         return "from async"
 
@@ -185,6 +197,14 @@ def build_legacy_app(events: list[str]) -> FastAPI:
         tasks: BackgroundTasks, resource: Annotated[Resource, Depends(get_resource)]
     ) -> dict[str, bool]:
         tasks.add_task(lambda: events.append(f"background, resource closed={resource.closed}"))
+        return {"ok": True}
+
+    @app.get("/swallowed", dependencies=[Depends(swallow_errors)])
+    def swallowed() -> None:
+        raise ValueError("lost")
+
+    @app.get("/guarded", dependencies=[Depends(require_key)])
+    def guarded() -> dict[str, bool]:
         return {"ok": True}
 
     @app.get("/http-error")

@@ -5,16 +5,16 @@ through the gateway, whose fast path serves every route but those in FALLBACK_PA
 """
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, field_validator
 from sqlalchemy import text
@@ -24,6 +24,7 @@ from gateway import Gateway, Settings, SyncDB
 from gateway.concurrency import ThreadTiming
 from gateway.context import RequestInfo
 from gateway.legacy import LegacyApp, fast_path_blocker, legacy_app_for
+from tests.conftest import started_client
 from tests.support_legacy import FALLBACK_PATHS, build_legacy_app, call_raw
 
 pytestmark = pytest.mark.anyio
@@ -224,6 +225,19 @@ async def test_yield_dependency_sees_the_endpoints_exception(served: Served) -> 
     ]
 
 
+async def test_a_dependency_that_swallows_the_error_gives_a_500(served: Served) -> None:
+    response = await served.client.get("/swallowed")
+    assert (response.status_code, response.text) == (500, "Internal Server Error")
+    assert served.events == ["dependency swallowed the error"]
+
+
+async def test_route_dependency_rejects_before_the_endpoint(served: Served) -> None:
+    rejected = await served.client.get("/guarded")
+    assert (rejected.status_code, rejected.json()) == (401, {"detail": "bad key"})
+    assert rejected.headers["www-authenticate"] == "Key"
+    assert (await served.client.get("/guarded", headers={"x-key": "k"})).json() == {"ok": True}
+
+
 async def test_nested_dependencies_share_one_cached_instance(served: Served) -> None:
     response = await served.client.get("/cached")
     assert response.json() == {"same": True, "fresh": True}
@@ -314,6 +328,31 @@ async def test_background_tasks_run_after_the_dependency_closed_in_the_gateway(
         expected = ["dependency enter", "response.start", "response.body"]
         expected += ["background, resource closed=False", "dependency exit"]
     assert served.events == expected
+
+
+@pytest.mark.parametrize("kind", ["fastapi", "gateway"])
+async def test_overrides_reach_routes_mounted_from_a_router(kind: str, sqlite_url: str) -> None:
+    router = APIRouter(prefix="/v1")
+
+    def get_flavour() -> Iterator[str]:
+        yield "vanilla"
+
+    @router.get("/flavour")
+    def flavour(value: Annotated[str, Depends(get_flavour)]) -> dict[str, str]:
+        return {"flavour": value}
+
+    if kind == "gateway":
+        gw = Gateway(Settings.from_environ({}, database_url=sqlite_url))
+        gw.include_legacy(router)
+        app = gw.build()
+        assert isinstance(gw.entries["GET /v1/flavour"].legacy.app, LegacyApp)  # type: ignore[union-attr]
+    else:
+        app = FastAPI()
+        app.include_router(router)
+    async for client in started_client(app):
+        assert (await client.get("/v1/flavour")).json() == {"flavour": "vanilla"}
+        app.dependency_overrides[get_flavour] = lambda: "oat"
+        assert (await client.get("/v1/flavour")).json() == {"flavour": "oat"}
 
 
 # -- thread hand-offs ------------------------------------------------------------------
