@@ -28,10 +28,12 @@ def env_for(database_url: str) -> dict[str, str]:
         "GATEWAY_ADMIN_TOKENS": f"ops={ADMIN_TOKEN}",
         "GATEWAY_POOL_SIZE": "2",
         "GATEWAY_MAX_OVERFLOW": "2",
+        # The server's output pipe is not drained while it runs: no per-flip INFO lines.
+        "GATEWAY_LOG_LEVEL": "warning",
     }
 
 
-async def implementations_by_pid(url: str, *, until, limit: float = 60.0) -> dict[int, str]:
+async def implementations_by_pid(url: str, *, until, limit: float = 120.0) -> dict[int, str]:
     """Probe with fresh connections until `until(seen)` holds; the limit only stops a hang."""
     seen: dict[int, str] = {}
     deadline = time.monotonic() + limit
