@@ -5,10 +5,17 @@ uvicorn --factory gateway.example:create_app
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
 from fastapi import FastAPI
 
 from gateway.app import Gateway
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 __all__ = [
     "SEED_ITEMS",
@@ -40,20 +47,51 @@ SEED_ITEMS = [
 def prepare_database(gateway: Gateway, seed_count: int = 0) -> None:
     """Create the example tables if missing; seed them when empty and the database is embedded."""
     from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
 
     from legacy_routes.models import Base, User
 
-    engine = gateway.database.sync_engine
-    Base.metadata.create_all(engine)
-    if not (gateway.settings.embedded or seed_count):
-        return
-    with gateway.database.sync_sessions() as session:
-        if session.scalar(select(func.count()).select_from(User)):
+    with _schema_transaction(gateway) as connection:
+        Base.metadata.create_all(connection)
+        if not (gateway.settings.embedded or seed_count):
             return
-        rows = list(SEED_USERS)
-        rows += [(f"user{i}", f"user{i}@example.com") for i in range(len(rows) + 1, seed_count + 1)]
-        session.add_all(User(name=name, email=email) for name, email in rows)
-        session.commit()
+        with Session(bind=connection) as session:  # joins the locked transaction
+            if session.scalar(select(func.count()).select_from(User)):
+                return
+            rows = list(SEED_USERS)
+            more = range(len(rows) + 1, seed_count + 1)
+            rows += [(f"user{i}", f"user{i}@example.com") for i in more]
+            session.add_all(User(name=name, email=email) for name, email in rows)
+            session.flush()
+
+
+SCHEMA_LOCK = 7_406_179  # advisory lock key: one worker process at a time prepares the schema
+
+
+@contextmanager
+def _schema_transaction(gateway: Gateway) -> Iterator[Connection]:
+    """One transaction that, on PostgreSQL, holds an advisory lock until it commits.
+
+    Several workers start at once on a fresh database; without the lock two of them race
+    through CREATE TABLE and one fails its startup, which stops `gateway serve --workers N`.
+    SQLite serializes writers itself, and a seed that lost the race is rolled back.
+    """
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    try:
+        with gateway.database.sync_engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+            yield connection
+    except (IntegrityError, OperationalError) as exc:
+        if gateway.database.backend != "sqlite" or not _lost_race(exc):
+            raise
+
+
+def _lost_race(exc: Exception) -> bool:
+    text_ = str(exc)
+    return "already exists" in text_ or "UNIQUE constraint failed" in text_
 
 
 def create_gateway(settings: Settings | None = None) -> Gateway:
@@ -115,17 +153,18 @@ def vector_unavailable(gateway: Gateway) -> str | None:
 def prepare_items(gateway: Gateway) -> None:
     """Create the vector extension and the items table if missing; seed them when empty."""
     from sqlalchemy import func, select, text
+    from sqlalchemy.orm import Session
 
     from legacy_routes.vector_models import Item, VectorBase
 
-    with gateway.database.sync_engine.begin() as connection:
+    with _schema_transaction(gateway) as connection:
         connection.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
         VectorBase.metadata.create_all(connection)
-    with gateway.database.sync_sessions() as session:
-        if session.scalar(select(func.count()).select_from(Item)):
-            return
-        session.add_all(Item(name=name, embedding=vector) for name, vector in SEED_ITEMS)
-        session.commit()
+        with Session(bind=connection) as session:  # joins the locked transaction
+            if session.scalar(select(func.count()).select_from(Item)):
+                return
+            session.add_all(Item(name=name, embedding=vector) for name, vector in SEED_ITEMS)
+            session.flush()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from gateway import AsyncDB, Gateway, SyncDB
 from gateway.testing import free_port
 
-__all__ = ["create_slow_app", "pgvector_cluster"]
+__all__ = ["create_slow_app", "pgvector_cluster", "running_server"]
 
 SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root
 
@@ -99,3 +99,32 @@ def create_slow_app() -> Any:
     gateway.include_legacy(legacy)
     gateway.include_async(migrated)
     return gateway.build()
+
+
+@contextmanager
+def running_server(
+    app: str, env: dict[str, str], *, ready_path: str = "/_gateway/ready"
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`gateway serve APP` on a free port, output to a pipe; yields (url, process).
+
+    The caller may signal the process; on exit it is killed if still running.
+    """
+    import sys
+
+    from gateway.testing import wait_until_ready
+
+    port = free_port()
+    command = [sys.executable, "-m", "gateway", "serve", app, "--port", str(port)]
+    process = subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url + ready_path, process, timeout=60)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()
