@@ -58,9 +58,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.concurrency import run_sync
 from gateway.context import RequestInfo
 
-__all__ = ["LegacyApp", "fast_path_blocker", "legacy_app_for"]
+__all__ = ["LegacyApp", "fast_path_blocker", "keep_fastapi_handler", "legacy_app_for"]
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("gateway.legacy")
 
 # FastAPI's own words for a dependency that swallowed the endpoint's exception.
@@ -88,6 +89,20 @@ def legacy_app_for(context: RouteContext) -> ASGIApp:
     return LegacyApp(context)
 
 
+def keep_fastapi_handler(endpoint: F) -> F:
+    """Serve this legacy route with FastAPI's own handler, not the one-hand-off fast path.
+
+    For a route that needs FastAPI's closing order: its `yield` dependencies stay open
+    until the response is sent and its background tasks have run.
+
+    @router.get("/report")
+    @keep_fastapi_handler
+    def report(db: Session = Depends(get_db)): ...
+    """
+    endpoint.__gateway_keep_fastapi_handler__ = True  # type: ignore[attr-defined]
+    return endpoint
+
+
 def fast_path_blocker(context: RouteContext) -> str | None:
     """Why the fast path cannot serve this route, or None when it can (decided at build).
 
@@ -102,6 +117,8 @@ def fast_path_blocker(context: RouteContext) -> str | None:
     if dependant is None or dependant.call is None:
         return "the route has no dependant"
     call = dependant.call
+    if getattr(call, "__gateway_keep_fastapi_handler__", False):
+        return "the endpoint is marked with gateway.legacy.keep_fastapi_handler"
     if _is_gen_callable(call) or _is_async_gen_callable(call):
         return "the endpoint is a generator (a streamed response)"
     body_field: ModelField | None = context.body_field

@@ -28,8 +28,10 @@ from fastapi.security import SecurityScopes
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message
 
+from gateway.legacy import keep_fastapi_handler
+
 # Routes that must stay on FastAPI's own handler in the gateway; the rest use the fast path.
-FALLBACK_PATHS = {"/async-dep", "/scoped", "/custom-class", "/jsonl"}
+FALLBACK_PATHS = {"/async-dep", "/scoped", "/custom-class", "/jsonl", "/kept"}
 
 
 class Teapot(Exception):
@@ -266,6 +268,11 @@ def build_legacy_app(events: list[str]) -> FastAPI:
         request: Request, session_id: Annotated[str | None, Cookie()] = None
     ) -> dict[str, Any]:
         return {"path": request.url.path, "cookie": session_id, "h": request.headers.get("x-h")}
+
+    @app.get("/kept")
+    @keep_fastapi_handler
+    def kept(resource: Annotated[Resource, Depends(get_resource)]) -> dict[str, bool]:
+        return {"open": not resource.closed}
 
     custom = APIRouter(route_class=LoggingRoute)
 

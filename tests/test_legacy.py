@@ -304,6 +304,17 @@ async def test_function_scope_dependency_closes_before_the_response(served: Serv
     ]
 
 
+async def test_a_kept_route_closes_its_dependency_after_the_response(served: Served) -> None:
+    status, body = await call_raw(served.app, "/kept", served.events)
+    assert (status, body) == (200, b'{"open":true}')
+    assert served.events == [
+        "dependency enter",
+        "response.start",
+        "response.body",
+        "dependency exit",
+    ]
+
+
 async def test_request_scope_dependency_closes_before_the_response_in_the_gateway(
     served: Served,
 ) -> None:
@@ -453,6 +464,7 @@ _PATHS = {
     "/scoped",
     "/custom-class",
     "/jsonl",
+    "/kept",
 }
 
 
@@ -470,6 +482,7 @@ def test_fast_path_blocker_names_why_a_route_falls_back() -> None:
         "scopes",
         "/custom-class": "route class LoggingRoute overrides get_route_handler",
         "/jsonl": "the endpoint is a generator (a streamed response)",
+        "/kept": "the endpoint is marked with gateway.legacy.keep_fastapi_handler",
     }
     for path, context in contexts.items():
         app = legacy_app_for(context)
