@@ -657,7 +657,7 @@ def attach_store(
     gateway: Gateway,
     *,
     store: FlagStore | None = None,
-    registry: CollectorRegistry = REGISTRY,
+    registry: CollectorRegistry | None = None,
 ) -> FlagSync:
     """Give a built gateway a flag store: load at startup, follow it, close at shutdown.
 
@@ -673,6 +673,8 @@ def attach_store(
         seeds = read_flags_file(settings.flags_file, routes)
     if store is None:
         store = SqlFlagStore(settings.effective_database_url)
+    if registry is None:  # the metrics work's convention: gw.metrics_registry, else global
+        registry = getattr(gateway, "metrics_registry", None) or REGISTRY
     sync = _syncs[gateway] = FlagSync(
         gateway, store, seeds=seeds, seed_source=settings.flags_file, registry=registry
     )

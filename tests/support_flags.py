@@ -9,15 +9,25 @@ and one line `<unix time> <route key>\t<mode> <percent>` each time it applies a 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 from fastapi import APIRouter, FastAPI
 
 from gateway import Flag, Gateway, Settings
 
-__all__ = ["ADMIN_TOKEN", "PROBE", "create_probe_app", "create_probe_gateway", "probe_settings"]
+__all__ = [
+    "ADMIN_TOKEN",
+    "PROBE",
+    "create_probe_app",
+    "create_probe_gateway",
+    "implementations_by_pid",
+    "probe_settings",
+]
 
 ADMIN_TOKEN = "ops-token-0123456789abcdef"
 OTHER_TOKEN = "bot-token-abcdef0123456789"
@@ -92,3 +102,25 @@ def _record_changes(gateway: Gateway, directory: Path) -> None:
 
     gateway.on_startup(started)
     gateway.modes.on_change(changed)
+
+
+async def implementations_by_pid(
+    url: str, *, until: Callable[[dict[int, str]], bool], limit: float = 120.0
+) -> dict[int, str]:
+    """Probe with fresh connections until `until(seen)` holds; the limit only stops a hang.
+
+    Every probe must answer 200; returns the last implementation seen per worker pid.
+    """
+    seen: dict[int, str] = {}
+    deadline = time.monotonic() + limit
+    while not until(seen):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not every worker answered as expected: {seen}")
+        async with httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0)) as client:
+            responses = await asyncio.gather(*(client.get(f"{url}/probe") for _ in range(16)))
+        for response in responses:
+            if response.status_code != 200:
+                raise AssertionError(f"probe failed: {response.status_code} {response.text}")
+            body = response.json()
+            seen[body["pid"]] = body["implementation"]
+    return seen

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -19,12 +20,18 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.flags import Flag, Mode
-from gateway.store import flag_sync, store_metrics
+from gateway.store import flag_sync
 from gateway.testing import free_port
 from tests.conftest import started_client
-from tests.support_flags import ADMIN_TOKEN, PROBE, create_probe_gateway, probe_settings
+from tests.support_flags import (
+    ADMIN_TOKEN,
+    PROBE,
+    create_probe_gateway,
+    implementations_by_pid,
+    probe_settings,
+)
 
-pytestmark = [pytest.mark.anyio, pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 BIN = Path(os.environ.get("GATEWAY_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -93,9 +100,8 @@ async def eventually(check, timeout: float = 30.0) -> None:
 
 def gateway_on(url: str):
     gateway = create_probe_gateway(probe_settings(url, flags_resync_interval=1.0))
+    registry = gateway.metrics_registry = CollectorRegistry()
     gateway.build()
-    registry = CollectorRegistry()
-    flag_sync(gateway).metrics = store_metrics(registry)
     return gateway, registry
 
 
@@ -118,6 +124,7 @@ async def serve_probes(client, count: int) -> set[str]:
     return seen
 
 
+@pytest.mark.anyio
 async def test_store_outage_keeps_last_flags_and_catches_up(private_postgres, caplog):
     caplog.set_level(logging.INFO, logger="gateway.flags")
     auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -174,3 +181,52 @@ async def _change_when_back(gateway, flag: Flag) -> None:
         except Exception:
             await asyncio.sleep(0.2)
     raise AssertionError("the store did not come back")
+
+
+def test_ten_second_outage_under_four_workers_loses_no_request(private_postgres):
+    """As an operator would see it: `gateway serve --workers 4`, PostgreSQL stopped for 10 s."""
+    from typer.testing import CliRunner
+
+    from gateway.cli import cli
+    from gateway.testing import serve_in_subprocess
+
+    env = {
+        "GATEWAY_DATABASE_URL": private_postgres.url,
+        "GATEWAY_ADMIN_TOKENS": f"ops={ADMIN_TOKEN}",
+        "GATEWAY_POOL_SIZE": "2",
+        "GATEWAY_LOG_LEVEL": "warning",  # the server's pipe is not drained while it runs
+    }
+    runner = CliRunner()
+    app = "tests.support_flags:create_probe_app"
+    with serve_in_subprocess(app, env=env, workers=4, ready_path="/probe") as url:
+        flip = ["flags", "set", PROBE, "async", "--url", url, "--token", ADMIN_TOKEN]
+        assert runner.invoke(cli, flip).exit_code == 0
+        workers = asyncio.run(
+            implementations_by_pid(
+                url, until=lambda s: len(s) == 4 and set(s.values()) == {"async"}
+            )
+        )
+
+        private_postgres.stop()
+        served: dict[int, str] = {}
+        outage_ends = time.monotonic() + 10
+        while time.monotonic() < outage_ends:
+            # Every probe must answer 200 (implementations_by_pid raises otherwise).
+            served.update(asyncio.run(implementations_by_pid(url, until=lambda s: bool(s))))
+        assert set(served.values()) == {"async"}
+        private_postgres.start()
+
+        back = ["flags", "set", PROBE, "legacy", "--reason", "after outage", "--url", url]
+        for _ in range(100):  # the first writes may still find the database starting
+            result = runner.invoke(cli, [*back, "--token", ADMIN_TOKEN])
+            if result.exit_code == 0:
+                break
+            time.sleep(0.2)
+        assert result.exit_code == 0, result.output
+        after = asyncio.run(
+            implementations_by_pid(
+                url,
+                until=lambda s: set(workers) <= set(s) and all(s[p] == "legacy" for p in workers),
+            )
+        )
+        assert {after[pid] for pid in workers} == {"legacy"}

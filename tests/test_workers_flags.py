@@ -6,7 +6,6 @@ Each probe response names the worker pid and the implementation that served it.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 import pytest
@@ -14,7 +13,7 @@ from typer.testing import CliRunner
 
 from gateway.cli import cli
 from gateway.testing import serve_in_subprocess
-from tests.support_flags import ADMIN_TOKEN, PROBE
+from tests.support_flags import ADMIN_TOKEN, PROBE, implementations_by_pid
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -31,21 +30,6 @@ def env_for(database_url: str) -> dict[str, str]:
         # The server's output pipe is not drained while it runs: no per-flip INFO lines.
         "GATEWAY_LOG_LEVEL": "warning",
     }
-
-
-async def implementations_by_pid(url: str, *, until, limit: float = 120.0) -> dict[int, str]:
-    """Probe with fresh connections until `until(seen)` holds; the limit only stops a hang."""
-    seen: dict[int, str] = {}
-    deadline = time.monotonic() + limit
-    while not until(seen):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not every worker answered as expected: {seen}")
-        async with httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0)) as client:
-            responses = await asyncio.gather(*(client.get(f"{url}/probe") for _ in range(16)))
-        for response in responses:
-            body = response.json()
-            seen[body["pid"]] = body["implementation"]
-    return seen
 
 
 def test_cli_flip_is_served_by_every_worker(postgres_url):
