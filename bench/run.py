@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shlex
@@ -152,9 +153,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def scrape_gateway_metrics(url: str, prefix: str = "/_gateway") -> dict[str, float]:
-    """Samples of the gateway's blocking / loop-lag metrics (gateway_loop_blocked_seconds,
-    gateway_loop_blocking_requests, gateway_event_loop_lag_seconds, ...; no buckets), from
-    whichever path serves them."""
+    """Samples of the gateway's request count and its blocking / loop-lag metrics
+    (gateway_requests, gateway_loop_blocked_seconds, gateway_loop_blocking_requests,
+    gateway_event_loop_lag_seconds, ...; no buckets), from whichever path serves them."""
     from prometheus_client.parser import text_string_to_metric_families
 
     for path in ("/metrics", f"{prefix}/metrics"):
@@ -166,7 +167,7 @@ def scrape_gateway_metrics(url: str, prefix: str = "/_gateway") -> dict[str, flo
             continue
         found: dict[str, float] = {}
         for family in text_string_to_metric_families(answer.text):
-            if not METRIC_NAME.search(family.name):
+            if not (METRIC_NAME.search(family.name) or family.name == "gateway_requests"):
                 continue
             for sample in family.samples:
                 if sample.name.endswith(("_bucket", "_created")):
@@ -189,40 +190,33 @@ def measure(
     progress: Progress,
     *,
     duration: float,
-    warmup_connections: int,
+    warmup: float,
 ) -> dict[str, Any]:
-    """Start the case's server, warm it up, measure one wrk run, return the record."""
+    """Start the case's server and load it with one wrk run: `warmup` seconds, then the
+    measured window of `duration` seconds on the same connections; return the record."""
     env = {**options.app_env(db_url), **case.env}
     started = time.monotonic()
     with serve(case, env) as server:
-        progress.more(f" up {time.monotonic() - started:.1f}s, warm-up {options.warmup:g}s")
-        wrk.run(
-            wrk.command(
-                server.url,
-                case.path,
-                connections=warmup_connections,
-                threads=options.threads,
-                duration=options.warmup,
-                timeout=options.timeout,
-                max_id=options.users,
-            ),
-            limit=options.warmup + 30,
-        )
-        drained = procstat.wait_idle(server.pid)
-        progress.more(f", idle after {drained:.1f}s, measuring {duration:g}s ...")
+        progress.more(f" up {time.monotonic() - started:.1f}s, warm-up {warmup:g}s")
+        launch = time.monotonic()
+        window = (launch + warmup, launch + warmup + duration)
         argv = wrk.command(
             server.url,
             case.path,
             connections=options.connections,
             threads=options.threads,
-            duration=duration,
+            duration=math.ceil(warmup + duration + 1),  # the window ends before wrk does
             timeout=options.timeout,
             max_id=options.users,
+            window=window,
         )
-        scraped = scrape_gateway_metrics(server.url) if case.gateway else {}
-        before = procstat.snapshot(server.pid)
-        result, _output = wrk.run(argv, limit=duration + 60)
-        after = procstat.snapshot(server.pid)
+        with wrk.Running(argv) as running:
+            _sleep_until(window[0])
+            before = procstat.snapshot(server.pid)
+            progress.more(f", measuring {duration:g}s ...")
+            _sleep_until(window[1])
+            after = procstat.snapshot(server.pid)
+            result, _output = running.finish(warmup + duration + 60, window)
         record: dict[str, Any] = {
             "profile": profile.name,
             "round": number,
@@ -235,14 +229,18 @@ def measure(
             "cpu": after.minus(before),
         }
         if case.gateway and server.process.poll() is None:
-            # counters over the measured window (plus the one scrape itself)
-            now = scrape_gateway_metrics(server.url)
-            record["gateway_metrics"] = {
-                name: round(value - scraped.get(name, 0.0), 6) for name, value in now.items()
-            }
+            # the server finishes what wrk left in flight; then its counters are complete
+            procstat.wait_idle(server.pid, limit=15.0)
+            record["gateway_metrics"] = scrape_gateway_metrics(server.url)
         if result.error_count:
             record["server_log_tail"] = server.log_tail()
     return record
+
+
+def _sleep_until(moment: float) -> None:
+    delay = moment - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
 
 
 def _describe(record: dict[str, Any]) -> str:
@@ -376,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                         db.url,
                         progress,
                         duration=options.duration,
-                        warmup_connections=options.connections,
+                        warmup=options.warmup,
                     )
                 except Exception as exc:  # one broken case must not lose the whole run
                     failures.append(
@@ -408,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
                         db.url,
                         progress,
                         duration=options.deadlock_duration,
-                        warmup_connections=10,
+                        warmup=0.0,
                     )
                 except Exception as exc:
                     failures.append(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import psycopg
@@ -20,7 +21,8 @@ from tests.conftest import started_client
 WRK_LINE = (
     'BENCH_JSON {"requests": 1200, "sent": 1301, "duration_us": 2000000, "bytes": 5, '
     '"errors": {"connect": 0, "read": 1, "write": 0, "status": 200, "timeout": 3}, '
-    '"latency_us": {"p50": 1500, "p90": 2500, "p99": 9000, "mean": 1800.5, "max": 12000}}'
+    '"latency_us": {"p50": 1500, "p90": 2500, "p99": 9000, "mean": 1800.5, "max": 12000}, '
+    '"window": {"requests": 900, "status_errors": 150, "last_answer": 111.0}}'
 )
 
 
@@ -36,6 +38,14 @@ def test_parse_output_reads_the_lua_line_among_wrk_text():
     assert result.error_count == 204
     assert result.unanswered == 101
     assert result.latency_ms == {"p50": 1.5, "p90": 2.5, "p99": 9.0, "mean": 1.8, "max": 12.0}
+
+
+def test_the_measured_window_counts_only_its_own_answers():
+    result = wrk.parse_output(WRK_LINE, window=(110.0, 111.5))
+    assert (result.ok, result.ok_per_second, result.measured_seconds) == (750, 500.0, 1.5)
+    assert result.stalled == 0.5  # the last answer came half a second before the end
+    assert result.requests == 1200 and result.error_count == 204  # errors: the whole run
+    assert result.to_dict()["duration_s"] == 1.5 and result.to_dict()["wrk_run_s"] == 2.0
 
 
 def test_parse_output_names_what_is_missing():
@@ -61,6 +71,8 @@ def test_wrk_command_passes_path_and_ids_to_the_script():
     assert "--connections=1000" in argv and "--duration=2s" in argv
     assert f"--script={wrk.LUA_SCRIPT}" in argv
     assert argv[-4:] == ["http://127.0.0.1:9", "--", "/users/", "50"]
+    timed = wrk.command("http://x", "/", connections=2, duration=5, window=(10.5, 12.25))
+    assert timed[-2:] == ["10.500000", "12.250000"]
     with pytest.raises(ValueError, match="at least threads"):
         wrk.command("http://x", "/", connections=1, duration=1, threads=2)
 
@@ -200,6 +212,11 @@ def test_deadlock_verdict():
     assert report.deadlock_verdict(hung) == "deadlocked"
     assert report.deadlock_verdict(_run("plain", 1, "d", 300)) == "completed"
     assert report.deadlock_verdict(_run("plain", 1, "d", 300, status=2)) == "served with errors"
+    froze = _run("plain", 1, "d", 2)  # a first burst, then nothing for 3 of 10 s
+    froze["wrk"]["stalled_s"] = 3.0
+    assert report.deadlock_verdict(froze) == "deadlocked"
+    froze["wrk"]["stalled_s"] = 1.9
+    assert report.deadlock_verdict(froze) == "completed"
 
 
 def _result(runs):
@@ -236,7 +253,7 @@ def test_markdown_has_a_row_per_case_and_the_deadlock_verdict():
     assert "Command: `scripts/bench --quick`" in text
     assert "| bare async | 1125 | 2.04 (2.00-2.08) | 100 | 302 | status 7 |" in text
     assert "| plain | gateway async / bare async" in text and "(met)" in text
-    assert "| deadlock bare def | 10 | 0 | 0 | 3 | deadlocked |" in text
+    assert "| deadlock bare def | 10 | 0 | 0 | n/a | 3 | deadlocked |" in text
     assert "nproc: 2" in text
 
 
@@ -361,11 +378,16 @@ def test_wrk_and_the_lua_hook_against_a_real_server():
     case = next(c for c in cases.CASES if c.name == "ceiling")
     env = {"GATEWAY_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}  # never connected
     with serve(case, env) as server:
-        argv = wrk.command(server.url, case.path, connections=2, duration=1, max_id=3)
-        result, output = wrk.run(argv, limit=60)
+        start = time.monotonic()
+        argv = wrk.command(
+            server.url, case.path, connections=2, duration=2, max_id=3, window=(start, start + 1)
+        )
+        with wrk.Running(argv) as running:
+            result, output = running.finish(60, window=(start, start + 1))
     assert result.requests > 0, output
     assert result.error_count == 0, output
     assert result.sent >= result.requests
+    assert result.window_requests is not None and result.ok <= result.requests
     assert json.loads(output.split(wrk.MARKER, 1)[1].splitlines()[0])["requests"] == result.requests
 
 
@@ -383,6 +405,9 @@ def test_loop_blocking_sums_the_gateway_metrics_over_labels():
         "blocking_share": 0.9,
         "mean_lag_ms": pytest.approx(30.0),
     }
+    # the gateway's own request count, when scraped, is the denominator (same span)
+    run["gateway_metrics"]['gateway_requests_total{status="200"}'] = 1500
+    assert report.loop_blocking(run)["blocking_share"] == 0.6
     run["gateway_metrics"] = {}
     assert set(report.loop_blocking(run).values()) == {None}
     text = report.markdown({**_result(RUNS), "runs": [*RUNS, run]})
