@@ -11,6 +11,7 @@ Tokens are compared in constant time and never logged or echoed; only their name
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import re
@@ -104,10 +105,11 @@ class AdminTokens:
 
     def identify(self, token: str) -> str | None:
         """The name of the token equal to `token`, or None; every token is compared in full."""
-        candidate = token.encode()
+        # Digests first, so the comparison does not even reveal the tokens' lengths.
+        candidate = hashlib.sha256(token.encode()).digest()
         found = None
         for name, known in self.by_name.items():
-            if hmac.compare_digest(candidate, known):
+            if hmac.compare_digest(candidate, hashlib.sha256(known).digest()):
                 found = name
         return found
 

@@ -176,11 +176,15 @@ def list_(
                     row["mode"], row["percent"] = flag.mode.value, flag.percent
         else:
             base = (url or DEFAULT_URL).rstrip("/")
-            rows = _request("GET", f"{base}{prefix}/routes", token)["routes"]
+            body = _request("GET", f"{base}{prefix}/routes", token)
+            rows, store = body["routes"], body.get("store", {})
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
-        else:
-            _print_routes(rows)
+            return
+        _print_routes(rows)
+        if not database_url and not store.get("up", True):
+            source = "last known flags" if store.get("flags_from") == "store" else "defaults"
+            typer.echo(f"note: that gateway cannot reach its flag store; it serves the {source}")
 
 
 @flags_cli.command("set")
