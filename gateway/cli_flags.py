@@ -75,7 +75,8 @@ def _request(method: str, url: str, token: str | None, **kwargs: Any) -> Any:
     except httpx.TransportError as exc:
         raise _Failure(f"cannot reach the gateway at {url}: {exc}") from None
     if response.status_code >= 400:
-        raise _Failure(f"{response.status_code} from {url}: {_detail(response)}")
+        hint = " (pass --token or set GATEWAY_ADMIN_TOKEN)" if response.status_code == 401 else ""
+        raise _Failure(f"{response.status_code} from {url}: {_detail(response)}{hint}")
     return response.json()
 
 
