@@ -36,7 +36,6 @@ from fastapi.dependencies.models import (
     _is_async_gen_callable,
     _is_coroutine_callable,
     _is_gen_callable,
-    _uses_scopes,
 )
 from fastapi.dependencies.utils import get_dependant, request_body_to_args, request_params_to_args
 from fastapi.encoders import jsonable_encoder
@@ -47,6 +46,7 @@ from fastapi.exceptions import (
     ResponseValidationError,
 )
 from fastapi.routing import APIRoute, RouteContext, _extract_endpoint_context
+from fastapi.security import SecurityScopes
 from fastapi.utils import is_body_allowed_for_status_code
 from starlette._exception_handler import wrap_app_handling_exceptions
 from starlette.exceptions import HTTPException
@@ -130,11 +130,16 @@ def fast_path_blocker(context: RouteContext) -> str | None:
 def _tree_blocker(step: _Step) -> str | None:
     """Why a solved dependency tree needs FastAPI's async solver, or None (pure)."""
     for found in _walk(step):
+        if found.on_loop:
+            continue  # awaited on the loop before the hand-off
         dependant = found.dependant
-        if _uses_scopes(dependant=dependant):
-            return f"{_name(found.call)} uses Security scopes"
-        if _is_coroutine_callable(found.call) or _is_async_gen_callable(found.call):
-            return f"{_name(found.call)} is async"
+        if _is_async_gen_callable(found.call):
+            return f"{_name(found.call)} is an async dependency with yield"
+        if _is_coroutine_callable(found.call):
+            return (
+                f"{_name(found.call)} is async and takes request parameters, a Response, "
+                "BackgroundTasks or sync dependencies"
+            )
         if dependant.concurrency is not None:
             return f"{_name(found.call)} has a concurrency limit"
         if dependant.websocket_param_name is not None:
@@ -155,6 +160,10 @@ class _Step:
     enter: Callable[..., Any] | None = None  # contextmanager(call) for `yield` dependencies
     function_scope: bool = False
     needs_response: bool = False  # somewhere in the tree takes a `Response` parameter
+    # An `async def` without yield whose tree takes only Request / SecurityScopes (e.g. the
+    # fastapi.security schemes): awaited on the loop before the hand-off.
+    on_loop: bool = False
+    loop_steps: bool = False  # some step in this tree is on_loop
 
 
 def _plan(dependant: Dependant, overrides: Mapping[Any, Any] | None) -> _Step:
@@ -165,6 +174,7 @@ def _plan(dependant: Dependant, overrides: Mapping[Any, Any] | None) -> _Step:
         dependant.call,
         steps,
         needs_response=bool(dependant.response_param_name) or any(s.needs_response for s in steps),
+        loop_steps=any(s.on_loop or s.loop_steps for s in steps),
     )
 
 
@@ -183,6 +193,12 @@ def _sub_step(sub: Dependant, overrides: Mapping[Any, Any] | None) -> _Step:
         )
     step = _plan(use, overrides)
     is_gen = _is_gen_callable(step.call)
+    on_loop = (
+        _is_coroutine_callable(step.call)
+        and not _is_async_gen_callable(step.call)
+        and _takes_only_the_request(use)
+        and all(s.on_loop for s in step.steps)
+    )
     return _Step(
         use,
         step.call,
@@ -193,6 +209,22 @@ def _sub_step(sub: Dependant, overrides: Mapping[Any, Any] | None) -> _Step:
         enter=contextmanager(step.call) if is_gen else None,
         function_scope=sub.scope == "function",
         needs_response=step.needs_response,
+        on_loop=on_loop,
+        loop_steps=step.loop_steps,
+    )
+
+
+def _takes_only_the_request(dependant: Dependant) -> bool:
+    return not (
+        dependant.path_params
+        or dependant.query_params
+        or dependant.header_params
+        or dependant.cookie_params
+        or dependant.body_params
+        or dependant.background_tasks_param_name
+        or dependant.response_param_name
+        or dependant.websocket_param_name
+        or dependant.concurrency is not None
     )
 
 
@@ -287,7 +319,11 @@ class LegacyApp:
 
     async def _handle(self, plan: _Step, request: Request) -> tuple[Response, ExitStack | None]:
         body = await self._read_body(request) if self.body_field is not None else Undefined
-        outcome, timing = await run_sync(self._run, plan, request, body)
+        awaited: dict[int, Any] = {}
+        cache: dict[Any, Any] = {}
+        if plan.loop_steps:
+            await _await_loop_steps(plan, request, cache, awaited)
+        outcome, timing = await run_sync(self._run, plan, request, body, cache, awaited)
         info = request.scope.get("gateway")
         if isinstance(info, RequestInfo):
             info.thread = timing
@@ -343,16 +379,26 @@ class LegacyApp:
     # -- in the worker thread ----------------------------------------------------------
 
     def _run(
-        self, plan: _Step, request: Request, body: Any
+        self,
+        plan: _Step,
+        request: Request,
+        body: Any,
+        cache: dict[Any, Any],
+        awaited: dict[int, Any],
     ) -> tuple[Response, ExitStack | None] | Exception:
         # Errors come back as values so the hand-off's timing is recorded on every path.
         try:
-            return self._run_in_stacks(plan, request, body)
+            return self._run_in_stacks(plan, request, body, cache, awaited)
         except Exception as exc:
             return exc
 
     def _run_in_stacks(
-        self, plan: _Step, request: Request, body: Any
+        self,
+        plan: _Step,
+        request: Request,
+        body: Any,
+        cache: dict[Any, Any],
+        awaited: dict[int, Any],
     ) -> tuple[Response, ExitStack | None]:
         response: Response | None = None
         with ExitStack() as request_stack:
@@ -360,6 +406,8 @@ class LegacyApp:
                 solver = _Solver(
                     request, body, self.embed_body_fields, request_stack, function_stack
                 )
+                solver.cache = cache
+                solver.awaited = awaited
                 if plan.needs_response:
                     solver.response = _sub_response()
                 values, errors = solver.solve(plan)
@@ -419,6 +467,7 @@ class _Solver:
     """fastapi.dependencies.utils.solve_dependencies for a tree of sync callables."""
 
     __slots__ = (
+        "awaited",
         "background_tasks",
         "body",
         "cache",
@@ -445,12 +494,18 @@ class _Solver:
         self.cache: dict[Any, Any] = {}
         self.background_tasks: BackgroundTasks | None = None
         self.response: Response | None = None
+        self.awaited: dict[int, Any] = {}
 
     def solve(self, step: _Step) -> tuple[dict[str, Any], list[Any]]:
         values: dict[str, Any] = {}
         errors: list[Any] = []
         cache = self.cache
         for sub in step.steps:
+            if sub.on_loop:
+                solved = self.awaited[id(sub)]
+                if sub.name is not None:
+                    values[sub.name] = solved
+                continue
             sub_values, sub_errors = self.solve(sub)
             if sub_errors:
                 errors.extend(sub_errors)
@@ -501,6 +556,48 @@ class _Solver:
             values[dependant.background_tasks_param_name] = self.background_tasks
         if dependant.response_param_name:
             values[dependant.response_param_name] = self.response
+        if dependant.security_scopes_param_name:
+            scopes = SecurityScopes(scopes=_get_oauth_scopes(dependant=dependant))
+            values[dependant.security_scopes_param_name] = scopes
+
+
+async def _await_loop_steps(
+    step: _Step, request: Request, cache: dict[Any, Any], awaited: dict[int, Any]
+) -> None:
+    """Await the tree's on-loop dependencies, in the order FastAPI's solver meets them."""
+    for sub in step.steps:
+        if sub.on_loop:
+            values = await _await_values(sub, request, cache)
+            if sub.use_cache and sub.cache_key in cache:
+                awaited[id(sub)] = cache[sub.cache_key]
+            else:
+                awaited[id(sub)] = await sub.call(**values)
+            cache.setdefault(sub.cache_key, awaited[id(sub)])
+        elif sub.loop_steps:
+            await _await_loop_steps(sub, request, cache, awaited)
+
+
+async def _await_values(step: _Step, request: Request, cache: dict[Any, Any]) -> dict[str, Any]:
+    # fastapi.dependencies.utils.solve_dependencies for a tree of request-only coroutines.
+    values: dict[str, Any] = {}
+    for sub in step.steps:
+        sub_values = await _await_values(sub, request, cache)
+        if sub.use_cache and sub.cache_key in cache:
+            solved = cache[sub.cache_key]
+        else:
+            solved = await sub.call(**sub_values)
+        if sub.name is not None:
+            values[sub.name] = solved
+        cache.setdefault(sub.cache_key, solved)
+    dependant = step.dependant
+    if dependant.http_connection_param_name:
+        values[dependant.http_connection_param_name] = request
+    if dependant.request_param_name:
+        values[dependant.request_param_name] = request
+    if dependant.security_scopes_param_name:
+        scopes = SecurityScopes(scopes=_get_oauth_scopes(dependant=dependant))
+        values[dependant.security_scopes_param_name] = scopes
+    return values
 
 
 def _sub_response() -> Response:

@@ -5,7 +5,7 @@ exception and exits, and when background tasks run; `call_raw` adds "response.st
 "response.body" as they are sent, so a test can read the order of the two.
 """
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
 import anyio
@@ -24,14 +24,14 @@ from fastapi import (
 )
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.routing import APIRoute
-from fastapi.security import SecurityScopes
+from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message
 
 from gateway.legacy import keep_fastapi_handler
 
 # Routes that must stay on FastAPI's own handler in the gateway; the rest use the fast path.
-FALLBACK_PATHS = {"/async-dep", "/scoped", "/custom-class", "/jsonl", "/kept"}
+FALLBACK_PATHS = {"/async-yield", "/async-param", "/custom-class", "/jsonl", "/kept"}
 
 
 class Teapot(Exception):
@@ -123,6 +123,21 @@ def build_legacy_app(events: list[str]) -> FastAPI:
 
     async def async_value() -> str:
         return "from async"
+
+    async def async_resource() -> AsyncIterator[str]:
+        yield "from async yield"
+
+    async def async_param(q: str = "from async with a parameter") -> str:
+        return q
+
+    oauth2 = OAuth2PasswordBearer(tokenUrl="token")
+
+    def current_user(
+        token: Annotated[str, Depends(oauth2)],
+        resource: Annotated[Resource, Depends(get_resource)],
+        scopes: SecurityScopes,
+    ) -> dict[str, Any]:
+        return {"token": token, "open": not resource.closed, "scopes": scopes.scopes}
 
     def scoped(scopes: SecurityScopes) -> str:
         return " ".join(scopes.scopes)
@@ -236,6 +251,30 @@ def build_legacy_app(events: list[str]) -> FastAPI:
     @app.get("/async-dep")
     def with_async_dependency(value: Annotated[str, Depends(async_value)]) -> dict[str, str]:
         return {"value": value}
+
+    @app.get("/async-yield")
+    def with_async_yield(value: Annotated[str, Depends(async_resource)]) -> dict[str, str]:
+        return {"value": value}
+
+    @app.get("/async-param")
+    def with_async_param(value: Annotated[str, Depends(async_param)]) -> dict[str, str]:
+        return {"value": value}
+
+    @app.get("/whoami")
+    def whoami(
+        user: Annotated[dict[str, Any], Security(current_user, scopes=["me"])],
+    ) -> dict[str, Any]:
+        return user
+
+    def current_user_db_first(
+        resource: Annotated[Resource, Depends(get_resource)],
+        token: Annotated[str, Depends(oauth2)],
+    ) -> str:
+        return token
+
+    @app.get("/whoami-db-first")
+    def whoami_db_first(user: Annotated[str, Depends(current_user_db_first)]) -> dict[str, str]:
+        return {"token": user}
 
     @app.get("/scoped")
     def with_scopes(value: Annotated[str, Security(scoped, scopes=["read"])]) -> dict[str, str]:

@@ -256,17 +256,49 @@ async def test_dependency_overrides_set_on_the_legacy_app(served: Served) -> Non
     async def async_stub() -> str:
         return "async stub"
 
-    # An async override needs FastAPI's own solver: that request falls back, same answer.
+    async def async_with_param(who: str = "nobody") -> str:
+        return f"async {who}"
+
+    # A request-only coroutine is awaited on the loop; one with parameters needs FastAPI's
+    # own solver, so requests fall back while that override is set. Same answers.
     served.legacy.dependency_overrides[get_user] = async_stub
     assert (await served.client.get("/me")).json() == {"user": "async stub"}
+    served.legacy.dependency_overrides[get_user] = async_with_param
+    assert (await served.client.get("/me", params={"who": "x"})).json() == {"user": "async x"}
 
     served.legacy.dependency_overrides.clear()
     assert (await served.client.get("/me")).json() == {"user": "user:none"}
 
 
-async def test_routes_the_fast_path_leaves_to_fastapi_still_work(served: Served) -> None:
+async def test_request_only_async_dependencies_and_security(served: Served) -> None:
     assert (await served.client.get("/async-dep")).json() == {"value": "from async"}
     assert (await served.client.get("/scoped")).json() == {"scopes": "read"}
+    anonymous = await served.client.get("/whoami")
+    assert (anonymous.status_code, anonymous.json()) == (401, {"detail": "Not authenticated"})
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    assert served.events == []  # the scheme refused before get_resource was entered
+    known = await served.client.get("/whoami", headers={"authorization": "Bearer t0k"})
+    assert known.json() == {"token": "t0k", "open": True, "scopes": ["me"]}
+
+
+async def test_request_only_async_dependencies_are_awaited_first_in_the_gateway(
+    served: Served,
+) -> None:
+    anonymous = await served.client.get("/whoami-db-first")
+    assert (anonymous.status_code, anonymous.json()) == (401, {"detail": "Not authenticated"})
+    if served.kind == "gateway":  # the scheme ran on the loop before the hand-off
+        assert served.events == []
+    else:
+        entered = ["dependency enter", "dependency saw HTTPException", "dependency exit"]
+        assert served.events == entered
+    known = await served.client.get("/whoami-db-first", headers={"authorization": "Bearer k"})
+    assert known.json() == {"token": "k"}
+
+
+async def test_routes_the_fast_path_leaves_to_fastapi_still_work(served: Served) -> None:
+    assert (await served.client.get("/async-yield")).json() == {"value": "from async yield"}
+    params = {"q": "given"}
+    assert (await served.client.get("/async-param", params=params)).json() == {"value": "given"}
     custom = await served.client.get("/custom-class")
     assert (custom.json(), custom.headers["x-logged"]) == ({"ok": True}, "yes")
     assert (await served.client.get("/jsonl")).text == '{"n":1}\n'
@@ -412,7 +444,7 @@ async def test_thread_timing_reaches_the_request_info(sqlite_url: str) -> None:
     legacy.add_middleware(Capture)
     gw = _gateway(legacy, sqlite_url)
     async with LifespanManager(gw.app) as manager:  # type: ignore[arg-type]
-        for path in ("/items/1", "/http-error", "/async-dep"):
+        for path in ("/items/1", "/http-error", "/async-yield"):
             await call_raw(manager.app, path, [])
     threads = [info.thread for info in seen]
     assert [type(t) for t in threads[:2]] == [ThreadTiming, ThreadTiming]
@@ -466,6 +498,9 @@ _PATHS = {
     "/function-scope",
     "/async-dep",
     "/scoped",
+    "/whoami",
+    "/async-yield",
+    "/async-param",
     "/custom-class",
     "/jsonl",
     "/kept",
@@ -475,15 +510,19 @@ _PATHS = {
 def test_fast_path_blocker_names_why_a_route_falls_back() -> None:
     contexts = _contexts(build_legacy_app([]))
     blockers = {path: fast_path_blocker(context) for path, context in contexts.items()}
+    local = "tests.support_legacy.build_legacy_app.<locals>"
     assert blockers == {
         "/items/{item_id}": None,
         "/me": None,
         "/plain": None,
         "/stream": None,
         "/function-scope": None,
-        "/async-dep": "tests.support_legacy.build_legacy_app.<locals>.async_value is async",
-        "/scoped": "tests.support_legacy.build_legacy_app.<locals>.with_scopes uses Security "
-        "scopes",
+        "/async-dep": None,
+        "/scoped": None,
+        "/whoami": None,
+        "/async-yield": f"{local}.async_resource is an async dependency with yield",
+        "/async-param": f"{local}.async_param is async and takes request parameters, a "
+        "Response, BackgroundTasks or sync dependencies",
         "/custom-class": "route class LoggingRoute overrides get_route_handler",
         "/jsonl": "the endpoint is a generator (a streamed response)",
         "/kept": "the endpoint is marked with gateway.legacy.keep_fastapi_handler",
