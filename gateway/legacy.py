@@ -403,11 +403,8 @@ class LegacyApp:
         response: Response | None = None
         with ExitStack() as request_stack:
             with ExitStack() as function_stack:
-                solver = _Solver(
-                    request, body, self.embed_body_fields, request_stack, function_stack
-                )
-                solver.cache = cache
-                solver.awaited = awaited
+                stacks = (request_stack, function_stack)
+                solver = _Solver(request, body, self.embed_body_fields, stacks, cache, awaited)
                 if plan.needs_response:
                     solver.response = _sub_response()
                 values, errors = solver.solve(plan)
@@ -472,10 +469,9 @@ class _Solver:
         "body",
         "cache",
         "embed_body_fields",
-        "function_stack",
         "request",
-        "request_stack",
         "response",
+        "stacks",
     )
 
     def __init__(
@@ -483,18 +479,18 @@ class _Solver:
         request: Request,
         body: Any,
         embed_body_fields: bool,
-        request_stack: ExitStack,
-        function_stack: ExitStack,
+        stacks: tuple[ExitStack, ExitStack],
+        cache: dict[Any, Any],
+        awaited: dict[int, Any],
     ) -> None:
         self.request = request
         self.body = body
         self.embed_body_fields = embed_body_fields
-        self.request_stack = request_stack
-        self.function_stack = function_stack
-        self.cache: dict[Any, Any] = {}
+        self.cache = cache  # FastAPI's per-request dependency cache, shared with the loop
+        self.awaited = awaited  # values of the on-loop steps, by id(step)
+        self.stacks = stacks  # (request scope, function scope), indexed by function_scope
         self.background_tasks: BackgroundTasks | None = None
         self.response: Response | None = None
-        self.awaited: dict[int, Any] = {}
 
     def solve(self, step: _Step) -> tuple[dict[str, Any], list[Any]]:
         values: dict[str, Any] = {}
@@ -513,7 +509,7 @@ class _Solver:
             if sub.use_cache and sub.cache_key in cache:
                 solved = cache[sub.cache_key]
             elif sub.enter is not None:
-                stack = self.function_stack if sub.function_scope else self.request_stack
+                stack = self.stacks[sub.function_scope]
                 solved = stack.enter_context(sub.enter(**sub_values))
             else:
                 solved = sub.call(**sub_values)
