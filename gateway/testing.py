@@ -51,6 +51,7 @@ def serve_in_subprocess(
     port: int | None = None,
     ready_path: str = "/openapi.json",
     extra_args: tuple[str, ...] = (),
+    ready_timeout: float = 30.0,
 ) -> Iterator[str]:
     """Run `gateway serve APP` in a subprocess on a free port; yield its base URL.
 
@@ -65,7 +66,7 @@ def serve_in_subprocess(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(url + ready_path, process)
+        wait_until_ready(url + ready_path, process, timeout=ready_timeout)
         yield url
     finally:
         if process.poll() is None:
