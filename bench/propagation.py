@@ -171,7 +171,9 @@ def main() -> None:
             # per-flip INFO lines out of the pipe so it never fills and blocks a worker.
             "GATEWAY_LOG_LEVEL": "warning",
         }
-        with serve_in_subprocess(APP, env=env, workers=args.workers, ready_path="/probe") as url:
+        with serve_in_subprocess(
+            APP, env=env, workers=args.workers, ready_path="/probe", ready_timeout=120
+        ) as url:
             logs = WorkerLogs(probe_dir)
             logs.wait_for("legacy 0", args.workers, timeout=60)
             load: dict = {}

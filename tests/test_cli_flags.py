@@ -69,7 +69,7 @@ def test_no_gateway_listening_is_one_clear_line():
 @pytest.mark.slow
 def test_against_a_running_gateway(sqlite_url):
     env = {"GATEWAY_DATABASE_URL": sqlite_url, "GATEWAY_ADMIN_TOKENS": f"ops={ADMIN_TOKEN}"}
-    with serve_in_subprocess(APP, env=env, ready_path="/probe") as url:
+    with serve_in_subprocess(APP, env=env, ready_path="/probe", ready_timeout=120) as url:
         assert httpx.get(f"{url}/probe").json()["implementation"] == "legacy"
 
         refused = runner.invoke(cli, ["flags", "set", PROBE, "async", "--url", url])

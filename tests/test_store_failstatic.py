@@ -198,7 +198,9 @@ def test_ten_second_outage_under_four_workers_loses_no_request(private_postgres)
     }
     runner = CliRunner()
     app = "tests.support_flags:create_probe_app"
-    with serve_in_subprocess(app, env=env, workers=4, ready_path="/probe") as url:
+    with serve_in_subprocess(
+        app, env=env, workers=4, ready_path="/probe", ready_timeout=120
+    ) as url:
         flip = ["flags", "set", PROBE, "async", "--url", url, "--token", ADMIN_TOKEN]
         assert runner.invoke(cli, flip).exit_code == 0
         workers = asyncio.run(

@@ -33,7 +33,9 @@ def env_for(database_url: str) -> dict[str, str]:
 
 
 def test_cli_flip_is_served_by_every_worker(postgres_url):
-    with serve_in_subprocess(APP, env=env_for(postgres_url), workers=WORKERS) as url:
+    with serve_in_subprocess(
+        APP, env=env_for(postgres_url), workers=WORKERS, ready_timeout=120
+    ) as url:
         before = asyncio.run(implementations_by_pid(url, until=lambda s: len(s) == WORKERS))
         assert set(before.values()) == {"legacy"}
 
@@ -91,7 +93,9 @@ async def _load_while_flipping(url: str, *, clients: int, flips: int) -> tuple[i
 
 
 def test_repeated_flips_under_concurrent_load_fail_no_request(postgres_url):
-    with serve_in_subprocess(APP, env=env_for(postgres_url), workers=WORKERS) as url:
+    with serve_in_subprocess(
+        APP, env=env_for(postgres_url), workers=WORKERS, ready_timeout=120
+    ) as url:
         done, recorded, modes = asyncio.run(_load_while_flipping(url, clients=50, flips=20))
     assert recorded == 20
     assert modes == {"async", "canary", "legacy"}
