@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,15 +20,13 @@ __all__ = ["Sampler"]
 log = logging.getLogger("gateway.metrics")
 
 
-PROBE_CPU_SECONDS = 0.0001
-
-
 class Sampler:
     """Sleeps `interval` seconds in a loop and observes how much later than that it woke.
 
-    Each tick it also burns PROBE_CPU_SECONDS of CPU and compares the wall time that took:
-    `cpu_factor` (a decaying average of wall / CPU, >= 1) says how long CPU work takes
-    here right now, e.g. 3.0 when the machine's cores are shared three ways.
+    Each tick it also reads how many threads on the machine are runnable right now
+    (/proc/loadavg on Linux): `cpu_factor` (a decaying average of runnable threads per
+    core, at least 1) says how much longer CPU work takes here than on an idle machine,
+    e.g. 3.0 when the cores are shared three ways.
     """
 
     def __init__(self, histogram: Any, interval: float) -> None:
@@ -35,8 +34,7 @@ class Sampler:
         self.interval = interval
         self.last_lag = 0.0
         self.cpu_factor = 1.0
-        self._probe_wall = 0.0
-        self._probe_cpu = 0.0
+        self._cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         self._tasks: list[Callable[[], None]] = []
         self._running: asyncio.Task[None] | None = None
 
@@ -46,6 +44,7 @@ class Sampler:
 
     def start(self) -> None:
         if self._running is None:
+            self.probe(first=True)
             self._running = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -55,16 +54,16 @@ class Sampler:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def probe(self) -> None:
-        """Burn a little CPU and fold wall / CPU into `cpu_factor`."""
-        cpu_started, started = time.thread_time(), time.perf_counter()
-        while time.thread_time() - cpu_started < PROBE_CPU_SECONDS:
-            pass
-        wall, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
-        # Decay so the factor follows the last ~20 ticks.
-        self._probe_wall = self._probe_wall * 0.95 + wall
-        self._probe_cpu = self._probe_cpu * 0.95 + cpu
-        self.cpu_factor = max(self._probe_wall / self._probe_cpu, 1.0)
+    def probe(self, first: bool = False) -> None:
+        """Fold the machine's runnable threads per core into `cpu_factor`."""
+        try:
+            with open("/proc/loadavg", "rb") as loadavg:
+                runnable = int(loadavg.read().split()[3].split(b"/")[0])
+        except (OSError, ValueError, IndexError):
+            return  # not Linux: leave the factor at 1
+        # Decay so the factor follows the last few ticks.
+        factor = max(runnable / self._cores, 1.0)
+        self.cpu_factor = factor if first else 0.8 * self.cpu_factor + 0.2 * factor
 
     async def _run(self) -> None:
         while True:

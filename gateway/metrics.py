@@ -393,9 +393,10 @@ def thread_contention(
     """Estimate how much of a handler's blocked time was waiting for the CPU or the GIL.
 
     Wall minus CPU time also counts time a runnable thread waited: for the GIL while other
-    threads of the process ran Python (bounded by the CPU they used meanwhile), and for a
-    core when the machine is busy ((cpu_factor - 1) x its CPU time). Migrating to async
-    frees neither. Database time is known I/O and never counted as contention.
+    threads of the process ran Python (bounded by the CPU the rest of the process used
+    during the request, `process_cpu` minus the handler's own), and for a core when the
+    machine is busy ((cpu_factor - 1) x its CPU time). Migrating to async frees neither.
+    Database time is known I/O and never counted as contention.
     """
     if request_seconds <= 0:
         return 0.0
@@ -478,6 +479,7 @@ def install_metrics(
         watch_pool(engine, recorder.metrics.pool_wait.labels("async"))
         recorder.started = time.time()
         sampler.start()
+        recorder.cpu_factor = sampler.cpu_factor
 
     async def stop(_gw: Gateway) -> None:
         await sampler.stop()
