@@ -11,6 +11,7 @@ GET  /_gateway/history                the audit history, newest first
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 __all__ = ["FlagBody", "admin_router"]
+
+log = logging.getLogger("gateway.flags")
 
 
 class FlagBody(BaseModel):
@@ -96,6 +99,7 @@ def _unprocessable(exc: FlagError, route_key: str, body: FlagBody) -> JSONRespon
 def _store_unavailable(exc: Exception) -> JSONResponse:
     text = str(exc).strip()
     reason = text.splitlines()[0] if text else type(exc).__name__
+    log.warning("admin request failed: flag store unreachable (%s)", reason)
     return JSONResponse(
         {
             "detail": f"The flag store is unreachable, so nothing was recorded ({reason}). "
