@@ -136,3 +136,24 @@ def test_gateway_report_command_names_an_unreachable_url():
     assert result.exit_code != 0
     flat = "".join(re.sub(r"[│╭╮╰╯─]", "", result.output).split())  # undo the error box
     assert f"cannotreach{url}/_gateway/report" in flat
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("required", [False, True])
+async def test_report_reads_follow_admin_read_requires_token(sqlite_url, required):
+    settings = Settings.from_environ(
+        {},
+        database_url=sqlite_url,
+        admin_tokens="ops=s3cret-token-0123456789",
+        admin_read_requires_token=required,
+    )
+    gw = scenario_gateway(settings, CollectorRegistry())
+    gw.build()
+    async for client in started_client(gw.app):
+        anonymous = await client.get("/_gateway/report")
+        with_token = await client.get(
+            "/_gateway/report", headers={"Authorization": "Bearer s3cret-token-0123456789"}
+        )
+    assert anonymous.status_code == (401 if required else 200)
+    assert with_token.status_code == 200
+    assert "s3cret-token-0123456789" not in anonymous.text
