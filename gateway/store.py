@@ -475,9 +475,13 @@ class FlagSync:
     # -- applying ------------------------------------------------------------------------
 
     def apply(self, key: str, flag: Flag, version: int, source: str) -> bool:
-        """Set one flag unless a newer version is applied already; True if it was set."""
+        """Set one flag if its version is newer than the one applied; True if it was.
+
+        A resync that read the table before a newer change committed is thus harmless, and
+        one that finds nothing new leaves the table alone.
+        """
         modes = self.gateway.modes
-        if key not in modes or version < self.versions.get(key, 0):
+        if key not in modes or version <= self.versions.get(key, 0):
             return False
         self.versions[key] = version
         if modes.get(key) != flag:
@@ -486,14 +490,9 @@ class FlagSync:
         return True
 
     def apply_all(self, loaded: Mapping[str, StoredFlag], source: str) -> None:
-        """Apply a full load: stored flags, and the default for routes never set."""
-        modes = self.gateway.modes
-        for key in modes:
-            stored = loaded.get(key)
-            if stored is not None:
-                self.apply(key, stored.flag, stored.version, source)
-            elif key not in self.versions:
-                modes.set(key, modes.default)
+        """Apply a full load; routes with no stored flag keep what they have."""
+        for key, stored in loaded.items():
+            self.apply(key, stored.flag, stored.version, source)
 
     def _on_payload(self, payload: str) -> None:
         try:

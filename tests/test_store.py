@@ -187,11 +187,13 @@ async def test_an_older_version_never_overwrites_a_newer_one(tmp_path):
     # A resync that read the table before version 7 committed arrives late.
     sync.apply_all({PROBE: StoredFlag(CANARY, 6)}, "resync")
     assert gateway.modes.get(PROBE) == ASYNC
+    assert sync.apply(PROBE, ASYNC, 7, "resync") is False  # nothing new: left alone
     assert sync.apply(PROBE, CANARY, 8, "notify") is True
     assert gateway.modes.get(PROBE) == CANARY
-    sync.apply_all({}, "resync")  # routes never set fall back to the default
-    assert gateway.modes.get(OTHER) == LEGACY
-    assert gateway.modes.get(PROBE) == CANARY
+    # Routes the store has no flag for keep what they have (an embedder's gw.modes.set).
+    gateway.modes.set(OTHER, ASYNC)
+    sync.apply_all({PROBE: StoredFlag(CANARY, 8)}, "resync")
+    assert (gateway.modes.get(OTHER), gateway.modes.get(PROBE)) == (ASYNC, CANARY)
 
 
 async def test_malformed_notifications_are_ignored(tmp_path, caplog):
