@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -81,7 +80,7 @@ class CpuSnapshot:
 
     server: float
     postgres: dict[int, float]
-    children: float
+    load: float
     busy: float
     total: float
     extra: dict[str, float] = field(default_factory=dict)
@@ -92,20 +91,19 @@ class CpuSnapshot:
         return {
             "server_s": round(self.server - before.server, 3),
             "postgres_s": round(postgres, 3),
-            "wrk_s": round(self.children - before.children, 3),
+            "wrk_s": round(self.load - before.load, 3),
             "machine_busy_s": round(self.busy - before.busy, 3),
             "machine_total_s": round(self.total - before.total, 3),
         }
 
 
-def snapshot(server_pid: int) -> CpuSnapshot:
-    """Counters now. `children` is the CPU of reaped children: wrk, once it has exited."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+def snapshot(server_pid: int, load_pid: int) -> CpuSnapshot:
+    """Counters now: the server's, the load generator's (wrk), PostgreSQL's, the machine's."""
     busy, total = machine_seconds()
     return CpuSnapshot(
         server=process_seconds(server_pid),
         postgres=postgres_seconds(),
-        children=usage.ru_utime + usage.ru_stime,
+        load=process_seconds(load_pid),
         busy=busy,
         total=total,
     )

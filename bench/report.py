@@ -77,7 +77,8 @@ def cores(run: Run) -> dict[str, float]:
 
 
 def _per_request_ms(run: Run, key: str) -> float | None:
-    requests = int(run["wrk"]["requests"])
+    # CPU was read at the window's edges, so divide by the answers inside the window
+    requests = int(run["wrk"].get("measured_requests", run["wrk"]["requests"]))
     return 1000.0 * run["cpu"][key] / requests if requests else None
 
 
@@ -162,8 +163,12 @@ def loop_blocking(run: Run) -> dict[str, float | None]:
     samples = run.get("gateway_metrics") or {}
     served = _metric_sum(samples, REQUESTS + "_total")  # the same span as the counters below
     requests = int(served if served is not None else run["wrk"]["requests"])
+    # a labelled counter has no sample until it first counts: exposed but absent means 0
+    absent = 0.0 if served is not None else None
     blocked = _metric_sum(samples, BLOCKED + "_total")
+    blocked = absent if blocked is None else blocked
     blocking = _metric_sum(samples, BLOCKING + "_total")
+    blocking = absent if blocking is None else blocking
     lag_sum, lag_count = _metric_sum(samples, LAG + "_sum"), _metric_sum(samples, LAG + "_count")
     return {
         "blocked_ms_per_request": None

@@ -212,10 +212,10 @@ def measure(
         )
         with wrk.Running(argv) as running:
             _sleep_until(window[0])
-            before = procstat.snapshot(server.pid)
+            before = procstat.snapshot(server.pid, running.process.pid)
             progress.more(f", measuring {duration:g}s ...")
             _sleep_until(window[1])
-            after = procstat.snapshot(server.pid)
+            after = procstat.snapshot(server.pid, running.process.pid)
             result, _output = running.finish(warmup + duration + 60, window)
         record: dict[str, Any] = {
             "profile": profile.name,
@@ -245,7 +245,8 @@ def _sleep_until(moment: float) -> None:
 
 def _describe(record: dict[str, Any]) -> str:
     w, cpu = record["wrk"], record["cpu"]
-    per_request = 1000 * cpu["server_s"] / w["requests"] if w["requests"] else float("nan")
+    n = w["measured_requests"]
+    per_request = 1000 * cpu["server_s"] / n if n else float("nan")
     errors = sum(w["errors"].values())
     return (
         f" {w['ok_per_second']:.0f} req/s, p50 {w['latency_ms']['p50']:.0f} ms, "
@@ -265,7 +266,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
     parser.add_argument("--duration", type=float, help="measured seconds per run (10)")
     parser.add_argument("--warmup", type=float, help="warm-up seconds per run (3)")
     parser.add_argument(
-        "--deadlock-duration", type=float, help="seconds for the deadlock pair (40)"
+        "--deadlock-duration",
+        type=float,
+        help="seconds for each deadlock reference (25, under the 30 s pool timeout)",
     )
     parser.add_argument("--connections", type=int, default=1000, help="concurrent connections")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
@@ -295,7 +298,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
         rounds=args.rounds,
         duration=args.duration or (2.0 if quick else 10.0),
         warmup=args.warmup or (1.0 if quick else 3.0),
-        deadlock_duration=args.deadlock_duration or (6.0 if quick else 40.0),
+        deadlock_duration=args.deadlock_duration or (6.0 if quick else 25.0),
         connections=args.connections,
         threads=args.threads,
         timeout=args.timeout,

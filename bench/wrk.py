@@ -60,6 +60,11 @@ class WrkResult:
         return self.duration
 
     @property
+    def measured_requests(self) -> int:
+        """Answers of any status in the measured window (the whole run without a window)."""
+        return self.window_requests if self.window_requests is not None else self.requests
+
+    @property
     def ok(self) -> int:
         """Answers below status 400 in the measured window (the only ones that count)."""
         if self.window_requests is not None:
@@ -79,6 +84,7 @@ class WrkResult:
         return {
             "requests": self.requests,
             "ok": self.ok,
+            "measured_requests": self.measured_requests,
             "duration_s": round(self.measured_seconds or 0.0, 3),
             "wrk_run_s": round(self.duration, 3),
             "ok_per_second": round(self.ok_per_second, 1),

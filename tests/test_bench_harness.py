@@ -45,6 +45,7 @@ def test_the_measured_window_counts_only_its_own_answers():
     assert (result.ok, result.ok_per_second, result.measured_seconds) == (750, 500.0, 1.5)
     assert result.stalled == 0.5  # the last answer came half a second before the end
     assert result.requests == 1200 and result.error_count == 204  # errors: the whole run
+    assert result.measured_requests == 900
     assert result.to_dict()["duration_s"] == 1.5 and result.to_dict()["wrk_run_s"] == 2.0
 
 
@@ -131,7 +132,8 @@ def _run(profile, number, case, ok_rps, *, server_s=1.0, status=0):
         "case": case,
         "title": case.replace("_", " "),
         "wrk": {
-            "requests": int(ok_rps * 10) + status,
+            "requests": 5 * int(ok_rps * 10) + status,  # the whole run, warm-up included
+            "measured_requests": int(ok_rps * 10) + status,
             "ok": int(ok_rps * 10),
             "duration_s": 10.0,
             "ok_per_second": ok_rps,
@@ -276,10 +278,11 @@ def test_parse_stat_times_survives_a_name_with_spaces_and_parens():
 def test_snapshot_of_this_process_moves_forward():
     import os
 
-    before = procstat.snapshot(os.getpid())
+    before = procstat.snapshot(os.getpid(), os.getpid())
     sum(i * i for i in range(200_000))
-    delta = procstat.snapshot(os.getpid()).minus(before)
+    delta = procstat.snapshot(os.getpid(), os.getpid()).minus(before)
     assert delta["server_s"] >= 0 and delta["machine_total_s"] >= 0
+    assert delta["server_s"] == delta["wrk_s"]
     assert set(delta) == {"server_s", "postgres_s", "wrk_s", "machine_busy_s", "machine_total_s"}
 
 
@@ -392,7 +395,8 @@ def test_wrk_and_the_lua_hook_against_a_real_server():
 
 
 def test_loop_blocking_sums_the_gateway_metrics_over_labels():
-    run = _run("plain", 1, "gateway_async_sync", 100)  # 1000 requests
+    run = _run("plain", 1, "gateway_async_sync", 100)
+    run["wrk"]["requests"] = 1000  # the whole wrk run: the span the counters cover
     run["gateway_metrics"] = {
         'gateway_loop_blocked_seconds_total{method="GET",route="/users/{user_id}"}': 0.5,
         'gateway_loop_blocked_seconds_total{method="GET",route="/other"}': 0.25,
@@ -408,6 +412,12 @@ def test_loop_blocking_sums_the_gateway_metrics_over_labels():
     # the gateway's own request count, when scraped, is the denominator (same span)
     run["gateway_metrics"]['gateway_requests_total{status="200"}'] = 1500
     assert report.loop_blocking(run)["blocking_share"] == 0.6
+    run["gateway_metrics"] = {'gateway_requests_total{status="200"}': 10.0}
+    assert report.loop_blocking(run) == {
+        "blocked_ms_per_request": 0.0,  # exposed, never counted: no blocking
+        "blocking_share": 0.0,
+        "mean_lag_ms": None,
+    }
     run["gateway_metrics"] = {}
     assert set(report.loop_blocking(run).values()) == {None}
     text = report.markdown({**_result(RUNS), "runs": [*RUNS, run]})
