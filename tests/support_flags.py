@@ -105,7 +105,11 @@ def _record_changes(gateway: Gateway, directory: Path) -> None:
 
 
 async def implementations_by_pid(
-    url: str, *, until: Callable[[dict[int, str]], bool], limit: float = 120.0
+    url: str,
+    *,
+    until: Callable[[dict[int, str]], bool],
+    limit: float = 120.0,
+    headers: dict[str, str] | None = None,
 ) -> dict[int, str]:
     """Probe with fresh connections until `until(seen)` holds; the limit only stops a hang.
 
@@ -117,7 +121,8 @@ async def implementations_by_pid(
         if time.monotonic() > deadline:
             raise AssertionError(f"not every worker answered as expected: {seen}")
         async with httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0)) as client:
-            responses = await asyncio.gather(*(client.get(f"{url}/probe") for _ in range(16)))
+            probes = (client.get(f"{url}/probe", headers=headers) for _ in range(16))
+            responses = await asyncio.gather(*probes)
         for response in responses:
             if response.status_code != 200:
                 raise AssertionError(f"probe failed: {response.status_code} {response.text}")

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gateway.cli import cli
+from gateway.flags import Flag, Mode, choose
 from gateway.testing import serve_in_subprocess
 from tests.support_flags import ADMIN_TOKEN, PROBE, implementations_by_pid
 
@@ -32,7 +33,7 @@ def env_for(database_url: str) -> dict[str, str]:
     }
 
 
-def test_cli_flip_is_served_by_every_worker(postgres_url):
+def test_cli_flips_reach_every_worker_and_canary_keys_stick(postgres_url):
     with serve_in_subprocess(
         APP, env=env_for(postgres_url), workers=WORKERS, ready_timeout=120
     ) as url:
@@ -54,6 +55,45 @@ def test_cli_flip_is_served_by_every_worker(postgres_url):
                 )
             )
             assert {after[pid] for pid in before} == {mode}
+
+        # Canary at 10 %: about 10 % of user keys go to async, each key on one side only,
+        # whichever worker serves it.
+        result = runner.invoke(
+            cli, ["flags", "set", PROBE, "canary", "--percent", "10", "--url", url],
+            env={"GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN},
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        flag = Flag(Mode.CANARY, 10)
+        users = [f"user-{i}" for i in range(300)]
+        on_async = next(u for u in users if choose(flag, salt=PROBE, request_key=u) == "async")
+        asyncio.run(  # every worker has applied the canary once it serves this key async
+            implementations_by_pid(
+                url,
+                headers={"x-user-id": on_async},
+                until=lambda s: set(before) <= set(s) and set(s.values()) == {"async"},
+            )
+        )
+        sides = asyncio.run(_sides_by_user(url, users + users))
+        assert all(len(seen) == 1 for seen in sides.values()), sides
+        for user, seen in sides.items():
+            assert seen == {choose(flag, salt=PROBE, request_key=user).value}
+        share = sum(seen == {"async"} for seen in sides.values()) / len(users)
+        assert 0.05 <= share <= 0.15
+
+
+async def _sides_by_user(url: str, users: list[str]) -> dict[str, set[str]]:
+    sides: dict[str, set[str]] = {}
+    limits = httpx.Limits(max_keepalive_connections=0)  # new connections spread over workers
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        for start in range(0, len(users), 20):
+            batch = users[start : start + 20]
+            responses = await asyncio.gather(
+                *(client.get(f"{url}/probe", headers={"x-user-id": u}) for u in batch)
+            )
+            for user, response in zip(batch, responses, strict=True):
+                assert response.status_code == 200
+                sides.setdefault(user, set()).add(response.json()["implementation"])
+    return sides
 
 
 async def _load_while_flipping(url: str, *, clients: int, flips: int) -> tuple[int, int, set]:
