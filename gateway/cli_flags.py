@@ -33,7 +33,7 @@ flags_cli = typer.Typer(help="List, set and audit route modes.", no_args_is_help
 Url = Annotated[
     str | None,
     typer.Option(
-        "--url", envvar="GATEWAY_ADMIN_URL", help=f"a running gateway [default: {DEFAULT_URL}]"
+        "--url", envvar="GATEWAY_ADMIN_URL", help=f"a running gateway (default {DEFAULT_URL})"
     ),
 ]
 Token = Annotated[
