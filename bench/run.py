@@ -160,9 +160,10 @@ def scrape_gateway_metrics(url: str, prefix: str = "/_gateway") -> dict[str, flo
 
     for path in ("/metrics", f"{prefix}/metrics"):
         try:
-            answer = httpx.get(url + path, timeout=5.0)
+            # generous: a loop-blocking server answers after what wrk left in flight
+            answer = httpx.get(url + path, timeout=30.0)
         except httpx.TransportError:
-            continue
+            return {}
         if answer.status_code != 200 or "# TYPE" not in answer.text:
             continue
         found: dict[str, float] = {}
@@ -230,7 +231,7 @@ def measure(
         }
         if case.gateway and server.process.poll() is None:
             # the server finishes what wrk left in flight; then its counters are complete
-            procstat.wait_idle(server.pid, limit=15.0)
+            procstat.wait_idle(server.pid, limit=10.0)
             record["gateway_metrics"] = scrape_gateway_metrics(server.url)
         if result.error_count:
             record["server_log_tail"] = server.log_tail()
