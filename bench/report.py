@@ -208,7 +208,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"Command: `{result['command']}`",
         "",
         f"{s['connections']} connections, wrk {s['threads']} threads, {s['warmup_s']} s warm-up "
-        f"+ {s['duration_s']} s measured per run, {s['rounds']} rounds (alternating order), "
+        f"+ {s['duration_s']} s measured per run, {s['rounds']} round(s) (alternating order), "
         f"pool {s['pool_size']}+{s['max_overflow']}, threadpool {s['threadpool_size']}, "
         f"{s['users']} users, wrk timeout {s['timeout_s']} s.",
         "",

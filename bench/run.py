@@ -35,7 +35,7 @@ from bench.database import DEFAULT_ADMIN_URL, connection_budget, throwaway_datab
 __all__ = ["main"]
 
 RESULTS = Path(__file__).with_name("results")
-METRIC_NAME = re.compile(r"block|lag", re.IGNORECASE)
+METRIC_NAME = re.compile(r"loop|blocked|blocking")  # not "lag": it matches "flag"
 
 
 @dataclass(frozen=True)
@@ -426,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                 record["verdict"] = report.deadlock_verdict(record)
                 deadlock_runs.append(record)
                 progress.more(_describe(record) + f" -> {record['verdict']}\n")
+    machine["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     order = [c.name for c in cases]
     result: dict[str, Any] = {
         "started": started,
