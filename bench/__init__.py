@@ -8,4 +8,7 @@ Modules, one concern each:
   report    ratios, the markdown table, JSON and the PNG chart (pure but for the chart file)
   run       the command line: start each server, warm up, measure, collect, write results
   apps/     the apps under test: bare FastAPI references and the gateway
+
+propagation.py and metrics_cost.py beside them are separate benchmarks of the flags and
+metrics work, run on their own.
 """

@@ -348,8 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress(len(plan) + len(deadlock))
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     machine = procstat.machine_info()
-    per_run = options.warmup + options.duration + 4
-    estimate = len(plan) * per_run + len(deadlock) * (options.deadlock_duration + 10)
+    # wrk's run plus start/stop (and the metrics scrape for gateway cases) on a quiet machine
+    per_run = options.warmup + options.duration + 1
+    estimate = sum(per_run + (8 if c.gateway else 4) for _p, _n, c in plan)
+    estimate += len(deadlock) * (options.deadlock_duration + 10)
     progress.say(
         f"{len(plan)} runs + {len(deadlock)} deadlock runs, {options.connections} connections, "
         f"about {estimate / 60:.1f} min; load average {machine['loadavg_at_start']}"
