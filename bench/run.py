@@ -335,7 +335,12 @@ def _preflight(args: argparse.Namespace, options: Options) -> None:
         )
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds: servers stopped, database dropped
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args, options = parse_args(argv)
     try:
         cases = select(args.cases)
