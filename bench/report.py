@@ -18,6 +18,7 @@ __all__ = [
     "COMPARISONS",
     "cores",
     "deadlock_verdict",
+    "headline",
     "loop_blocking",
     "markdown",
     "pair_ratios",
@@ -199,6 +200,38 @@ def _errors(errors: Mapping[str, int]) -> str:
     return ", ".join(shown) if shown else "0"
 
 
+def headline(result: Mapping[str, Any]) -> list[str]:
+    """The issue's ratios as one table, a column per profile (what bench/RESULTS.md shows)."""
+    profiles = [
+        p for p in result["profiles"] if any(r["profile"] == p["name"] for r in result["runs"])
+    ]
+    lines = [
+        "## Headline (same-round ratios, mean over rounds)",
+        "",
+        "| ratio | " + " | ".join(p["title"] for p in profiles) + " | target |",
+        "|---|" + "---:|" * len(profiles) + "---|",
+    ]
+    found = {(c["profile"], c["numerator"], c["denominator"]): c for c in result["comparisons"]}
+    for top, bottom, label, target in COMPARISONS:
+        cells = []
+        for p in profiles:
+            c = found.get((p["name"], top, bottom))
+            cells.append("n/a" if c is None else f"{c['mean']:.2f}")
+        met = [
+            found[k]["met"] for k in found if k[1:] == (top, bottom) and found[k]["met"] is not None
+        ]
+        verdict = (
+            "" if target is None else f">= {target} ({'met' if met and all(met) else 'MISSED'})"
+        )
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {verdict} |")
+    errors = [
+        sum(sum(r["wrk"]["errors"].values()) for r in result["runs"] if r["profile"] == p["name"])
+        for p in profiles
+    ]
+    lines.append("| errors, all runs | " + " | ".join(str(e) for e in errors) + " | 0 |")
+    return [*lines, ""]
+
+
 def markdown(result: Mapping[str, Any]) -> str:
     """The results as markdown: settings, the table per profile, ratios, CPU, deadlock."""
     s = result["settings"]
@@ -213,6 +246,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"{s['users']} users, wrk timeout {s['timeout_s']} s.",
         "",
     ]
+    lines += headline(result)
     for profile in result["profiles"]:
         rows = [r for r in result["summary"] if r["profile"] == profile["name"]]
         if not rows:

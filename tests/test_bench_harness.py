@@ -259,6 +259,16 @@ def test_markdown_has_a_row_per_case_and_the_deadlock_verdict():
     assert "nproc: 2" in text
 
 
+def test_headline_puts_the_profiles_side_by_side():
+    lines = report.headline(_result(RUNS))
+    assert lines[2] == "| ratio | plain lookup | d | target |"
+    row = next(line for line in lines if line.startswith("| bare async / bare def"))
+    assert row == "| bare async / bare def (seed: 2.3x) | 2.04 | 3.00 |  |"
+    gateway = next(line for line in lines if line.startswith("| gateway async / bare async"))
+    assert gateway.endswith("| 0.97 | n/a | >= 0.97 (met) |")
+    assert "| errors, all runs | 7 | 0 | 0 |" in lines
+
+
 def test_chart_is_written_as_png(tmp_path: Path):
     pytest.importorskip("matplotlib")
     path = tmp_path / "chart.png"
