@@ -511,6 +511,7 @@ class FlagSync:
         so a change committed after startup cannot be missed.
         """
         settings = self.gateway.settings
+        self._first_attempt, self._listening = asyncio.Event(), False  # an app may restart
         if getattr(self.store, "pushes", False):
             self._spawn(self._follow())
             try:
