@@ -72,7 +72,7 @@ def test_page_flips_a_route_in_a_real_browser(server, browser):
     from playwright.sync_api import expect
 
     page = browser.new_page()
-    page.goto(f"{server}/_gateway/")
+    page.goto(f"{server}/_gateway/?refresh=1")
     row = page.locator(f'#routes tr[data-route="{ROUTE}"]')
     mode = row.locator("td.mode")
     expect(mode).to_have_text("legacy")
@@ -123,6 +123,16 @@ def test_page_flips_a_route_in_a_real_browser(server, browser):
     assert history[0]["route"] == ROUTE
     assert re.search("page test", str(history[0]))
     assert "ops" in str(history[0])
+
+    # A flip made elsewhere (here: the admin API) shows up by itself on the next refresh.
+    back = httpx.put(
+        f"{server}/_gateway/routes/GET%20%2Fusers",
+        json={"mode": "legacy", "reason": "back"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert back.status_code == 200
+    expect(mode).to_have_text("legacy", timeout=15_000)
+    expect(page.locator("#refreshed")).to_contain_text("every 1 s")
 
     page.screenshot(path="/tmp/gateway-page.png", full_page=True)
     page.close()
