@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -52,17 +54,13 @@ def test_two_workers_aggregate_requests_and_keep_per_process_gauges(sqlite_url, 
 def test_prepare_multiprocess_empties_the_directory_and_dead_workers_are_marked(
     tmp_path, monkeypatch
 ):
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     directory = tmp_path / "metrics"
     directory.mkdir()
     (directory / "counter_1.db").write_bytes(b"old")
-    try:
-        assert prepare_multiprocess(str(directory)) == directory
-        assert list(directory.iterdir()) == []
-    finally:
-        monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    import os
-
+    # setenv first, so monkeypatch removes the variable again after the test.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
+    assert prepare_multiprocess() == directory
+    assert list(directory.iterdir()) == []
     dead_pid = 2**22 + 12345  # above pid_max on most systems: no such process
     (directory / f"gauge_liveall_{dead_pid}.db").write_bytes(b"")
     (directory / f"gauge_liveall_{os.getpid()}.db").write_bytes(b"")
