@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from prometheus_client import CollectorRegistry
 from starlette.routing import BaseRoute
 
 from gateway.concurrency import set_threadpool_size
@@ -54,6 +55,8 @@ class Gateway:
         self.entries: dict[str, RouteEntry] = {}
         self.modes = ModeTable(default=parse_flag(self.settings.default_mode))
         self.app: FastAPI | None = None
+        # Where metrics register; None means prometheus_client's global REGISTRY.
+        self.metrics_registry: CollectorRegistry | None = None
         self.notes: list[str] = []  # why optional routes are absent; `gateway routes` prints them
 
     # -- composition -------------------------------------------------------------------
