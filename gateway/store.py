@@ -361,8 +361,21 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # Take over transaction control so writes can BEGIN IMMEDIATE (see _sqlite_begin).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.close()
+    try:
+        # Switching to WAL needs an exclusive lock and SQLite does not wait for it with the
+        # busy timeout, so workers racing on a fresh file retry briefly. Once WAL, it stays.
+        for attempt in range(50):
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                break
+            except Exception as exc:  # the aiosqlite adapter re-raises sqlite3's errors
+                if "locked" not in str(exc):
+                    raise
+                if attempt == 49:
+                    raise
+                time.sleep(0.02)
+    finally:
+        cursor.close()
 
 
 def _sqlite_begin(connection: Connection) -> None:

@@ -11,9 +11,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import IO
 
 import httpx
 
@@ -27,12 +29,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def wait_until_ready(
+    url: str, process: subprocess.Popen[bytes], timeout: float = 30.0, log: IO[bytes] | None = None
+) -> None:
     """Poll `url` until it answers; raise with the server's output if it dies or times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+            source = log if log is not None else process.stdout
+            if source is not None and log is not None:
+                log.seek(0)
+            output = source.read().decode(errors="replace") if source is not None else ""
             raise RuntimeError(f"server exited with {process.returncode}:\n{output[-4000:]}")
         try:
             httpx.get(url, timeout=1.0)
@@ -61,12 +68,18 @@ def serve_in_subprocess(
     full_env = {**os.environ, **(env or {})}
     command = [sys.executable, "-m", "gateway", "serve", app, "--port", str(port)]
     command += ["--workers", str(workers), "--log-level", "warning", *extra_args]
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(
-        command, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        # A file, not a pipe: nobody drains a pipe while the test runs, and a full pipe
+        # would block the server's logging (and so the server).
+        command,
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(url + ready_path, process, timeout=ready_timeout)
+        wait_until_ready(url + ready_path, process, timeout=ready_timeout, log=log)
         yield url
     finally:
         if process.poll() is None:
@@ -76,5 +89,4 @@ def serve_in_subprocess(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        if process.stdout:
-            process.stdout.close()
+        log.close()
