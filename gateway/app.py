@@ -165,12 +165,12 @@ class Gateway:
         # Each concern lives in its own module; admin routes go first so no legacy
         # catch-all route can shadow them.
         from gateway.admin import admin_router
+        from gateway.flagsync import attach_store
         from gateway.health import health_router
         from gateway.logging import watch_flips
         from gateway.metrics import install_metrics
         from gateway.page import page_router
         from gateway.report import report_router
-        from gateway.store import attach_store
 
         prefix = self.settings.admin_prefix
         admin = APIRouter(prefix=prefix, include_in_schema=False)

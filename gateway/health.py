@@ -93,7 +93,7 @@ def health_router(gateway: Gateway) -> APIRouter:
         return watch.problem()
 
     async def flag_store() -> str | None:
-        from gateway.store import flag_sync
+        from gateway.flagsync import flag_sync
 
         sync = flag_sync(gateway)
         if sync.up is False:
@@ -135,7 +135,7 @@ def health_router(gateway: Gateway) -> APIRouter:
 
 def _has_flag_store(gateway: Gateway) -> bool:
     try:
-        from gateway.store import flag_sync
+        from gateway.flagsync import flag_sync
 
         flag_sync(gateway)
     except (ImportError, LookupError):

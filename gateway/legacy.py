@@ -18,26 +18,20 @@ from __future__ import annotations
 import email.message
 import json
 import logging
-from collections.abc import Callable, Coroutine, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
+from contextlib import ExitStack
 from typing import Any, TypeVar
 
 import anyio
-from fastapi import params
 from fastapi._body_limit import get_body_limit_error, wrap_app_with_body_limit
 from fastapi._compat import ModelField, Undefined
 from fastapi.background import BackgroundTasks
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import (
     Dependant,
-    _get_cache_key,
     _get_oauth_scopes,
-    _is_async_gen_callable,
-    _is_coroutine_callable,
-    _is_gen_callable,
 )
-from fastapi.dependencies.utils import get_dependant, request_body_to_args, request_params_to_args
+from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import (
     EndpointContext,
@@ -45,7 +39,7 @@ from fastapi.exceptions import (
     RequestValidationError,
     ResponseValidationError,
 )
-from fastapi.routing import APIRoute, RouteContext, _extract_endpoint_context
+from fastapi.routing import RouteContext, _extract_endpoint_context
 from fastapi.security import SecurityScopes
 from fastapi.utils import is_body_allowed_for_status_code
 from starlette._exception_handler import wrap_app_handling_exceptions
@@ -57,11 +51,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.concurrency import run_sync
 from gateway.context import RequestInfo
+from gateway.legacy_plan import (
+    Step,
+    fast_path_blocker,
+    keep_fastapi_handler,
+    make_plan,
+    tree_blocker,
+)
 
 __all__ = ["LegacyApp", "fast_path_blocker", "keep_fastapi_handler", "legacy_app_for"]
 
 T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("gateway.legacy")
 
 # FastAPI's own words for a dependency that swallowed the endpoint's exception.
@@ -87,156 +87,6 @@ def legacy_app_for(context: RouteContext) -> ASGIApp:
         )
         return context.app  # type: ignore[no-any-return]
     return LegacyApp(context)
-
-
-def keep_fastapi_handler(endpoint: F) -> F:
-    """Serve this legacy route with FastAPI's own handler, not the one-hand-off fast path.
-
-    For a route that needs FastAPI's closing order: its `yield` dependencies stay open
-    until the response is sent and its background tasks have run.
-
-    @router.get("/report")
-    @keep_fastapi_handler
-    def report(db: Session = Depends(get_db)): ...
-    """
-    endpoint.__gateway_keep_fastapi_handler__ = True  # type: ignore[attr-defined]
-    return endpoint
-
-
-def fast_path_blocker(context: RouteContext) -> str | None:
-    """Why the fast path cannot serve this route, or None when it can (decided at build).
-
-    fast_path_blocker(gw.entries["GET /users/{user_id}"].legacy.context)  # -> None
-    """
-    route = context.original_route
-    if not isinstance(route, APIRoute):
-        return f"{type(route).__name__} is not an APIRoute"
-    if type(route).get_route_handler is not APIRoute.get_route_handler:
-        return f"route class {type(route).__name__} overrides get_route_handler"
-    dependant: Dependant | None = context.dependant
-    if dependant is None or dependant.call is None:
-        return "the route has no dependant"
-    call = dependant.call
-    if getattr(call, "__gateway_keep_fastapi_handler__", False):
-        return "the endpoint is marked with gateway.legacy.keep_fastapi_handler"
-    if _is_gen_callable(call) or _is_async_gen_callable(call):
-        return "the endpoint is a generator (a streamed response)"
-    body_field: ModelField | None = context.body_field
-    if body_field is not None and isinstance(body_field.field_info, params.Form):
-        return "the body is a form or has files"
-    return _tree_blocker(_plan(dependant, None))
-
-
-def _tree_blocker(step: _Step) -> str | None:
-    """Why a solved dependency tree needs FastAPI's async solver, or None (pure)."""
-    for found in _walk(step):
-        if found.on_loop:
-            continue  # awaited on the loop before the hand-off
-        dependant = found.dependant
-        if _is_async_gen_callable(found.call):
-            return f"{_name(found.call)} is an async dependency with yield"
-        if _is_coroutine_callable(found.call):
-            return (
-                f"{_name(found.call)} is async and takes request parameters, a Response, "
-                "BackgroundTasks or sync dependencies"
-            )
-        if dependant.concurrency is not None:
-            return f"{_name(found.call)} has a concurrency limit"
-        if dependant.websocket_param_name is not None:
-            return f"{_name(found.call)} takes a WebSocket"
-    return None
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class _Step:
-    """One callable to solve, with what FastAPI would look up again on every request."""
-
-    dependant: Dependant  # the overriding dependant if overridden: its params and sub-steps
-    call: Callable[..., Any]
-    steps: tuple[_Step, ...]
-    name: str | None = None
-    cache_key: Any = None  # from the original dependant, as FastAPI keys its cache
-    use_cache: bool = True
-    enter: Callable[..., Any] | None = None  # contextmanager(call) for `yield` dependencies
-    function_scope: bool = False
-    needs_response: bool = False  # somewhere in the tree takes a `Response` parameter
-    # An `async def` without yield whose tree takes only Request / SecurityScopes (e.g. the
-    # fastapi.security schemes): awaited on the loop before the hand-off.
-    on_loop: bool = False
-    loop_steps: bool = False  # some step in this tree is on_loop
-
-
-def _plan(dependant: Dependant, overrides: Mapping[Any, Any] | None) -> _Step:
-    assert dependant.call is not None
-    steps = tuple(_sub_step(sub, overrides) for sub in dependant.dependencies)
-    return _Step(
-        dependant,
-        dependant.call,
-        steps,
-        needs_response=bool(dependant.response_param_name) or any(s.needs_response for s in steps),
-        loop_steps=any(s.on_loop or s.loop_steps for s in steps),
-    )
-
-
-def _sub_step(sub: Dependant, overrides: Mapping[Any, Any] | None) -> _Step:
-    assert sub.call is not None
-    use = sub
-    if overrides and sub.call in overrides:
-        # As FastAPI's solve_dependencies does per request, once per overrides state here.
-        use = get_dependant(
-            path=sub.path or "",
-            call=overrides[sub.call],
-            name=sub.name,
-            parent_oauth_scopes=_get_oauth_scopes(dependant=sub),
-            scope=sub.scope,
-            concurrency=sub.concurrency,
-        )
-    step = _plan(use, overrides)
-    is_gen = _is_gen_callable(step.call)
-    on_loop = (
-        _is_coroutine_callable(step.call)
-        and not _is_async_gen_callable(step.call)
-        and _takes_only_the_request(use)
-        and all(s.on_loop for s in step.steps)
-    )
-    return _Step(
-        use,
-        step.call,
-        step.steps,
-        name=sub.name,
-        cache_key=_get_cache_key(dependant=sub),
-        use_cache=sub.use_cache,
-        enter=contextmanager(step.call) if is_gen else None,
-        function_scope=sub.scope == "function",
-        needs_response=step.needs_response,
-        on_loop=on_loop,
-        loop_steps=step.loop_steps,
-    )
-
-
-def _takes_only_the_request(dependant: Dependant) -> bool:
-    return not (
-        dependant.path_params
-        or dependant.query_params
-        or dependant.header_params
-        or dependant.cookie_params
-        or dependant.body_params
-        or dependant.background_tasks_param_name
-        or dependant.response_param_name
-        or dependant.websocket_param_name
-        or dependant.concurrency is not None
-    )
-
-
-def _walk(step: _Step) -> Iterator[_Step]:
-    yield step
-    for sub in step.steps:
-        yield from _walk(sub)
-
-
-def _name(call: Callable[..., Any]) -> str:
-    module = getattr(call, "__module__", None) or type(call).__module__
-    return f"{module}.{getattr(call, '__qualname__', type(call).__qualname__)}"
 
 
 class LegacyApp:
@@ -281,7 +131,7 @@ class LegacyApp:
             "exclude_none": context.response_model_exclude_none,
         }
         self.max_body_size: int | None = context.max_body_size
-        self.base_app = self._app_for(_plan(self.dependant, None))
+        self.base_app = self._app_for(make_plan(self.dependant, None))
         self._apps: dict[tuple[int, ...], ASGIApp] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -294,14 +144,14 @@ class LegacyApp:
         key = tuple(id(x) for item in overrides.items() for x in item)
         app = self._apps.get(key)
         if app is None:
-            plan = _plan(self.dependant, overrides)
-            app = self.fallback if _tree_blocker(plan) else self._app_for(plan)
+            plan = make_plan(self.dependant, overrides)
+            app = self.fallback if tree_blocker(plan) else self._app_for(plan)
             if len(self._apps) >= _MAX_PLANS:
                 self._apps.clear()
             self._apps[key] = app
         return app
 
-    def _app_for(self, plan: _Step) -> ASGIApp:
+    def _app_for(self, plan: Step) -> ASGIApp:
         async def serve(scope: Scope, receive: Receive, send: Send) -> None:
             request = Request(scope, receive, send)
 
@@ -317,7 +167,7 @@ class LegacyApp:
 
         return wrap_app_with_body_limit(serve, self.max_body_size)
 
-    async def _handle(self, plan: _Step, request: Request) -> tuple[Response, ExitStack | None]:
+    async def _handle(self, plan: Step, request: Request) -> tuple[Response, ExitStack | None]:
         body = await self._read_body(request) if self.body_field is not None else Undefined
         awaited: dict[int, Any] = {}
         cache: dict[Any, Any] = {}
@@ -380,7 +230,7 @@ class LegacyApp:
 
     def _run(
         self,
-        plan: _Step,
+        plan: Step,
         request: Request,
         body: Any,
         cache: dict[Any, Any],
@@ -394,7 +244,7 @@ class LegacyApp:
 
     def _run_in_stacks(
         self,
-        plan: _Step,
+        plan: Step,
         request: Request,
         body: Any,
         cache: dict[Any, Any],
@@ -492,7 +342,7 @@ class _Solver:
         self.background_tasks: BackgroundTasks | None = None
         self.response: Response | None = None
 
-    def solve(self, step: _Step) -> tuple[dict[str, Any], list[Any]]:
+    def solve(self, step: Step) -> tuple[dict[str, Any], list[Any]]:
         values: dict[str, Any] = {}
         errors: list[Any] = []
         cache = self.cache
@@ -558,7 +408,7 @@ class _Solver:
 
 
 async def _await_loop_steps(
-    step: _Step, request: Request, cache: dict[Any, Any], awaited: dict[int, Any]
+    step: Step, request: Request, cache: dict[Any, Any], awaited: dict[int, Any]
 ) -> None:
     """Await the tree's on-loop dependencies, in the order FastAPI's solver meets them."""
     for sub in step.steps:
@@ -573,7 +423,7 @@ async def _await_loop_steps(
             await _await_loop_steps(sub, request, cache, awaited)
 
 
-async def _await_values(step: _Step, request: Request, cache: dict[Any, Any]) -> dict[str, Any]:
+async def _await_values(step: Step, request: Request, cache: dict[Any, Any]) -> dict[str, Any]:
     # fastapi.dependencies.utils.solve_dependencies for a tree of request-only coroutines.
     values: dict[str, Any] = {}
     for sub in step.steps:

@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry
 
 from gateway.exceptions import SettingsError
 from gateway.flags import Flag, Mode
-from gateway.store import MemoryFlagStore, SqlFlagStore, StoredFlag, flag_sync, store_metrics
+from gateway.flagsync import flag_sync, store_metrics
+from gateway.store import MemoryFlagStore, SqlFlagStore, StoredFlag
 from tests.conftest import started_client
 from tests.support_flags import OTHER, PROBE, create_probe_gateway, probe_settings
 

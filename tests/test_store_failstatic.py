@@ -20,7 +20,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.flags import Flag, Mode
-from gateway.store import flag_sync
+from gateway.flagsync import flag_sync
 from gateway.testing import free_port
 from tests.conftest import started_client
 from tests.support_flags import (

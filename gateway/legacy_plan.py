@@ -1,0 +1,190 @@
+"""Which legacy routes the one-hand-off path can serve, and the plan it follows (pure).
+
+At build time each legacy route's dependency tree is turned into a `Step` tree once: what
+FastAPI would otherwise look up again on every request (overrides, cache keys, which
+dependencies are generators, which `async def` security schemes can be awaited on the loop
+before the hand-off). `fast_path_blocker` says why a route must keep FastAPI's handler.
+
+    fast_path_blocker(route_context)    # None, or why the route keeps FastAPI's handler
+    make_plan(route_context.dependant, app.dependency_overrides)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from fastapi import params
+from fastapi._compat import ModelField
+from fastapi.dependencies.models import (
+    Dependant,
+    _get_cache_key,
+    _get_oauth_scopes,
+    _is_async_gen_callable,
+    _is_coroutine_callable,
+    _is_gen_callable,
+)
+from fastapi.dependencies.utils import get_dependant
+from fastapi.routing import APIRoute, RouteContext
+
+__all__ = [
+    "Step",
+    "fast_path_blocker",
+    "keep_fastapi_handler",
+    "make_plan",
+    "tree_blocker",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def keep_fastapi_handler(endpoint: F) -> F:
+    """Serve this legacy route with FastAPI's own handler, not the one-hand-off fast path.
+
+    For a route that needs FastAPI's closing order: its `yield` dependencies stay open
+    until the response is sent and its background tasks have run.
+
+    @router.get("/report")
+    @keep_fastapi_handler
+    def report(db: Session = Depends(get_db)): ...
+    """
+    endpoint.__gateway_keep_fastapi_handler__ = True  # type: ignore[attr-defined]
+    return endpoint
+
+
+def fast_path_blocker(context: RouteContext) -> str | None:
+    """Why the fast path cannot serve this route, or None when it can (decided at build).
+
+    fast_path_blocker(gw.entries["GET /users/{user_id}"].legacy.context)  # -> None
+    """
+    route = context.original_route
+    if not isinstance(route, APIRoute):
+        return f"{type(route).__name__} is not an APIRoute"
+    if type(route).get_route_handler is not APIRoute.get_route_handler:
+        return f"route class {type(route).__name__} overrides get_route_handler"
+    dependant: Dependant | None = context.dependant
+    if dependant is None or dependant.call is None:
+        return "the route has no dependant"
+    call = dependant.call
+    if getattr(call, "__gateway_keep_fastapi_handler__", False):
+        return "the endpoint is marked with gateway.legacy.keep_fastapi_handler"
+    if _is_gen_callable(call) or _is_async_gen_callable(call):
+        return "the endpoint is a generator (a streamed response)"
+    body_field: ModelField | None = context.body_field
+    if body_field is not None and isinstance(body_field.field_info, params.Form):
+        return "the body is a form or has files"
+    return tree_blocker(make_plan(dependant, None))
+
+
+def tree_blocker(step: Step) -> str | None:
+    """Why a solved dependency tree needs FastAPI's async solver, or None (pure)."""
+    for found in _walk(step):
+        if found.on_loop:
+            continue  # awaited on the loop before the hand-off
+        dependant = found.dependant
+        if _is_async_gen_callable(found.call):
+            return f"{_name(found.call)} is an async dependency with yield"
+        if _is_coroutine_callable(found.call):
+            return (
+                f"{_name(found.call)} is async and takes request parameters, a Response, "
+                "BackgroundTasks or sync dependencies"
+            )
+        if dependant.concurrency is not None:
+            return f"{_name(found.call)} has a concurrency limit"
+        if dependant.websocket_param_name is not None:
+            return f"{_name(found.call)} takes a WebSocket"
+    return None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Step:
+    """One callable to solve, with what FastAPI would look up again on every request."""
+
+    dependant: Dependant  # the overriding dependant if overridden: its params and sub-steps
+    call: Callable[..., Any]
+    steps: tuple[Step, ...]
+    name: str | None = None
+    cache_key: Any = None  # from the original dependant, as FastAPI keys its cache
+    use_cache: bool = True
+    enter: Callable[..., Any] | None = None  # contextmanager(call) for `yield` dependencies
+    function_scope: bool = False
+    needs_response: bool = False  # somewhere in the tree takes a `Response` parameter
+    # An `async def` without yield whose tree takes only Request / SecurityScopes (e.g. the
+    # fastapi.security schemes): awaited on the loop before the hand-off.
+    on_loop: bool = False
+    loop_steps: bool = False  # some step in this tree is on_loop
+
+
+def make_plan(dependant: Dependant, overrides: Mapping[Any, Any] | None) -> Step:
+    assert dependant.call is not None
+    steps = tuple(_sub_step(sub, overrides) for sub in dependant.dependencies)
+    return Step(
+        dependant,
+        dependant.call,
+        steps,
+        needs_response=bool(dependant.response_param_name) or any(s.needs_response for s in steps),
+        loop_steps=any(s.on_loop or s.loop_steps for s in steps),
+    )
+
+
+def _sub_step(sub: Dependant, overrides: Mapping[Any, Any] | None) -> Step:
+    assert sub.call is not None
+    use = sub
+    if overrides and sub.call in overrides:
+        # As FastAPI's solve_dependencies does per request, once per overrides state here.
+        use = get_dependant(
+            path=sub.path or "",
+            call=overrides[sub.call],
+            name=sub.name,
+            parent_oauth_scopes=_get_oauth_scopes(dependant=sub),
+            scope=sub.scope,
+            concurrency=sub.concurrency,
+        )
+    step = make_plan(use, overrides)
+    is_gen = _is_gen_callable(step.call)
+    on_loop = (
+        _is_coroutine_callable(step.call)
+        and not _is_async_gen_callable(step.call)
+        and _takes_only_the_request(use)
+        and all(s.on_loop for s in step.steps)
+    )
+    return Step(
+        use,
+        step.call,
+        step.steps,
+        name=sub.name,
+        cache_key=_get_cache_key(dependant=sub),
+        use_cache=sub.use_cache,
+        enter=contextmanager(step.call) if is_gen else None,
+        function_scope=sub.scope == "function",
+        needs_response=step.needs_response,
+        on_loop=on_loop,
+        loop_steps=step.loop_steps,
+    )
+
+
+def _takes_only_the_request(dependant: Dependant) -> bool:
+    return not (
+        dependant.path_params
+        or dependant.query_params
+        or dependant.header_params
+        or dependant.cookie_params
+        or dependant.body_params
+        or dependant.background_tasks_param_name
+        or dependant.response_param_name
+        or dependant.websocket_param_name
+        or dependant.concurrency is not None
+    )
+
+
+def _walk(step: Step) -> Iterator[Step]:
+    yield step
+    for sub in step.steps:
+        yield from _walk(sub)
+
+
+def _name(call: Callable[..., Any]) -> str:
+    module = getattr(call, "__module__", None) or type(call).__module__
+    return f"{module}.{getattr(call, '__qualname__', type(call).__qualname__)}"
