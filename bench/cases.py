@@ -75,6 +75,17 @@ CASES = (
         gateway=True,
     ),
     Case(
+        "gateway_async_nofreeze",
+        "gateway, async mode, all metrics on, GC freeze off (like for like)",
+        "bench.apps.gateway_app:create_app",
+        env={
+            "GATEWAY_DEFAULT_MODE": "async",
+            "GATEWAY_METRICS": "true",
+            "GATEWAY_GC_FREEZE": "false",
+        },
+        gateway=True,
+    ),
+    Case(
         "instrumented",
         "bare async + prometheus-fastapi-instrumentator",
         "bench.apps.instrumented:create_app",

@@ -31,6 +31,12 @@ Run = Mapping[str, Any]
 # (numerator, denominator, what it answers, target or None)
 COMPARISONS: tuple[tuple[str, str, str, float | None], ...] = (
     ("gateway_async", "bare_async", "gateway async / bare async (cost of gateway + metrics)", 0.97),
+    (
+        "gateway_async_nofreeze",
+        "bare_async",
+        "gateway async, GC freeze off / bare async (like-for-like cost)",
+        None,
+    ),
     ("gateway_legacy", "bare_def", "gateway legacy / bare def (aim 1.5)", 1.0),
     ("gateway_async", "gateway_legacy", "gateway async / gateway legacy (seed: 2.3x)", None),
     ("bare_async", "bare_def", "bare async / bare def (seed: 2.3x)", None),

@@ -278,7 +278,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
     )
     parser.add_argument("--pool", type=int, default=80, help="pool size, no overflow (80)")
     parser.add_argument(
-        "--threadpool", type=int, help="threadpool size (default: --connections; see README, Benchmarks)"
+        "--threadpool",
+        type=int,
+        help="threadpool size (default: --connections; see README, Benchmarks)",
     )
     parser.add_argument("--pool-timeout", type=float, default=30.0, help="pool checkout timeout")
     parser.add_argument("--users", type=int, default=10_000, help="seeded users (10000)")

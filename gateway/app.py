@@ -9,6 +9,7 @@ gw.modes.set_mode("GET /users/{user_id}", "async")
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -228,9 +229,12 @@ class Gateway:
                 if host_state:
                     state.update(host_state)
             log_started(self)
+            frozen = freeze_startup_heap(self.settings.gc_freeze)
             try:
                 yield state
             finally:
+                if frozen:
+                    gc.unfreeze()
                 for hook in reversed(self._shutdown):
                     result = hook(self)
                     if result is not None:
@@ -259,6 +263,21 @@ class Gateway:
                 }
             )
         return rows
+
+
+def freeze_startup_heap(enabled: bool) -> bool:
+    """Move every object alive after startup to the collector's permanent generation.
+
+    The app, its routes, engines, models and metrics live as long as the process; left in
+    the oldest generation, each full collection walks all of them again. Under many
+    concurrent requests those collections run often (every request allocates), which costs
+    a large web app a fifth of its CPU; frozen, they cost nothing. Objects created later
+    are collected as before. True if it froze (the lifespan unfreezes at shutdown).
+    """
+    if not enabled:
+        return False
+    gc.freeze()
+    return True
 
 
 def _docs_paths(host: FastAPI) -> set[str]:

@@ -1,7 +1,7 @@
 """Database time per request, and the sync engine caught on the event loop thread.
 
-Engine events are installed once per process on the `Engine` class, so every engine counts
-(the gateway's two and any the legacy app creates itself). Each statement is added to the
+Dialect events are installed once per process through the `Engine` class, so every engine
+counts (the gateway's two and any the legacy app creates itself). Each statement is added to the
 request in flight via `gateway.context.current_request`, which reaches worker threads and
 SQLAlchemy's async greenlets.
 """
@@ -18,41 +18,66 @@ from gateway.context import current_request
 
 __all__ = ["install_engine_events", "watch_pool"]
 
-_STARTED = "gateway_statement_started"
 _installed = False
 
 
-def _before(
-    conn: Any, _cursor: Any, _statement: Any, _params: Any, _context: Any, _many: Any
-) -> None:
-    if current_request.get() is not None:
-        conn.info[_STARTED] = time.perf_counter()
+def _timed(execute: Any, context: Any, *args: Any) -> bool:
+    """Run the dialect's own execute, adding its time to the request in flight."""
+    started = time.perf_counter()
+    try:
+        execute(*args, context)
+    finally:
+        elapsed = time.perf_counter() - started
+        info = current_request.get()
+        if info is not None:
+            info.db_seconds += elapsed
+            info.db_statements += 1
+            # A sync driver with a running loop in this thread: the whole loop waited.
+            if not context.dialect.is_async and asyncio._get_running_loop() is not None:
+                info.loop_blocking_seconds += elapsed
+    return True  # executed here: SQLAlchemy skips its own call
 
 
-def _after(
-    conn: Any, _cursor: Any, _statement: Any, _params: Any, _context: Any, _many: Any
-) -> None:
-    info = current_request.get()
-    if info is None:
-        return
-    started = conn.info.pop(_STARTED, None)
-    if started is None:
-        return
-    elapsed = time.perf_counter() - started
-    info.db_seconds += elapsed
-    info.db_statements += 1
-    # A sync driver with a running loop in this thread: the whole loop waited for it.
-    if not conn.dialect.is_async and asyncio._get_running_loop() is not None:
-        info.loop_blocking_seconds += elapsed
+def _counts(context: Any) -> bool:
+    # Not outside requests, and not the dialect's first-connect queries (server version
+    # and the like: SQLAlchemy runs them on a connection that may not autobegin, while the
+    # pool opens it; that time is in the pool wait already).
+    return current_request.get() is not None and getattr(
+        context.root_connection, "_allow_autobegin", True
+    )
+
+
+def _do_execute(cursor: Any, statement: Any, parameters: Any, context: Any) -> bool:
+    if not _counts(context):
+        return False
+    return _timed(context.dialect.do_execute, context, cursor, statement, parameters)
+
+
+def _do_execute_no_params(cursor: Any, statement: Any, context: Any) -> bool:
+    if not _counts(context):
+        return False
+    return _timed(context.dialect.do_execute_no_params, context, cursor, statement)
+
+
+def _do_executemany(cursor: Any, statement: Any, parameters: Any, context: Any) -> bool:
+    if not _counts(context):
+        return False
+    return _timed(context.dialect.do_executemany, context, cursor, statement, parameters)
 
 
 def install_engine_events() -> None:
-    """Listen on every Engine in the process (idempotent)."""
+    """Listen on every dialect in the process (idempotent).
+
+    Dialect-level `do_execute*` events, not the connection-level cursor events: with
+    those, SQLAlchemy joins a dispatcher onto every new Connection (once per session,
+    so once per request), which cost more than the measurement itself.
+    """
     global _installed
     if _installed:
         return
-    event.listen(Engine, "before_cursor_execute", _before)
-    event.listen(Engine, "after_cursor_execute", _after)
+    event.listen(Engine, "do_execute", _do_execute)
+    event.listen(Engine, "do_execute_no_params", _do_execute_no_params)
+    event.listen(Engine, "do_executemany", _do_executemany)
     _installed = True
 
 

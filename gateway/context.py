@@ -28,6 +28,7 @@ class RequestInfo:
     db_seconds: float = 0.0
     db_statements: int = 0
     loop_blocking_seconds: float = 0.0  # sync engine used on the event loop thread
+    process_cpu_started: float | None = None  # time.process_time() when a thread job began
 
 
 current_request: ContextVar[RequestInfo | None] = ContextVar("gateway_request", default=None)

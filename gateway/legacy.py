@@ -18,6 +18,7 @@ from __future__ import annotations
 import email.message
 import json
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from contextlib import ExitStack
 from typing import Any, TypeVar
@@ -173,8 +174,10 @@ class LegacyApp:
         cache: dict[Any, Any] = {}
         if plan.loop_steps:
             await _await_loop_steps(plan, request, cache, awaited)
-        outcome, timing = await run_sync(self._run, plan, request, body, cache, awaited)
         info = request.scope.get("gateway")
+        if isinstance(info, RequestInfo):
+            info.process_cpu_started = time.process_time()  # for the contention estimate
+        outcome, timing = await run_sync(self._run, plan, request, body, cache, awaited)
         if isinstance(info, RequestInfo):
             info.thread = timing
         if isinstance(outcome, Exception):

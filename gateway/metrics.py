@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from weakref import WeakSet
 
 from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -30,6 +34,7 @@ from gateway.concurrency import ThreadTiming
 from gateway.context import UNMATCHED, RequestInfo, current_request
 from gateway.flags import Flag
 from gateway.looplag import Sampler
+from gateway.pending import PendingCounter, PendingHistogram
 from gateway.routing import PathGroup
 
 if TYPE_CHECKING:
@@ -62,6 +67,10 @@ class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         labels = ROUTE_LABELS
         r = registry
+        # Registered first so that reading the registry flushes batched observations
+        # before the metrics themselves are collected.
+        self.recorders: WeakSet[Recorder] = WeakSet()
+        registry.register(_Flusher(self.recorders))
         self.requests = Counter(
             "gateway_requests", "Requests served.", [*labels, "status"], registry=r
         )
@@ -168,6 +177,22 @@ class GatewayMetrics:
         )
 
 
+class _Flusher(Collector):
+    """Collects nothing: flushes the recorders' batched observations when the registry is
+    read on their own thread (tests, or an embedder's exposition on the loop)."""
+
+    def __init__(self, recorders: WeakSet[Recorder]) -> None:
+        self.recorders = recorders
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> list[Metric]:
+        for recorder in list(self.recorders):
+            recorder.flush_if_owner()
+        return []
+
+
 _BY_REGISTRY: dict[int, tuple[CollectorRegistry, GatewayMetrics]] = {}
 
 
@@ -199,28 +224,42 @@ class _Children:
     def __init__(self, labels: tuple[str, str, str], metrics: GatewayMetrics) -> None:
         self.labels = labels
         self.metrics = metrics
-        self.statuses: dict[int, Any] = {}
-        self.duration = metrics.duration.labels(*labels)
+        self.statuses: dict[int, PendingCounter] = {}
+        self.duration = PendingHistogram(metrics.duration.labels(*labels))
         # Thread series only where threads serve (legacy), created on first use elsewhere.
-        self.queue_wait: Any = None
+        self.queue_wait: PendingHistogram | None = None
         if labels[2] == "legacy":
             self.thread_children()
-        self.db_seconds = metrics.db_seconds.labels(*labels)
-        self.db_statements = metrics.db_statements.labels(*labels)
+        self.db_seconds = PendingCounter(metrics.db_seconds.labels(*labels))
+        self.db_statements = PendingCounter(metrics.db_statements.labels(*labels))
 
     def thread_children(self) -> None:
         metrics, labels = self.metrics, self.labels
-        self.queue_wait = metrics.queue_wait.labels(*labels)
-        self.thread_seconds = metrics.thread_seconds.labels(*labels)
-        self.thread_cpu = metrics.thread_cpu.labels(*labels)
-        self.thread_blocked = metrics.thread_blocked.labels(*labels)
-        self.thread_contention = metrics.thread_contention.labels(*labels)
+        self.queue_wait = PendingHistogram(metrics.queue_wait.labels(*labels))
+        self.thread_seconds = PendingCounter(metrics.thread_seconds.labels(*labels))
+        self.thread_cpu = PendingCounter(metrics.thread_cpu.labels(*labels))
+        self.thread_blocked = PendingCounter(metrics.thread_blocked.labels(*labels))
+        self.thread_contention = PendingCounter(metrics.thread_contention.labels(*labels))
 
-    def status(self, code: int) -> Any:
-        child = self.statuses.get(code)
-        if child is None:
-            child = self.statuses[code] = self.metrics.requests.labels(*self.labels, str(code))
-        return child
+    def status(self, code: int) -> PendingCounter:
+        pending = self.statuses.get(code)
+        if pending is None:
+            counter = self.metrics.requests.labels(*self.labels, str(code))
+            pending = self.statuses[code] = PendingCounter(counter)
+        return pending
+
+    def flush(self) -> None:
+        for status in self.statuses.values():
+            status.flush()
+        self.duration.flush()
+        self.db_seconds.flush()
+        self.db_statements.flush()
+        if self.queue_wait is not None:
+            self.queue_wait.flush()
+            self.thread_seconds.flush()
+            self.thread_cpu.flush()
+            self.thread_blocked.flush()
+            self.thread_contention.flush()
 
 
 class MetricsMiddleware:
@@ -241,7 +280,6 @@ class MetricsMiddleware:
         live[id(info)] = (info, scope)
         status = 500  # what the server answers if the app fails before a response starts
         started = time.perf_counter()
-        cpu_started = time.process_time()
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -253,10 +291,9 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             elapsed = time.perf_counter() - started
-            process_cpu = time.process_time() - cpu_started
             current_request.reset(token)
             del live[id(info)]
-            self.recorder.observe(scope, info, status, elapsed, process_cpu)
+            self.recorder.observe(scope, info, status, elapsed)
 
 
 class Recorder:
@@ -275,7 +312,10 @@ class Recorder:
         self.started = time.time()
         self.static_paths: set[str] = set()
         self.cpu_factor = 1.0  # from the sampler's CPU probe
+        self.owner = threading.get_ident()  # the thread that observes; set again at startup
+        self.async_pool_wait: PendingHistogram | None = None
         self._in_progress_shown: set[tuple[str, str, str]] = set()
+        metrics.recorders.add(self)
         for entry in gateway.entries.values():
             for endpoint in (entry.legacy, entry.async_):
                 if endpoint is not None:
@@ -310,8 +350,8 @@ class Recorder:
         info: RequestInfo,
         status: int,
         elapsed: float,
-        process_cpu: float = 0.0,
     ) -> None:
+        """Count one finished request (on the event loop; see `flush`)."""
         labels = self.labels_of(scope, info)
         children = self.children.get(labels) or self.child(*labels)
         children.status(status).inc()
@@ -320,10 +360,14 @@ class Recorder:
         if thread is not None:
             if children.queue_wait is None:
                 children.thread_children()
+            assert children.queue_wait is not None
             children.queue_wait.observe(thread.queued)
             children.thread_seconds.inc(thread.wall)
             children.thread_cpu.inc(thread.cpu)
             children.thread_blocked.inc(thread.blocked)
+            process_cpu = 0.0
+            if info.process_cpu_started is not None:
+                process_cpu = time.process_time() - info.process_cpu_started
             contention = thread_contention(
                 thread, info.db_seconds, elapsed, process_cpu, self.cpu_factor
             )
@@ -352,9 +396,24 @@ class Recorder:
             info.loop_blocking_seconds,
         )
 
+    def flush(self) -> None:
+        """Hand the batched observations to the prometheus metrics (on the event loop)."""
+        for children in self.children.values():
+            children.flush()
+        if self.async_pool_wait is not None:
+            self.async_pool_wait.flush()
+
+    def flush_if_owner(self) -> None:
+        """Flush when called on the thread that observes (a registry read elsewhere skips)."""
+        if self.owner == threading.get_ident():
+            self.flush()
+
     def sample(self) -> None:
-        """Refresh the gauges; call on the event loop (threadpool stats are loop-bound)."""
+        """Flush, then refresh the gauges; call on the event loop (threadpool stats are
+        loop-bound)."""
         from gateway.concurrency import threadpool_stats
+
+        self.flush()
 
         for state, value in threadpool_stats().items():
             self.metrics.threadpool.labels(state).set(value)
@@ -474,15 +533,20 @@ def install_metrics(
     sampler.also(follow_cpu_factor)
 
     def start(gw: Gateway) -> None:
+        recorder.owner = threading.get_ident()
+        # Sync checkouts happen in worker threads: straight to the (locked) histogram.
         watch_pool(gw.database.sync_engine, recorder.metrics.pool_wait.labels("sync"))
+        # Async checkouts happen on the loop: batched like the per-request metrics.
         engine = gw.database.async_engine.sync_engine
-        watch_pool(engine, recorder.metrics.pool_wait.labels("async"))
+        recorder.async_pool_wait = PendingHistogram(recorder.metrics.pool_wait.labels("async"))
+        watch_pool(engine, recorder.async_pool_wait)
         recorder.started = time.time()
         sampler.start()
         recorder.cpu_factor = sampler.cpu_factor
 
     async def stop(_gw: Gateway) -> None:
         await sampler.stop()
+        recorder.flush()
         directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         if directory:
             from prometheus_client import multiprocess

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     flags_resync_interval: float = Field(default=30.0, gt=0, le=86400)
     metrics: bool = True
     loop_lag_interval: float = Field(default=0.25, gt=0, le=60)
+    gc_freeze: bool = Field(
+        default=True,
+        description="after startup, exclude every object alive then from garbage collection",
+    )
     log_json: bool = False
     log_level: str = Field(default="info")
 

@@ -109,6 +109,7 @@ def test_every_case_serves_the_same_route_shape():
     assert modes == {
         "gateway_legacy": "legacy",
         "gateway_async": "async",
+        "gateway_async_nofreeze": "async",
         "gateway_async_sync": "async",
     }
     deadlock = {c.name: c.env for c in cases.DEADLOCK_CASES}

@@ -7,6 +7,7 @@ racing), the metrics add up over the workers, and a flip is followed by every wo
 from __future__ import annotations
 
 import signal
+import time
 
 import httpx
 import pytest
@@ -28,6 +29,14 @@ def served(url: str, implementation: str) -> float:
     )
 
 
+def served_eventually(url: str, implementation: str, wanted: float) -> float:
+    """Workers add their batched counts every GATEWAY_LOOP_LAG_INTERVAL (0.25 s)."""
+    deadline = time.monotonic() + 10
+    while (found := served(url, implementation)) < wanted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
 def test_four_workers_start_on_a_fresh_database_and_follow_a_flip(postgres_url):
     env = {
         "GATEWAY_DATABASE_URL": postgres_url,
@@ -40,7 +49,7 @@ def test_four_workers_start_on_a_fresh_database_and_follow_a_flip(postgres_url):
             assert client.get("/_gateway/ready").json()["status"] == "ready"
             for _ in range(REQUESTS):
                 assert client.get("/users", headers={"connection": "close"}).status_code == 200
-            assert served(url, "legacy") == REQUESTS
+            assert served_eventually(url, "legacy", REQUESTS) == REQUESTS
             flip = client.put(
                 "/_gateway/routes/GET%20%2Fusers",
                 json={"mode": "async", "reason": "workers test"},
@@ -52,9 +61,12 @@ def test_four_workers_start_on_a_fresh_database_and_follow_a_flip(postgres_url):
                 client.get("/users", headers={"connection": "close"})
                 if served(url, "async") >= REQUESTS:
                     break
-            before = served(url, "legacy")
+            time.sleep(0.5)  # two flush intervals: every request so far is counted
+            before, async_before = served(url, "legacy"), served(url, "async")
             for _ in range(REQUESTS):
                 assert client.get("/users", headers={"connection": "close"}).status_code == 200
+            wanted = async_before + REQUESTS
+            assert served_eventually(url, "async", wanted) == wanted
             assert served(url, "legacy") == before
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
