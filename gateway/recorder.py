@@ -1,0 +1,294 @@
+"""The per-request side of the metrics: one RequestInfo in, a few batched counts out.
+
+`MetricsMiddleware` is the outermost ASGI layer of a gateway app; `Recorder.observe` turns
+each finished request into observations on its route's label children (resolved once) and
+`Recorder.sample` refreshes the gauges on the loop. The metric definitions and the wiring
+are in `gateway.metrics`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.concurrency import ThreadTiming
+from gateway.context import UNMATCHED, RequestInfo, current_request
+from gateway.flags import Flag
+from gateway.pending import PendingCounter, PendingHistogram
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+    from gateway.metrics import GatewayMetrics
+
+__all__ = ["METHODS", "NO_IMPLEMENTATION", "MetricsMiddleware", "Recorder", "thread_contention"]
+
+log = logging.getLogger("gateway.metrics")
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+NO_IMPLEMENTATION = "none"  # admin routes, /metrics, docs, unmatched paths
+
+
+class _Children:
+    """Label children of one (route, method, implementation), resolved once."""
+
+    __slots__ = (
+        "db_seconds",
+        "db_statements",
+        "duration",
+        "labels",
+        "metrics",
+        "queue_wait",
+        "statuses",
+        "thread_blocked",
+        "thread_contention",
+        "thread_cpu",
+        "thread_seconds",
+    )
+
+    def __init__(self, labels: tuple[str, str, str], metrics: GatewayMetrics) -> None:
+        self.labels = labels
+        self.metrics = metrics
+        self.statuses: dict[int, PendingCounter] = {}
+        self.duration = PendingHistogram(metrics.duration.labels(*labels))
+        # Thread series only where threads serve (legacy), created on first use elsewhere.
+        self.queue_wait: PendingHistogram | None = None
+        if labels[2] == "legacy":
+            self.thread_children()
+        self.db_seconds = PendingCounter(metrics.db_seconds.labels(*labels))
+        self.db_statements = PendingCounter(metrics.db_statements.labels(*labels))
+
+    def thread_children(self) -> None:
+        metrics, labels = self.metrics, self.labels
+        self.queue_wait = PendingHistogram(metrics.queue_wait.labels(*labels))
+        self.thread_seconds = PendingCounter(metrics.thread_seconds.labels(*labels))
+        self.thread_cpu = PendingCounter(metrics.thread_cpu.labels(*labels))
+        self.thread_blocked = PendingCounter(metrics.thread_blocked.labels(*labels))
+        self.thread_contention = PendingCounter(metrics.thread_contention.labels(*labels))
+
+    def status(self, code: int) -> PendingCounter:
+        pending = self.statuses.get(code)
+        if pending is None:
+            counter = self.metrics.requests.labels(*self.labels, str(code))
+            pending = self.statuses[code] = PendingCounter(counter)
+        return pending
+
+    def flush(self) -> None:
+        for status in self.statuses.values():
+            status.flush()
+        self.duration.flush()
+        self.db_seconds.flush()
+        self.db_statements.flush()
+        if self.queue_wait is not None:
+            self.queue_wait.flush()
+            self.thread_seconds.flush()
+            self.thread_cpu.flush()
+            self.thread_blocked.flush()
+            self.thread_contention.flush()
+
+
+class MetricsMiddleware:
+    """Outermost ASGI layer: one RequestInfo per request, observed after the response."""
+
+    def __init__(self, app: ASGIApp, recorder: Recorder) -> None:
+        self.app = app
+        self.recorder = recorder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        info = RequestInfo()
+        scope["gateway"] = info
+        token = current_request.set(info)
+        live = self.recorder.live
+        live[id(info)] = (info, scope)
+        status = 500  # what the server answers if the app fails before a response starts
+        started = time.perf_counter()
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            elapsed = time.perf_counter() - started
+            current_request.reset(token)
+            del live[id(info)]
+            self.recorder.observe(scope, info, status, elapsed)
+
+
+class Recorder:
+    """Turns finished requests into observations; samples process gauges on the loop."""
+
+    def __init__(
+        self, gateway: Gateway, metrics: GatewayMetrics, registry: CollectorRegistry = REGISTRY
+    ) -> None:
+        self.gateway = gateway
+        self.registry = registry
+        self.metrics = metrics
+        self.live: dict[int, tuple[RequestInfo, Scope]] = {}
+        self.children: dict[tuple[str, str, str], _Children] = {}
+        self.blocking_logged: set[str] = set()
+        self.admin_prefix = gateway.settings.admin_prefix
+        self.started = time.time()
+        self.static_paths: set[str] = set()
+        self.cpu_factor = 1.0  # from the sampler's CPU probe
+        self.owner = threading.get_ident()  # the thread that observes; set again at startup
+        self.async_pool_wait: PendingHistogram | None = None
+        self._in_progress_shown: set[tuple[str, str, str]] = set()
+        metrics.recorders.add(self)
+        for entry in gateway.entries.values():
+            for endpoint in (entry.legacy, entry.async_):
+                if endpoint is not None:
+                    self.child(endpoint.path, endpoint.method, endpoint.side.value)
+        for method in (*sorted(METHODS), "OTHER"):
+            self.child(UNMATCHED, method, NO_IMPLEMENTATION)
+
+    def child(self, path: str, method: str, implementation: str) -> _Children:
+        key = (path, method, implementation)
+        found = self.children.get(key)
+        if found is None:
+            found = self.children[key] = _Children(key, self.metrics)
+        return found
+
+    def labels_of(self, scope: Scope, info: RequestInfo) -> tuple[str, str, str]:
+        method = scope["method"]
+        if method not in METHODS:
+            method = "OTHER"
+        if info.implementation is not None:
+            return info.path, method, info.implementation.value
+        # The gateway's own endpoints by path (admin under one label); the rest shares one.
+        path = scope.get("path", "")
+        if path in self.static_paths:
+            return path, method, NO_IMPLEMENTATION
+        if path.startswith(self.admin_prefix):
+            return self.admin_prefix, method, NO_IMPLEMENTATION
+        return UNMATCHED, method, NO_IMPLEMENTATION
+
+    def observe(
+        self,
+        scope: Scope,
+        info: RequestInfo,
+        status: int,
+        elapsed: float,
+    ) -> None:
+        """Count one finished request (on the event loop; see `flush`)."""
+        labels = self.labels_of(scope, info)
+        children = self.children.get(labels) or self.child(*labels)
+        children.status(status).inc()
+        children.duration.observe(elapsed)
+        thread = info.thread
+        if thread is not None:
+            if children.queue_wait is None:
+                children.thread_children()
+            assert children.queue_wait is not None
+            children.queue_wait.observe(thread.queued)
+            children.thread_seconds.inc(thread.wall)
+            children.thread_cpu.inc(thread.cpu)
+            children.thread_blocked.inc(thread.blocked)
+            process_cpu = 0.0
+            if info.process_cpu_started is not None:
+                process_cpu = time.process_time() - info.process_cpu_started
+            contention = thread_contention(
+                thread, info.db_seconds, elapsed, process_cpu, self.cpu_factor
+            )
+            if contention:
+                children.thread_contention.inc(contention)
+        if info.db_statements:
+            children.db_seconds.inc(info.db_seconds)
+            children.db_statements.inc(info.db_statements)
+        if info.loop_blocking_seconds:
+            self.metrics.loop_blocked.labels(*labels).inc(info.loop_blocking_seconds)
+            self.metrics.loop_blocking_requests.labels(*labels).inc()
+            self.log_blocking(scope, info)
+
+    def log_blocking(self, scope: Scope, info: RequestInfo) -> None:
+        if info.route in self.blocking_logged:
+            return
+        self.blocking_logged.add(info.route)
+        endpoint = scope.get("endpoint")
+        where = f"{getattr(endpoint, '__module__', '?')}.{getattr(endpoint, '__qualname__', '?')}"
+        log.warning(
+            "route %s (%s, %s) used a sync engine on the event loop thread: the loop was "
+            "blocked %.3f s; use AsyncDB / the async engine in async routes",
+            info.route,
+            where,
+            info.implementation.value if info.implementation else NO_IMPLEMENTATION,
+            info.loop_blocking_seconds,
+        )
+
+    def flush(self) -> None:
+        """Hand the batched observations to the prometheus metrics (on the event loop)."""
+        for children in self.children.values():
+            children.flush()
+        if self.async_pool_wait is not None:
+            self.async_pool_wait.flush()
+
+    def flush_if_owner(self) -> None:
+        """Flush when called on the thread that observes (a registry read elsewhere skips)."""
+        if self.owner == threading.get_ident():
+            self.flush()
+
+    def sample(self) -> None:
+        """Flush, then refresh the gauges; call on the event loop (threadpool stats are
+        loop-bound)."""
+        from gateway.concurrency import threadpool_stats
+
+        self.flush()
+
+        for state, value in threadpool_stats().items():
+            self.metrics.threadpool.labels(state).set(value)
+        database = self.gateway.database
+        engines = (("sync", database.sync_engine), ("async", database.async_engine.sync_engine))
+        for name, engine in engines:
+            pool: Any = engine.pool
+            for state, reader in (("size", "size"), ("checked_out", "checkedout")):
+                read = getattr(pool, reader, None)
+                if read is not None:
+                    self.metrics.pool.labels(name, state).set(read())
+        counts: dict[tuple[str, str, str], int] = {}
+        for info, scope in list(self.live.values()):
+            labels = self.labels_of(scope, info)
+            counts[labels] = counts.get(labels, 0) + 1
+        for labels in self._in_progress_shown | counts.keys():
+            self.metrics.in_progress.labels(*labels).set(counts.get(labels, 0))
+        self._in_progress_shown = set(counts)
+
+    def show_mode(self, key: str, flag: Flag) -> None:
+        method, _, path = key.partition(" ")
+        for mode in ("legacy", "canary", "async"):
+            self.metrics.route_mode.labels(path, method, mode).set(
+                1 if flag.mode.value == mode else 0
+            )
+        self.metrics.route_async_percent.labels(path, method).set(flag.percent)
+
+
+def thread_contention(
+    thread: ThreadTiming,
+    db_seconds: float,
+    request_seconds: float,
+    process_cpu: float,
+    cpu_factor: float = 1.0,
+) -> float:
+    """Estimate how much of a handler's blocked time was waiting for the CPU or the GIL.
+
+    Wall minus CPU time also counts time a runnable thread waited: for the GIL while other
+    threads of the process ran Python (bounded by the CPU the rest of the process used
+    during the request, `process_cpu` minus the handler's own), and for a core when the
+    machine is busy ((cpu_factor - 1) x its CPU time). Migrating to async frees neither.
+    Database time is known I/O and never counted as contention.
+    """
+    if request_seconds <= 0:
+        return 0.0
+    share = min(thread.wall / request_seconds, 1.0)
+    gil = max(process_cpu - thread.cpu, 0.0) * share
+    cores = (cpu_factor - 1.0) * thread.cpu
+    return max(min(thread.blocked - db_seconds, gil + cores), 0.0)
