@@ -230,9 +230,13 @@ class Gateway:
                     state.update(host_state)
             log_started(self)
             frozen = freeze_startup_heap(self.settings.gc_freeze)
+            thresholds = gc.get_threshold()
+            if self.settings.gc_thresholds:
+                gc.set_threshold(*self.settings.gc_thresholds)
             try:
                 yield state
             finally:
+                gc.set_threshold(*thresholds)
                 if frozen:
                     gc.unfreeze()
                 for hook in reversed(self._shutdown):
@@ -269,10 +273,9 @@ def freeze_startup_heap(enabled: bool) -> bool:
     """Move every object alive after startup to the collector's permanent generation.
 
     The app, its routes, engines, models and metrics live as long as the process; left in
-    the oldest generation, each full collection walks all of them again. Under many
-    concurrent requests those collections run often (every request allocates), which costs
-    a large web app a fifth of its CPU; frozen, they cost nothing. Objects created later
-    are collected as before. True if it froze (the lifespan unfreezes at shutdown).
+    the oldest generation, every full collection walks all of them again, and under many
+    concurrent requests full collections are frequent. Objects created later are
+    collected as before. True if it froze (the lifespan unfreezes at shutdown).
     """
     if not enabled:
         return False

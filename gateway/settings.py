@@ -56,6 +56,10 @@ class Settings(BaseSettings):
         default=True,
         description="after startup, exclude every object alive then from garbage collection",
     )
+    gc_threshold: str = Field(
+        default="",
+        description="gc.set_threshold() after startup, e.g. 10000,10,10; empty keeps Python's",
+    )
     log_json: bool = False
     log_level: str = Field(default="info")
 
@@ -82,6 +86,24 @@ class Settings(BaseSettings):
         if value not in ("legacy", "async"):
             raise ValueError("expected 'legacy' or 'async'")
         return value
+
+    @field_validator("gc_threshold")
+    @classmethod
+    def _gc_threshold(cls, value: str) -> str:
+        value = value.replace(" ", "")
+        if value:
+            parts = value.split(",")
+            if len(parts) > 3 or not all(p.isdigit() for p in parts) or int(parts[0]) == 0:
+                raise ValueError(
+                    "expected 1 to 3 comma-separated whole numbers as for gc.set_threshold, "
+                    "the first above 0, e.g. 10000,10,10 (empty keeps Python's)"
+                )
+        return value
+
+    @property
+    def gc_thresholds(self) -> tuple[int, ...]:
+        """GATEWAY_GC_THRESHOLD as numbers; () when it is not set."""
+        return tuple(int(p) for p in self.gc_threshold.split(",")) if self.gc_threshold else ()
 
     @field_validator("admin_prefix")
     @classmethod

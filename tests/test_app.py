@@ -8,6 +8,7 @@ import pytest
 from fastapi import APIRouter
 
 from gateway import Gateway, Settings
+from gateway.exceptions import SettingsError
 from tests.conftest import started_client
 
 pytestmark = pytest.mark.anyio
@@ -51,3 +52,22 @@ async def test_gc_freeze_false_leaves_the_collector_alone(sqlite_url):
 def test_gc_freeze_reads_the_environment():
     assert Settings.from_environ({"GATEWAY_GC_FREEZE": "false"}).gc_freeze is False
     assert Settings.from_environ({}).gc_freeze is True
+
+
+async def test_gc_threshold_applies_while_serving_and_is_restored(sqlite_url):
+    before = gc.get_threshold()
+    app = _gateway(sqlite_url, gc_threshold="12345,11,12").build()
+    async for client in started_client(app):
+        assert gc.get_threshold() == (12345, 11, 12)
+        assert (await client.get("/ping")).status_code == 200
+    assert gc.get_threshold() == before
+
+
+def test_gc_threshold_rejects_what_gc_set_threshold_would_not_take():
+    with pytest.raises(SettingsError, match=r"GATEWAY_GC_THRESHOLD='0,10' is invalid: expected"):
+        Settings.from_environ({"GATEWAY_GC_THRESHOLD": "0,10"})
+    assert Settings.from_environ({"GATEWAY_GC_THRESHOLD": "10000, 10"}).gc_thresholds == (
+        10000,
+        10,
+    )
+    assert Settings.from_environ({}).gc_thresholds == ()
