@@ -122,7 +122,7 @@ def configure_logging(settings: Settings, stream: Any = None) -> logging.Handler
 
 
 def log_started(gateway: Gateway) -> None:
-    """The startup summary: engines, pool and threadpool sizes, routes and their modes."""
+    """The startup summary: engines, pool and threadpool sizes, GC policy, routes and modes."""
     database, settings = gateway.database, gateway.settings
     modes = {key: flag.describe() for key, flag in gateway.modes.snapshot().items()}
     single = {
@@ -139,6 +139,8 @@ def log_started(gateway: Gateway) -> None:
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         threadpool=settings.threadpool_size,
+        gc_freeze=settings.gc_freeze,
+        gc_threshold=settings.gc_threshold or "python",
         routes=len(gateway.entries),
         paired=len(modes),
         modes=modes,
