@@ -14,55 +14,58 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-from gateway.context import current_request
+from gateway.context import RequestInfo, current_request
 
 __all__ = ["install_engine_events", "watch_pool"]
 
 _installed = False
 
 
-def _timed(execute: Any, context: Any, *args: Any) -> bool:
+def _timed(info: RequestInfo, execute: Any, context: Any, *args: Any) -> bool:
     """Run the dialect's own execute, adding its time to the request in flight."""
     started = time.perf_counter()
     try:
         execute(*args, context)
     finally:
         elapsed = time.perf_counter() - started
-        info = current_request.get()
-        if info is not None:
-            info.db_seconds += elapsed
-            info.db_statements += 1
-            # A sync driver with a running loop in this thread: the whole loop waited.
-            if not context.dialect.is_async and asyncio._get_running_loop() is not None:
-                info.loop_blocking_seconds += elapsed
+        info.db_seconds += elapsed
+        info.db_statements += 1
+        # A sync driver with a running loop in this thread: the whole loop waited.
+        if not context.dialect.is_async and asyncio._get_running_loop() is not None:
+            info.loop_blocking_seconds += elapsed
     return True  # executed here: SQLAlchemy skips its own call
 
 
-def _counts(context: Any) -> bool:
-    # Not outside requests, and not the dialect's first-connect queries (server version
-    # and the like: SQLAlchemy runs them on a connection that may not autobegin, while the
-    # pool opens it; that time is in the pool wait already).
-    return current_request.get() is not None and getattr(
-        context.root_connection, "_allow_autobegin", True
-    )
+def _counted(context: Any) -> RequestInfo | None:
+    """The request a statement counts for: none outside requests, and none for the
+    dialect's first-connect queries (server version and the like: SQLAlchemy runs them on
+    a connection that may not autobegin while the pool opens it; that time is in the pool
+    wait already)."""
+    info = current_request.get()
+    if info is None or not getattr(context.root_connection, "_allow_autobegin", True):
+        return None
+    return info
 
 
 def _do_execute(cursor: Any, statement: Any, parameters: Any, context: Any) -> bool:
-    if not _counts(context):
+    info = _counted(context)
+    if info is None:
         return False
-    return _timed(context.dialect.do_execute, context, cursor, statement, parameters)
+    return _timed(info, context.dialect.do_execute, context, cursor, statement, parameters)
 
 
 def _do_execute_no_params(cursor: Any, statement: Any, context: Any) -> bool:
-    if not _counts(context):
+    info = _counted(context)
+    if info is None:
         return False
-    return _timed(context.dialect.do_execute_no_params, context, cursor, statement)
+    return _timed(info, context.dialect.do_execute_no_params, context, cursor, statement)
 
 
 def _do_executemany(cursor: Any, statement: Any, parameters: Any, context: Any) -> bool:
-    if not _counts(context):
+    info = _counted(context)
+    if info is None:
         return False
-    return _timed(context.dialect.do_executemany, context, cursor, statement, parameters)
+    return _timed(info, context.dialect.do_executemany, context, cursor, statement, parameters)
 
 
 def install_engine_events() -> None:

@@ -42,6 +42,7 @@ class _Children:
         "duration",
         "labels",
         "metrics",
+        "pending",
         "queue_wait",
         "statuses",
         "thread_blocked",
@@ -53,42 +54,43 @@ class _Children:
     def __init__(self, labels: tuple[str, str, str], metrics: GatewayMetrics) -> None:
         self.labels = labels
         self.metrics = metrics
+        self.pending: list[PendingCounter | PendingHistogram] = []  # what flush() hands on
         self.statuses: dict[int, PendingCounter] = {}
-        self.duration = PendingHistogram(metrics.duration.labels(*labels))
+        self.duration = self._histogram(metrics.duration)
         # Thread series only where threads serve (legacy), created on first use elsewhere.
         self.queue_wait: PendingHistogram | None = None
         if labels[2] == "legacy":
             self.thread_children()
-        self.db_seconds = PendingCounter(metrics.db_seconds.labels(*labels))
-        self.db_statements = PendingCounter(metrics.db_statements.labels(*labels))
+        self.db_seconds = self._counter(metrics.db_seconds)
+        self.db_statements = self._counter(metrics.db_statements)
+
+    def _counter(self, counter: Any, *extra: str) -> PendingCounter:
+        pending = PendingCounter(counter.labels(*self.labels, *extra))
+        self.pending.append(pending)
+        return pending
+
+    def _histogram(self, histogram: Any) -> PendingHistogram:
+        pending = PendingHistogram(histogram.labels(*self.labels))
+        self.pending.append(pending)
+        return pending
 
     def thread_children(self) -> None:
-        metrics, labels = self.metrics, self.labels
-        self.queue_wait = PendingHistogram(metrics.queue_wait.labels(*labels))
-        self.thread_seconds = PendingCounter(metrics.thread_seconds.labels(*labels))
-        self.thread_cpu = PendingCounter(metrics.thread_cpu.labels(*labels))
-        self.thread_blocked = PendingCounter(metrics.thread_blocked.labels(*labels))
-        self.thread_contention = PendingCounter(metrics.thread_contention.labels(*labels))
+        metrics = self.metrics
+        self.queue_wait = self._histogram(metrics.queue_wait)
+        self.thread_seconds = self._counter(metrics.thread_seconds)
+        self.thread_cpu = self._counter(metrics.thread_cpu)
+        self.thread_blocked = self._counter(metrics.thread_blocked)
+        self.thread_contention = self._counter(metrics.thread_contention)
 
     def status(self, code: int) -> PendingCounter:
         pending = self.statuses.get(code)
         if pending is None:
-            counter = self.metrics.requests.labels(*self.labels, str(code))
-            pending = self.statuses[code] = PendingCounter(counter)
+            pending = self.statuses[code] = self._counter(self.metrics.requests, str(code))
         return pending
 
     def flush(self) -> None:
-        for status in self.statuses.values():
-            status.flush()
-        self.duration.flush()
-        self.db_seconds.flush()
-        self.db_statements.flush()
-        if self.queue_wait is not None:
-            self.queue_wait.flush()
-            self.thread_seconds.flush()
-            self.thread_cpu.flush()
-            self.thread_blocked.flush()
-            self.thread_contention.flush()
+        for pending in self.pending:
+            pending.flush()
 
 
 class MetricsMiddleware:
@@ -106,7 +108,7 @@ class MetricsMiddleware:
         scope["gateway"] = info
         token = current_request.set(info)
         live = self.recorder.live
-        live[id(info)] = (info, scope)
+        live[id(scope)] = scope
         status = 500  # what the server answers if the app fails before a response starts
         started = time.perf_counter()
 
@@ -121,7 +123,7 @@ class MetricsMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             current_request.reset(token)
-            del live[id(info)]
+            del live[id(scope)]
             self.recorder.observe(scope, info, status, elapsed)
 
 
@@ -134,7 +136,7 @@ class Recorder:
         self.gateway = gateway
         self.registry = registry
         self.metrics = metrics
-        self.live: dict[int, tuple[RequestInfo, Scope]] = {}
+        self.live: dict[int, Scope] = {}  # requests in flight; each has scope["gateway"]
         self.children: dict[tuple[str, str, str], _Children] = {}
         self.blocking_logged: set[str] = set()
         self.admin_prefix = gateway.settings.admin_prefix
@@ -243,7 +245,6 @@ class Recorder:
         from gateway.concurrency import threadpool_stats
 
         self.flush()
-
         for state, value in threadpool_stats().items():
             self.metrics.threadpool.labels(state).set(value)
         database = self.gateway.database
@@ -255,8 +256,8 @@ class Recorder:
                 if read is not None:
                     self.metrics.pool.labels(name, state).set(read())
         counts: dict[tuple[str, str, str], int] = {}
-        for info, scope in list(self.live.values()):
-            labels = self.labels_of(scope, info)
+        for scope in list(self.live.values()):
+            labels = self.labels_of(scope, scope["gateway"])
             counts[labels] = counts.get(labels, 0) + 1
         for labels in self._in_progress_shown | counts.keys():
             self.metrics.in_progress.labels(*labels).set(counts.get(labels, 0))

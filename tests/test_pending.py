@@ -26,24 +26,30 @@ def _exposition(registry: CollectorRegistry) -> list[str]:
     ]
 
 
-def test_histogram_flush_matches_direct_observe() -> None:
+def _observe_both(
+    flush_each: bool,
+) -> tuple[CollectorRegistry, CollectorRegistry, PendingHistogram]:
+    """Every value into a histogram directly and into a batched twin; return both
+    registries and the batch (flushed after each value if `flush_each`)."""
     direct_registry, direct, batched_registry, batched = _histograms()
     pending = PendingHistogram(batched.labels("/a"))
     for value in VALUES:
         direct.labels("/a").observe(value)
         pending.observe(value)
+        if flush_each:
+            pending.flush()
+    return direct_registry, batched_registry, pending
+
+
+def test_histogram_flush_matches_direct_observe() -> None:
+    direct_registry, batched_registry, pending = _observe_both(flush_each=False)
     assert _exposition(batched_registry) != _exposition(direct_registry)  # nothing flushed yet
     pending.flush()
     assert _exposition(batched_registry) == _exposition(direct_registry)
 
 
 def test_histogram_flush_twice_adds_only_the_new_observations() -> None:
-    direct_registry, direct, batched_registry, batched = _histograms()
-    pending = PendingHistogram(batched.labels("/a"))
-    for value in VALUES:
-        direct.labels("/a").observe(value)
-        pending.observe(value)
-        pending.flush()
+    direct_registry, batched_registry, pending = _observe_both(flush_each=True)
     pending.flush()  # nothing pending: adds nothing
     assert _exposition(batched_registry) == _exposition(direct_registry)
 
