@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.auth import require_reader, require_writer
 from gateway.exceptions import FlagError, UnknownRouteError
-from gateway.flagsync import flag_sync
+from gateway.flag_follower import flag_sync
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

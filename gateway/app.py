@@ -166,7 +166,7 @@ class Gateway:
         # Each concern lives in its own module; admin routes go first so no legacy
         # catch-all route can shadow them.
         from gateway.admin import admin_router
-        from gateway.flagsync import attach_store
+        from gateway.flag_follower import attach_store
         from gateway.health import health_router
         from gateway.logging import watch_flips
         from gateway.metrics import install_metrics

@@ -105,7 +105,7 @@ def _routes_of(app_path: str) -> Any:
 
 
 def _store(database_url: str) -> Any:
-    from gateway.store import SqlFlagStore
+    from gateway.flag_store import SqlFlagStore
 
     try:
         return SqlFlagStore(database_url)

@@ -161,7 +161,7 @@ def choose(
 class ModeTable:
     """The in-memory modes every request reads; writers replace whole entries (atomic in CPython).
 
-    Only paired routes have an entry. A store (see gateway.store) keeps this table in step with
+    Only paired routes have an entry. A store (see gateway.flag_store) keeps this table in step with
     the database; tests and embedders may call `set` directly.
     """
 

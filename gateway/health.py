@@ -8,7 +8,7 @@ Both are `async def` and never take a worker thread, so a saturated threadpool c
 them hang. Readiness pings the database through the async engine (bounded by a timeout),
 reports the sync engine's connection failures of the last FAILURE_MEMORY seconds (watched
 through engine events, so no blocking I/O on the event loop), says whether the flag store
-(gateway.store) is reachable, and asks every check registered with `add_check`:
+(gateway.flag_store) is reachable, and asks every check registered with `add_check`:
 
     add_check(gateway, "cache", cache_health)   # async () -> None | "what is wrong"
 """
@@ -93,7 +93,7 @@ def health_router(gateway: Gateway) -> APIRouter:
         return watch.problem()
 
     async def flag_store() -> str | None:
-        from gateway.flagsync import flag_sync
+        from gateway.flag_follower import flag_sync
 
         sync = flag_sync(gateway)
         if sync.up is False:
@@ -135,7 +135,7 @@ def health_router(gateway: Gateway) -> APIRouter:
 
 def _has_flag_store(gateway: Gateway) -> bool:
     try:
-        from gateway.flagsync import flag_sync
+        from gateway.flag_follower import flag_sync
 
         flag_sync(gateway)
     except (ImportError, LookupError):

@@ -51,7 +51,6 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.concurrency import run_sync
-from gateway.context import RequestInfo
 from gateway.legacy_plan import (
     Step,
     fast_path_blocker,
@@ -59,6 +58,7 @@ from gateway.legacy_plan import (
     make_plan,
     tree_blocker,
 )
+from gateway.request_info import RequestInfo
 
 __all__ = ["LegacyApp", "fast_path_blocker", "keep_fastapi_handler", "legacy_app_for"]
 

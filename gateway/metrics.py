@@ -29,9 +29,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from gateway.blocking import install_engine_events, watch_pool
+from gateway.batched import PendingHistogram
+from gateway.db_events import install_engine_events, watch_pool
 from gateway.looplag import Sampler
-from gateway.pending import PendingHistogram
 from gateway.recorder import (
     METHODS,
     NO_IMPLEMENTATION,

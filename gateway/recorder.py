@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import REGISTRY, CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.batched import PendingCounter, PendingHistogram
 from gateway.concurrency import ThreadTiming
-from gateway.context import UNMATCHED, RequestInfo, current_request
 from gateway.flags import Flag
-from gateway.pending import PendingCounter, PendingHistogram
+from gateway.request_info import UNMATCHED, RequestInfo, current_request
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

@@ -19,9 +19,9 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.context import RequestInfo
 from gateway.exceptions import RouteError, RouteKindError
 from gateway.flags import Implementation, ModeTable, choose
+from gateway.request_info import RequestInfo
 
 __all__ = ["Endpoint", "PathGroup", "PrefixGuard", "RouteEntry", "collect", "pair", "route_key"]
 

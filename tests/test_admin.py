@@ -47,7 +47,7 @@ async def assert_nothing_recorded(client, gateway):
 
 
 def gateway_store(gateway):
-    from gateway.flagsync import flag_sync
+    from gateway.flag_follower import flag_sync
 
     return flag_sync(gateway).store
 

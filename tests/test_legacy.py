@@ -23,8 +23,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import Gateway, Settings, SyncDB
 from gateway.concurrency import ThreadTiming
-from gateway.context import RequestInfo
 from gateway.legacy import LegacyApp, fast_path_blocker, legacy_app_for
+from gateway.request_info import RequestInfo
 from tests.conftest import started_client
 from tests.support_legacy import FALLBACK_PATHS, build_legacy_app, call_raw
 

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from gateway import Settings
 from gateway.cli import cli
-from gateway.context import RequestInfo
 from gateway.example import create_gateway
+from gateway.request_info import RequestInfo
 from tests.support_deploy import pgvector_cluster
 
 KEY = "GET /items/{item_id}/neighbours"

@@ -1,11 +1,11 @@
-"""gateway.pending: batched observations end up exactly as direct prometheus_client calls."""
+"""gateway.batched: batched observations end up exactly as direct prometheus_client calls."""
 
 from __future__ import annotations
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from gateway.pending import PendingCounter, PendingHistogram
+from gateway.batched import PendingCounter, PendingHistogram
 
 BUCKETS = (0.001, 0.01, 0.1, 1.0)
 # On a bound, between bounds, above the last, zero and negative: every bucketing rule.

@@ -9,9 +9,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.exceptions import SettingsError
+from gateway.flag_follower import flag_sync, store_metrics
+from gateway.flag_store import MemoryFlagStore, SqlFlagStore, StoredFlag
 from gateway.flags import Flag, Mode
-from gateway.flagsync import flag_sync, store_metrics
-from gateway.store import MemoryFlagStore, SqlFlagStore, StoredFlag
 from tests.conftest import started_client
 from tests.support_flags import OTHER, PROBE, create_probe_gateway, probe_settings
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from gateway.flag_follower import flag_sync
 from gateway.flags import Flag, Mode
-from gateway.flagsync import flag_sync
 from gateway.testing import free_port
 from tests.conftest import started_client
 from tests.support_flags import (

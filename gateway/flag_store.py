@@ -3,7 +3,7 @@
 The database is the source of truth. A change is one transaction: lock the route's key, read
 the old flag, append a history row, write the flag (its version is the history row's id) and,
 on PostgreSQL, NOTIFY the `gateway_flags` channel. How every worker follows the store is
-`gateway.flagsync`.
+`gateway.flag_follower`.
 
     store = SqlFlagStore("postgresql://app@db/app")
     await store.prepare()

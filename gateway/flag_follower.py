@@ -28,8 +28,8 @@ from weakref import WeakKeyDictionary
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
+from gateway.flag_store import FlagChange, FlagStore, SqlFlagStore, StoredFlag
 from gateway.flags import Flag, Mode, check_change
-from gateway.store import FlagChange, FlagStore, SqlFlagStore, StoredFlag
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

@@ -2,7 +2,7 @@
 
 Dialect events are installed once per process through the `Engine` class, so every engine
 counts (the gateway's two and any the legacy app creates itself). Each statement is added to the
-request in flight via `gateway.context.current_request`, which reaches worker threads and
+request in flight via `gateway.request_info.current_request`, which reaches worker threads and
 SQLAlchemy's async greenlets.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-from gateway.context import RequestInfo, current_request
+from gateway.request_info import RequestInfo, current_request
 
 __all__ = ["install_engine_events", "watch_pool"]
 
