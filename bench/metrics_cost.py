@@ -58,8 +58,7 @@ def instrumented(sync: bool) -> FastAPI:
 def gateway(sync: bool, metrics: bool) -> FastAPI:
     database = Path(tempfile.gettempdir()) / "gateway-metrics-cost.db"
     settings = Settings.from_environ({}, database_url=f"sqlite:///{database}", metrics=metrics)
-    gw = Gateway(settings)
-    gw.metrics_registry = CollectorRegistry()  # type: ignore[attr-defined]
+    gw = Gateway(settings, registry=CollectorRegistry())
     router = APIRouter()
     _route(router, sync)
     if sync:
@@ -125,7 +124,7 @@ async def middleware_only(requests: int, rounds: int) -> dict[str, float]:
     (route, implementation and a ThreadTiming filled in), against the trivial app alone."""
     from gateway.concurrency import ThreadTiming
     from gateway.flags import Implementation
-    from gateway.metrics import MetricsMiddleware, metrics_for
+    from gateway.recorder import MetricsMiddleware, metrics_for
     from gateway.request_info import RequestInfo
 
     async def trivial(scope: dict[str, Any], receive: Any, send: Any) -> None:

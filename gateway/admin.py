@@ -3,6 +3,7 @@
 GET  /_gateway/routes                 every route: implementations, mode, percent
 PUT  /_gateway/routes/{route_key}     change one route's mode (bearer token required)
 GET  /_gateway/history                the audit history, newest first
+GET  /_gateway/report                 the migration ranking (gateway.report) as JSON
 
     curl -X PUT -H "Authorization: Bearer $TOKEN" \\
          -d '{"mode": "canary", "percent": 10, "reason": "try async"}' \\
@@ -12,18 +13,16 @@ GET  /_gateway/history                the audit history, newest first
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.auth import require_reader, require_writer
-from gateway.exceptions import FlagError, UnknownRouteError
-from gateway.flag_follower import flag_sync
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
+from gateway.auth import AdminAccess
+from gateway.exceptions import FlagError, UnknownRouteError, first_line
+from gateway.flag_follower import FlagFollower
 
 __all__ = ["FlagBody", "admin_router"]
 
@@ -40,24 +39,36 @@ class FlagBody(BaseModel):
     reason: str = Field(default="", max_length=1000, description="why, for the history")
 
 
-def admin_router(gateway: Gateway) -> APIRouter:
-    """Routes mounted under settings.admin_prefix."""
+Describe = Callable[[], list[dict[str, Any]]]
+ReportMaker = Callable[[], dict[str, Any]]
+
+
+def admin_router(
+    follower: FlagFollower,
+    access: AdminAccess,
+    describe: Describe,
+    report: ReportMaker | None = None,
+) -> APIRouter:
+    """Routes mounted under settings.admin_prefix.
+
+    `describe()` lists the routes, `report()` makes the migration report (None: metrics are
+    off, and GET /report answers 404 saying so).
+    """
     router = APIRouter(tags=["gateway admin"])
     # Dependencies as defaults: annotations are strings here and cannot name locals.
-    reader = Depends(require_reader(gateway))
-    writer = Depends(require_writer(gateway))
+    reader = Depends(access.reader)
+    writer = Depends(access.writer)
 
     @router.get("/routes")
     async def list_routes(_: str | None = reader) -> dict[str, Any]:
         """Every route with its implementations, mode and percent, and the store's state."""
-        return {"routes": gateway.describe_routes(), "store": flag_sync(gateway).status()}
+        return {"routes": describe(), "store": follower.status()}
 
     @router.put("/routes/{route_key:path}")
     async def set_route(route_key: str, body: FlagBody, actor: str = writer) -> JSONResponse:
         """Change one paired route's mode; the store records it and every worker follows."""
-        sync = flag_sync(gateway)
         try:
-            change = await sync.change(
+            change = await follower.change(
                 route_key, body.mode, body.percent, actor=actor, reason=body.reason
             )
         except UnknownRouteError as exc:
@@ -78,10 +89,19 @@ def admin_router(gateway: Gateway) -> APIRouter:
     ) -> JSONResponse:
         """The newest `limit` flag changes first."""
         try:
-            rows = await flag_sync(gateway).store.history(limit=limit, route=route)
+            rows = await follower.store.history(limit=limit, route=route)
         except Exception as exc:
             return _store_unavailable(exc)
         return JSONResponse({"history": [row.as_dict() for row in rows]})
+
+    @router.get("/report")
+    async def migration_report(_: str | None = reader) -> dict[str, Any]:
+        """The migration ranking (async; never takes a worker thread)."""
+        if report is None:
+            raise HTTPException(
+                status_code=404, detail="This app has no gateway metrics (GATEWAY_METRICS=false?)."
+            )
+        return report()
 
     return router
 
@@ -97,8 +117,7 @@ def _unprocessable(exc: FlagError, route_key: str, body: FlagBody) -> JSONRespon
 
 
 def _store_unavailable(exc: Exception) -> JSONResponse:
-    text = str(exc).strip()
-    reason = text.splitlines()[0] if text else type(exc).__name__
+    reason = first_line(exc)
     log.warning("admin request failed: flag store unreachable (%s)", reason)
     return JSONResponse(
         {

@@ -1,15 +1,34 @@
-"""Gateway: compose a legacy app (or routers) and migrated routers into one FastAPI app.
+"""Gateway: compose a legacy app and migrated routers into one FastAPI app, and own its parts.
 
-gw = Gateway(settings)
-gw.include_legacy(legacy_app)          # a FastAPI app object or an APIRouter
-gw.include_async(users_router)         # async def routes
-app = gw.build()
-gw.modes.set_mode("GET /users/{user_id}", "async")
+    gw = Gateway(settings)                 # or Gateway(settings, store=MemoryFlagStore())
+    gw.include_legacy(legacy_app)          # a FastAPI app object (unchanged) or an APIRouter
+    gw.include_async(users_router)         # migrated `async def` routes
+    app = gw.build()
+
+What a request passes through, in order (the first two are Starlette's and the app's own):
+
+    1. ServerErrorMiddleware      a plain 500 for anything unhandled (Starlette)
+    2. MetricsMiddleware          one RequestInfo in `current_request`, observed after the
+                                  response (gateway.recorder)
+    3. the legacy app's middleware, in its own order (CORS, sessions, ...)
+    4. ExceptionMiddleware        the legacy app's exception handlers (Starlette)
+    5. the router, first match wins:
+         admin routes             {prefix}/routes, /history, /report, /live, /ready, the page,
+                                  behind one PrefixGuard each (gateway.admin, health, page)
+         GET /metrics             (gateway.metering)
+         a PathGroup per path     (gateway.routing) reads the route's flag and picks a side:
+           legacy                 LegacyApp: the legacy fast path, one thread hand-off
+                                  (gateway.legacy), or FastAPI's own handler
+           async                  FastAPI's own handler of the migrated route
+         the legacy app's mounts, websockets and plain routes
+
+The Gateway builds and owns every collaborator (flag store and follower, admin access,
+health checks, metrics registry and recorder, GC policy); each part gets the narrow things it
+uses. Pass `database=`, `registry=`, `store=` or `tokens=` to replace one (tests do).
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -17,23 +36,41 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
+from starlette.middleware import Middleware
+from sqlalchemy.engine import Engine
 from starlette.routing import BaseRoute
 
+from gateway.admin import admin_router
+from gateway.auth import AdminAccess, AdminTokens
 from gateway.concurrency import set_threadpool_size
 from gateway.database import STATE_KEY, Database
 from gateway.exceptions import RouteError
+from gateway.flag_follower import FlagFollower
+from gateway.flag_store import FlagStore, SqlFlagStore
+from gateway.flagfile import read_flags_file
 from gateway.flags import Flag, Implementation, ModeTable, parse_flag
+from gateway.gcpolicy import GcPolicy
+from gateway.health import Check, EngineWatch, HealthChecks, health_router
+from gateway.legacy import legacy_app_for
+from gateway.logging import configure_logging, log_started, log_stopped, watch_flips
+from gateway.metering import Metering
+from gateway.metrics import GatewayMetrics
+from gateway.page import page_router
+from gateway.readings import route_numbers, window_seconds
+from gateway.recorder import MetricsMiddleware, Recorder
+from gateway.report import rank
 from gateway.routing import (
     PathGroup,
     PrefixGuard,
     RouteEntry,
     collect,
+    dispatch_routes,
     pair,
     request_key_reader,
 )
 from gateway.settings import Settings
+from gateway.workers import is_supervisor
 
 __all__ = ["Gateway"]
 
@@ -45,25 +82,45 @@ Hook = Callable[["Gateway"], Awaitable[None] | None]
 class Gateway:
     """Builds the one app that serves legacy and migrated routes side by side."""
 
-    def __init__(self, settings: Settings | None = None, *, database: Database | None = None):
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        database: Database | None = None,
+        registry: CollectorRegistry | None = None,
+        store: FlagStore | None = None,
+        tokens: AdminTokens | None = None,
+    ) -> None:
         self.settings = settings if settings is not None else Settings.from_environ()
         self._database = database
+        # Each gateway has its own registry, so two gateways in one process never clash;
+        # /metrics also shows the process-wide default registry (process_*, python_*).
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._store = store
+        self._tokens = tokens
+        self.checks = HealthChecks()
+        self.modes = ModeTable(default=parse_flag(self.settings.default_mode))
+        self.entries: dict[str, RouteEntry] = {}
+        self.notes: list[str] = []  # why optional routes are absent; `gateway routes` prints them
+        self.app: FastAPI | None = None
+        self.follower: FlagFollower | None = None
+        self.recorder: Recorder | None = None
+        self.metering: Metering | None = None
+        self.gc = GcPolicy(
+            freeze=self.settings.gc_freeze, thresholds=self.settings.gc_thresholds or None
+        )
         self._legacy_app: FastAPI | None = None
         self._legacy_routers: list[tuple[APIRouter, dict[str, Any]]] = []
         self._async_routers: list[tuple[APIRouter, dict[str, Any]]] = []
+        self._hosts: tuple[FastAPI, ...] = ()
+        self._engine_watch: EngineWatch | None = None
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
-        self.entries: dict[str, RouteEntry] = {}
-        self.modes = ModeTable(default=parse_flag(self.settings.default_mode))
-        self.app: FastAPI | None = None
-        # Where metrics register; None means prometheus_client's global REGISTRY.
-        self.metrics_registry: CollectorRegistry | None = None
-        self.notes: list[str] = []  # why optional routes are absent; `gateway routes` prints them
 
     # -- composition -------------------------------------------------------------------
 
     def include_legacy(self, legacy: FastAPI | APIRouter, **include: Any) -> None:
-        """Mount legacy `def` routes: a whole FastAPI app object (once) or an APIRouter.
+        """Mount legacy routes: a whole FastAPI app object (once) or an APIRouter.
 
         An app keeps its middleware, exception handlers, lifespan, dependency_overrides,
         OpenAPI URL and operation ids; `include` goes to `include_router` for routers.
@@ -98,101 +155,173 @@ class Gateway:
         return hook
 
     def on_shutdown(self, hook: Hook) -> Hook:
+        """Run `hook(gateway)` at shutdown, before the pools close (last added runs first)."""
         self._shutdown.append(hook)
         return hook
 
+    def add_check(self, name: str, check: Check) -> None:
+        """Make GET {prefix}/ready also run `check` (async () -> None | "what is wrong")."""
+        self.checks[name] = check
+
     @property
     def database(self) -> Database:
+        """Both engines on GATEWAY_DATABASE_URL, made on first use."""
         if self._database is None:
             self._database = Database.from_settings(self.settings)
         return self._database
+
+    @property
+    def implementations(self) -> dict[str, list[Implementation]]:
+        """Every route key with the implementations it has (what a flag change is checked on)."""
+        return {key: entry.implementations for key, entry in self.entries.items()}
 
     # -- building ----------------------------------------------------------------------
 
     def build(self) -> FastAPI:
         """Check every route, pair them, and return the composed FastAPI app."""
         self._not_built()
+        settings = self.settings
         legacy_host = self._legacy_app or FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-        app = FastAPI(
-            title=legacy_host.title if self._legacy_app else "gateway",
-            version=legacy_host.version if self._legacy_app else "0.1.0",
-            openapi_url=legacy_host.openapi_url if self._legacy_app else "/openapi.json",
-            docs_url=legacy_host.docs_url if self._legacy_app else "/docs",
-            redoc_url=legacy_host.redoc_url if self._legacy_app else "/redoc",
-            lifespan=self._lifespan,
-        )
         async_host = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-        async_host.dependency_overrides = app.dependency_overrides
-        if self._legacy_app is None:
-            legacy_host.dependency_overrides = app.dependency_overrides
         for router, include in self._legacy_routers:
             legacy_host.include_router(router, **include)
         for router, include in self._async_routers:
             async_host.include_router(router, **include)
-
-        from gateway.legacy import legacy_app_for
-
-        skip = _docs_paths(legacy_host)
-        legacy_routes = [r for r in legacy_host.routes if getattr(r, "path", None) not in skip]
-        skip_async = _docs_paths(async_host)
-        async_routes = [r for r in async_host.routes if getattr(r, "path", None) not in skip_async]
-        self.entries, ordered = pair(
+        legacy_routes = _served_routes(legacy_host)
+        async_routes = _served_routes(async_host)
+        self.entries, layout = pair(
             collect(legacy_routes, Implementation.LEGACY, legacy_app_for),
             collect(async_routes, Implementation.ASYNC),
         )
         self.modes = ModeTable(
             [k for k, e in self.entries.items() if e.paired], default=self.modes.default
         )
-        reader = request_key_reader(self.settings.canary_key)
-        for item in ordered:
-            if isinstance(item, PathGroup):
-                item.table = self.modes
-                item.request_key = reader
-        app.router.routes.extend(ordered)
+        ordered = dispatch_routes(layout, self.modes, request_key_reader(settings.canary_key))
 
-        if self._legacy_app is not None:
-            app.user_middleware = list(self._legacy_app.user_middleware)
-            app.exception_handlers.update(self._legacy_app.exception_handlers)
-            app.state = self._legacy_app.state
+        self.follower = self._follower()
+        recorder = self._recorder()
+        source = self._legacy_app
+        middleware = [Middleware(MetricsMiddleware, recorder=recorder)] if recorder else []
+        app = FastAPI(
+            title=source.title if source else "gateway",
+            version=source.version if source else "0.1.0",
+            openapi_url=source.openapi_url if source else "/openapi.json",
+            docs_url=source.docs_url if source else "/docs",
+            redoc_url=source.redoc_url if source else "/redoc",
+            middleware=middleware,
+            lifespan=self._lifespan,
+        )
+        async_host.dependency_overrides = app.dependency_overrides
+        if source is None:
+            legacy_host.dependency_overrides = app.dependency_overrides
+        else:
+            app.user_middleware.extend(source.user_middleware)
+            app.exception_handlers.update(source.exception_handlers)
+            app.state = source.state
         setattr(app.state, STATE_KEY, self.database)
         app.state.gateway = self
+        app.state.gateway_metrics = recorder
+
+        app.router.routes.extend(ordered)
+        # A path the routes miss by a trailing slash redirects as the legacy app decides.
+        app.router.redirect_slashes = legacy_host.router.redirect_slashes
+        if recorder is not None and self.metering is not None:
+            app.router.routes.insert(0, self.metering.route())
+            recorder.static_paths = _static_paths(app.router.routes)
+        self._install_admin(app, recorder)
         self._install_openapi(app, legacy_routes, async_routes)
-        self._install_extensions(app)
+        watch_flips(self.modes)
         self._hosts = (legacy_host, async_host)
         self.app = app
         return app
 
-    def _install_extensions(self, app: FastAPI) -> None:
-        # Each concern lives in its own module; admin routes go first so no legacy
-        # catch-all route can shadow them.
-        from gateway.admin import admin_router
-        from gateway.flag_follower import attach_store
-        from gateway.health import health_router
-        from gateway.logging import watch_flips
-        from gateway.metrics import install_metrics
-        from gateway.page import page_router
-        from gateway.report import report_router
+    def _follower(self) -> FlagFollower:
+        settings = self.settings
+        seeds: dict[str, Flag] = {}
+        if settings.flags_file:  # read here, so a bad file stops `gateway serve` at once
+            seeds = read_flags_file(settings.flags_file, self.implementations)
+        if self._store is None:
+            self._store = SqlFlagStore(settings.effective_database_url)
+        return FlagFollower(
+            self._store,
+            self.modes,
+            self.implementations,
+            resync_interval=settings.flags_resync_interval,
+            poll_interval=settings.flags_poll_interval,
+            seeds=seeds,
+            seed_source=settings.flags_file,
+            registry=self.registry,
+        )
 
+    def _recorder(self) -> Recorder | None:
+        # The supervisor of several workers builds only to check; it serves nothing.
+        if not self.settings.metrics or is_supervisor():
+            return None
+        database = self.database
+        recorder = Recorder(
+            GatewayMetrics(self.registry),
+            self.registry,
+            routes=[
+                (endpoint.path, endpoint.method, endpoint.side.value)
+                for entry in self.entries.values()
+                for endpoint in (entry.legacy, entry.async_)
+                if endpoint is not None
+            ],
+            admin_prefix=self.settings.admin_prefix,
+            engines=lambda: (
+                ("sync", database.sync_engine),
+                ("async", database.async_engine.sync_engine),
+            ),
+        )
+        self.recorder = recorder
+        self.metering = Metering(
+            recorder, database, self.modes, interval=self.settings.loop_lag_interval
+        )
+        return recorder
+
+    def _install_admin(self, app: FastAPI, recorder: Recorder | None) -> None:
+        """The gateway's own routes go first (no legacy catch-all may shadow them), each
+        behind a prefix test so that other requests skip them with one startswith."""
+        if self.follower is None:
+            raise RouteError("build() makes the flag follower before the admin routes")
         prefix = self.settings.admin_prefix
+        if self._tokens is None:
+            self._tokens = AdminTokens.from_settings(self.settings)
+        access = AdminAccess(self._tokens, reads_need_token=self.settings.admin_read_requires_token)
+        report = self._report_maker(recorder)
         admin = APIRouter(prefix=prefix, include_in_schema=False)
-        for router in (health_router(self), admin_router(self), report_router(self)):
-            admin.include_router(router)
-        admin.include_router(page_router(self))
+        # Every sync engine of the process: a legacy app's own engine fails like ours.
+        self._engine_watch = EngineWatch(Engine)
+        admin.include_router(
+            health_router(self.database, self.checks, self.follower, self._engine_watch)
+        )
+        admin.include_router(admin_router(self.follower, access, self.describe_routes, report))
+        admin.include_router(page_router(prefix))
         mounted = len(app.router.routes)
         app.include_router(admin)
-        # Admin routes go in front, behind a prefix test so other requests skip them cheaply.
         guarded = [PrefixGuard(prefix, route) for route in app.router.routes[mounted:]]
         app.router.routes[:] = guarded + app.router.routes[:mounted]
-        attach_store(self)
-        install_metrics(self, app)
-        watch_flips(self)
+
+    def _report_maker(self, recorder: Recorder | None) -> Callable[[], dict[str, Any]] | None:
+        if recorder is None:
+            return None
+        from gateway.metrics import scrape_registry
+
+        where = {k: e.async_.where for k, e in self.entries.items() if e.async_ is not None}
+
+        def report() -> dict[str, Any]:
+            recorder.sample()
+            numbers = route_numbers(scrape_registry(recorder.registry))
+            return rank(numbers, window_seconds(recorder.started), where=where).as_dict()
+
+        return report
 
     def _install_openapi(
         self, app: FastAPI, legacy_routes: list[BaseRoute], async_routes: list[BaseRoute]
     ) -> None:
         legacy_keys = {k for k, e in self.entries.items() if e.legacy is not None}
         only_async = [
-            e.async_.context
+            e.async_.context.openapi_route
             for e in self.entries.values()
             if e.async_ is not None and e.key not in legacy_keys
         ]
@@ -212,37 +341,34 @@ class Gateway:
 
     @asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        from gateway.logging import configure_logging, log_started, log_stopped
-
         configure_logging(self.settings)
         set_threadpool_size(self.settings.threadpool_size)
         state: dict[str, Any] = {}
         async with AsyncExitStack() as stack:
-            stack.callback(log_stopped, self)  # runs last: after both pools are closed
+            stack.callback(log_stopped)  # runs last: after both pools are closed
+            if self._engine_watch is not None:
+                stack.callback(self._engine_watch.close)
             stack.push_async_callback(self.database.aclose)
             for hook in self._startup:
-                result = hook(self)
-                if result is not None:
-                    await result
+                await _run(hook, self)
+            if self.follower is not None:
+                await self.follower.start()
+                stack.push_async_callback(self.follower.stop)
+            if self.metering is not None:
+                self.metering.start()
+                stack.push_async_callback(self.metering.stop)
             for host in self._hosts:
                 host_state = await stack.enter_async_context(host.router.lifespan_context(host))
                 if host_state:
                     state.update(host_state)
-            log_started(self)
-            frozen = freeze_startup_heap(self.settings.gc_freeze)
-            thresholds = gc.get_threshold()
-            if self.settings.gc_thresholds:
-                gc.set_threshold(*self.settings.gc_thresholds)
+            log_started(self.startup_summary())
+            self.gc.apply()
             try:
                 yield state
             finally:
-                gc.set_threshold(*thresholds)
-                if frozen:
-                    gc.unfreeze()
+                self.gc.restore()
                 for hook in reversed(self._shutdown):
-                    result = hook(self)
-                    if result is not None:
-                        await result
+                    await _run(hook, self)
 
     def _not_built(self) -> None:
         if self.app is not None:
@@ -251,7 +377,8 @@ class Gateway:
     # -- reading -----------------------------------------------------------------------
 
     def describe_routes(self) -> list[dict[str, Any]]:
-        """Every route: key, implementations, mode (for paired routes) and where it lives."""
+        """Every route: key, implementations, mode (for paired routes), where each lives
+        and its kind (`kinds`: {"legacy": "def" or "async def", "async": "async def"})."""
         rows = []
         for key, entry in self.entries.items():
             flag: Flag | None = self.modes.get(key) if entry.paired else None
@@ -264,33 +391,59 @@ class Gateway:
                     "paired": entry.paired,
                     "legacy": entry.legacy.where if entry.legacy else None,
                     "async": entry.async_.where if entry.async_ else None,
+                    "kinds": {
+                        e.side.value: e.kind for e in (entry.legacy, entry.async_) if e is not None
+                    },
                 }
             )
         return rows
 
+    def startup_summary(self) -> dict[str, Any]:
+        """What the startup log line says: engines, pools, threadpool, GC policy, routes."""
+        database, settings = self.database, self.settings
+        modes = {key: flag.describe() for key, flag in self.modes.snapshot().items()}
+        single = {
+            key: entry.implementations[0].value
+            for key, entry in self.entries.items()
+            if not entry.paired
+        }
+        return {
+            "database": database.masked_url,
+            "sync_engine": database.sync_engine.url.drivername,
+            "async_engine": database.async_engine.url.drivername,
+            "pool_size": settings.pool_size,
+            "max_overflow": settings.max_overflow,
+            "threadpool": settings.threadpool_size,
+            "gc_freeze": settings.gc_freeze,
+            "gc_threshold": settings.gc_threshold or "python",
+            "routes": len(self.entries),
+            "paired": len(modes),
+            "modes": modes,
+            "single": single,
+            "notes": self.notes,
+        }
 
-def freeze_startup_heap(enabled: bool) -> bool:
-    """Move every object alive after startup to the collector's permanent generation.
 
-    The app, its routes, engines, models and metrics live as long as the process; left in
-    the oldest generation, every full collection walks all of them again, and under many
-    concurrent requests full collections are frequent. Objects created later are
-    collected as before. True if it froze (the lifespan unfreezes at shutdown).
-    """
-    if not enabled:
-        return False
-    gc.freeze()
-    return True
+async def _run(hook: Hook, gateway: Gateway) -> None:
+    result = hook(gateway)
+    if result is not None:
+        await result
 
 
-def _docs_paths(host: FastAPI) -> set[str]:
-    paths = {host.openapi_url, host.docs_url, host.redoc_url}
+def _served_routes(host: FastAPI) -> list[BaseRoute]:
+    """A host's routes without its own docs pages (the gateway serves one set of docs)."""
+    skip = {host.openapi_url, host.docs_url, host.redoc_url, host.swagger_ui_oauth2_redirect_url}
     if host.docs_url:
-        paths.add(host.docs_url + "/oauth2-redirect")
-    if host.swagger_ui_oauth2_redirect_url:
-        paths.add(host.swagger_ui_oauth2_redirect_url)
-    return {p for p in paths if p}
+        skip.add(host.docs_url + "/oauth2-redirect")
+    return [r for r in host.routes if getattr(r, "path", None) not in skip - {None}]
 
 
-def api_routes(routes: list[BaseRoute]) -> list[APIRoute]:
-    return [r for r in routes if isinstance(r, APIRoute)]
+def _static_paths(routes: list[BaseRoute]) -> set[str]:
+    """Paths without parameters outside the PathGroups: the gateway's own metric labels."""
+    return {
+        path
+        for route in routes
+        if isinstance(path := getattr(route, "path", None), str)
+        and "{" not in path
+        and not isinstance(route, PathGroup)
+    }

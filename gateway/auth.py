@@ -3,8 +3,8 @@
 GATEWAY_ADMIN_TOKENS="ops=6f1c...,deploy-bot=9a2e..."     # name=token pairs
 GATEWAY_ADMIN_TOKENS_FILE=/run/secrets/gateway-tokens     # same pairs, one per line
 
-@router.put("/thing")
-async def change(who: Annotated[str, Depends(require_writer(gateway))]): ...
+access = AdminAccess(AdminTokens.from_settings(settings), reads_need_token=False)
+async def change(who: Annotated[str, Depends(access.writer)]): ...
 
 Tokens are compared in constant time and never logged or echoed; only their names are.
 """
@@ -15,21 +15,16 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-from weakref import WeakKeyDictionary
 
 from fastapi import HTTPException, Request
 
 from gateway.exceptions import SettingsError
 from gateway.settings import Settings
 
-if TYPE_CHECKING:
-    from gateway.app import Gateway
-
-__all__ = ["MIN_TOKEN_LENGTH", "AdminTokens", "require_reader", "require_writer"]
+__all__ = ["MIN_TOKEN_LENGTH", "AdminAccess", "AdminTokens", "bearer"]
 
 log = logging.getLogger("gateway.auth")
 
@@ -125,17 +120,6 @@ def bearer(request: Request) -> str | None:
     return token.strip() or None
 
 
-_tokens: WeakKeyDictionary[Gateway, AdminTokens] = WeakKeyDictionary()
-
-
-def tokens_for(gateway: Gateway) -> AdminTokens:
-    """The gateway's tokens, read once (raises SettingsError on a bad configuration)."""
-    tokens = _tokens.get(gateway)
-    if tokens is None:
-        tokens = _tokens[gateway] = AdminTokens.from_settings(gateway.settings)
-    return tokens
-
-
 def _authenticate(tokens: AdminTokens, request: Request, action: str) -> str:
     if not tokens:
         raise HTTPException(
@@ -173,27 +157,27 @@ def _refused(request: Request, why: str) -> None:
     )
 
 
-def require_writer(gateway: Gateway) -> Callable[[Request], Awaitable[str]]:
-    """A FastAPI dependency that returns the token's name or answers 403 / 401."""
-    tokens = tokens_for(gateway)
+class AdminAccess:
+    """Who may read and write the admin API; its two methods are FastAPI dependencies.
 
-    async def writer(request: Request) -> str:
-        return _authenticate(tokens, request, "writes")
-
-    return writer
-
-
-def require_reader(gateway: Gateway) -> Callable[[Request], Awaitable[str | None]]:
-    """A FastAPI dependency for admin reads: the token's name, or None when reads are open.
-
-    With GATEWAY_ADMIN_READ_REQUIRES_TOKEN=true reads need a token like writes do.
+    access = AdminAccess(AdminTokens.from_settings(settings), reads_need_token=False)
+    @router.put("/thing")
+    async def change(actor: str = Depends(access.writer)): ...
     """
-    tokens = tokens_for(gateway)
-    required = gateway.settings.admin_read_requires_token
 
-    async def reader(request: Request) -> str | None:
-        if not required:
+    def __init__(self, tokens: AdminTokens, *, reads_need_token: bool = False) -> None:
+        self.tokens = tokens
+        self.reads_need_token = reads_need_token
+
+    async def writer(self, request: Request) -> str:
+        """The token's name, or 403 (no tokens configured) / 401 (missing or wrong)."""
+        return _authenticate(self.tokens, request, "writes")
+
+    async def reader(self, request: Request) -> str | None:
+        """None when reads are open (the default), else like `writer`.
+
+        With GATEWAY_ADMIN_READ_REQUIRES_TOKEN=true reads need a token like writes do.
+        """
+        if not self.reads_need_token:
             return None
-        return _authenticate(tokens, request, "reads")
-
-    return reader
+        return _authenticate(self.tokens, request, "reads")

@@ -6,8 +6,10 @@ GatewayError
  ├── RouteError             a route cannot be mounted as given
  │    └── RouteKindError    a legacy route is not `def`, or an async one not `async def`
  ├── UnknownRouteError      a route key that names no route (lists the closest keys)
- └── FlagError              a mode or percentage that is not accepted
-      └── UnknownModeError  a mode name that is not one of the valid ones
+ ├── FlagError              a mode or percentage that is not accepted
+ │    └── UnknownModeError  a mode name that is not one of the valid ones
+ ├── AppLoadError           the app a command names cannot be imported, or is no gateway
+ └── CommandError           a `gateway` command cannot do what it was asked
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "AppLoadError",
+    "CommandError",
     "DatabaseUnreachable",
     "FlagError",
     "GatewayError",
@@ -74,9 +78,26 @@ class UnknownModeError(FlagError):
     """A mode name that is not one of the valid ones."""
 
 
+class AppLoadError(GatewayError):
+    """An app path ('module:attribute') that cannot be imported, or that is not a gateway."""
+
+
+class CommandError(GatewayError):
+    """A `gateway` command failed (a gateway unreachable, a request refused); one line."""
+
+
 def closest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """The candidates most like `word`, best first (case-insensitive)."""
     candidates = list(candidates)
     lowered = {c.lower(): c for c in candidates}
     hits = difflib.get_close_matches(word.lower(), list(lowered), n=n, cutoff=0.5)
     return [lowered[h] for h in hits]
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message in one line (its first), or its type name when it has none.
+
+    Driver errors carry the SQL and a hint on later lines; logs and 503 bodies want one.
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -9,8 +9,9 @@ reads:
 When the store is unreachable the workers keep the last flags they knew (fail static), log
 one line, set gateway_flag_store_up to 0 and catch up when it returns.
 
-    sync = attach_store(gateway)          # build() does this
-    await flag_sync(gateway).change("GET /users", "canary", 10, actor="ops")
+    follower = FlagFollower(store, modes, routes, registry=registry)   # Gateway.build() does this
+    await follower.start()
+    await follower.change("GET /users", "canary", 10, actor="ops")
 """
 
 from __future__ import annotations
@@ -20,21 +21,17 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
-from gateway.flag_store import FlagChange, FlagStore, SqlFlagStore, StoredFlag
-from gateway.flags import Flag, Mode, check_change
+from gateway.exceptions import first_line
+from gateway.flag_store import FlagChange, FlagStore, StoredFlag
+from gateway.flags import Flag, Implementation, Mode, ModeTable, check_change
 
-if TYPE_CHECKING:
-    from gateway.app import Gateway
-
-__all__ = ["FlagSync", "attach_store", "flag_sync", "store_metrics"]
+__all__ = ["FlagFollower", "FollowerMetrics"]
 
 log = logging.getLogger("gateway.flags")
 
@@ -42,65 +39,57 @@ RETRY_MIN, RETRY_MAX = 0.2, 2.0  # seconds between reconnection attempts
 STARTUP_TIMEOUT = 10.0  # a store that does not answer by then is treated as unreachable
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+class FollowerMetrics:
+    """The flag store's metrics, registered in `registry` (one set per gateway)."""
 
-
-@dataclass
-class _Metrics:
-    up: Gauge
-    failures: Counter
-    applied: Counter
-
-
-_metrics: WeakKeyDictionary[CollectorRegistry, _Metrics] = WeakKeyDictionary()
-
-
-def store_metrics(registry: CollectorRegistry = REGISTRY) -> _Metrics:
-    """The flag store's metrics on `registry`, registered once per registry."""
-    found = _metrics.get(registry)
-    if found is None:
-        found = _metrics[registry] = _Metrics(
-            up=Gauge(
-                "gateway_flag_store_up",
-                "1 when this worker follows the flag store, 0 while it serves the last known "
-                "flags because the store is unreachable",
-                registry=registry,
-                multiprocess_mode="livemin",
-            ),
-            failures=Counter(
-                "gateway_flag_store_failures",
-                "Failed reads, writes or notification connections to the flag store",
-                registry=registry,
-            ),
-            applied=Counter(
-                "gateway_flag_changes_applied",
-                "Flag changes this worker applied to its in-memory table, by how it heard",
-                ["source"],
-                registry=registry,
-            ),
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.up = Gauge(
+            "gateway_flag_store_up",
+            "1 when this worker follows the flag store, 0 while it serves the last known "
+            "flags because the store is unreachable",
+            registry=registry,
+            multiprocess_mode="livemin",
         )
-    return found
+        self.failures = Counter(
+            "gateway_flag_store_failures",
+            "Failed reads, writes or notification connections to the flag store",
+            registry=registry,
+        )
+        self.applied = Counter(
+            "gateway_flag_changes_applied",
+            "Flag changes this worker applied to its in-memory table, by how it heard",
+            ["source"],
+            registry=registry,
+        )
 
 
-class FlagSync:
-    """Keeps one worker's ModeTable in step with a FlagStore, and makes changes through it."""
+class FlagFollower:
+    """Keeps one worker's ModeTable in step with a FlagStore, and makes changes through it.
+
+    `routes` maps every route key to its implementations (to check a change before it is
+    stored); `seeds` are the flags file's flags, stored only where a route has none yet.
+    """
 
     def __init__(
         self,
-        gateway: Gateway,
         store: FlagStore,
+        modes: ModeTable,
+        routes: Mapping[str, Sequence[Implementation]],
         *,
+        resync_interval: float = 30.0,
+        poll_interval: float = 1.0,
         seeds: Mapping[str, Flag] | None = None,
         seed_source: str = "",
         registry: CollectorRegistry = REGISTRY,
     ) -> None:
-        self.gateway = gateway
         self.store = store
+        self.modes = modes
+        self.routes = routes
+        self.resync_interval = resync_interval
+        self.poll_interval = poll_interval
         self.seeds = dict(seeds or {})
         self.seed_source = seed_source
-        self.metrics = store_metrics(registry)
+        self.metrics = FollowerMetrics(registry)
         self.versions: dict[str, int] = {}
         self.up: bool | None = None  # None until the first attempt
         self.loaded_from_store = False
@@ -121,17 +110,14 @@ class FlagSync:
         Raises UnknownRouteError or FlagError before touching the store; store errors
         propagate and nothing is applied.
         """
-        flag = check_change(key, mode, percent, self.routes())
+        flag = check_change(key, mode, percent, self.routes)
         change = await self.store.change(
-            key, flag, actor=actor, reason=reason, default=self.gateway.modes.default
+            key, flag, actor=actor, reason=reason, default=self.modes.default
         )
         if change is None:  # not reachable: only_if_missing is False
             raise RuntimeError("the flag store returned no change")
         self.apply(key, change.new, change.id, "local")
         return change
-
-    def routes(self) -> dict[str, list[Any]]:
-        return {key: entry.implementations for key, entry in self.gateway.entries.items()}
 
     # -- applying ------------------------------------------------------------------------
 
@@ -141,7 +127,7 @@ class FlagSync:
         A resync that read the table before a newer change committed is thus harmless, and
         one that finds nothing new leaves the table alone.
         """
-        modes = self.gateway.modes
+        modes = self.modes
         if key not in modes or version <= self.versions.get(key, 0):
             return False
         self.versions[key] = version
@@ -161,7 +147,7 @@ class FlagSync:
             flag = Flag(Mode(data["mode"]), float(data["percent"]))
             self.apply(str(data["key"]), flag, int(data["v"]), "notify")
         except (ValueError, KeyError, TypeError) as exc:
-            log.warning("flag store: ignored a malformed notification (%s)", _reason(exc))
+            log.warning("flag store: ignored a malformed notification (%s)", first_line(exc))
 
     # -- following -----------------------------------------------------------------------
 
@@ -171,7 +157,6 @@ class FlagSync:
         On PostgreSQL this returns once the worker listens (or the first attempt failed),
         so a change committed after startup cannot be missed.
         """
-        settings = self.gateway.settings
         self._first_attempt, self._listening = asyncio.Event(), False  # an app may restart
         if getattr(self.store, "pushes", False):
             self._spawn(self._follow())
@@ -179,14 +164,14 @@ class FlagSync:
                 await asyncio.wait_for(self._first_attempt.wait(), STARTUP_TIMEOUT)
             except TimeoutError as exc:
                 self._failed("at startup", exc)
-            self._spawn(self._every(settings.flags_resync_interval))
+            self._spawn(self._every(self.resync_interval))
         else:
             try:
                 await asyncio.wait_for(self.resync("startup"), STARTUP_TIMEOUT)
             except Exception as exc:
                 self._failed("at startup", exc)
-            self._spawn(self._every(settings.flags_poll_interval))
-        modes = self.gateway.modes
+            self._spawn(self._every(self.poll_interval))
+        modes = self.modes
         if self.loaded_from_store:
             stored = sum(1 for k in modes if k in self.versions)
             log.info(
@@ -222,7 +207,7 @@ class FlagSync:
                     flag,
                     actor="flags-file",
                     reason=f"seeded from {self.seed_source}",
-                    default=self.gateway.modes.default,
+                    default=self.modes.default,
                     only_if_missing=True,
                 )
             self._prepared = True
@@ -274,7 +259,7 @@ class FlagSync:
                 "flag store unreachable (%s: %s at %s); serving the last known flags until it "
                 "returns",
                 during,
-                _reason(exc),
+                first_line(exc),
                 self._describe_store(),
             )
         self.up = False
@@ -301,51 +286,3 @@ class FlagSync:
                 else None
             ),
         }
-
-
-_syncs: WeakKeyDictionary[Gateway, FlagSync] = WeakKeyDictionary()
-
-
-def flag_sync(gateway: Gateway) -> FlagSync:
-    """The FlagSync of a built gateway (made by attach_store)."""
-    sync = _syncs.get(gateway)
-    if sync is None:
-        raise LookupError("This gateway has no flag store; build() attaches one.")
-    return sync
-
-
-def attach_store(
-    gateway: Gateway,
-    *,
-    store: FlagStore | None = None,
-    registry: CollectorRegistry | None = None,
-) -> FlagSync:
-    """Give a built gateway a flag store: load at startup, follow it, close at shutdown.
-
-    The flags file (settings.flags_file) is read and checked here, so a bad file stops
-    `gateway serve` before any worker starts.
-    """
-    from gateway.flagfile import read_flags_file
-
-    settings = gateway.settings
-    seeds: dict[str, Flag] = {}
-    if settings.flags_file:
-        routes = {key: entry.implementations for key, entry in gateway.entries.items()}
-        seeds = read_flags_file(settings.flags_file, routes)
-    if store is None:
-        store = SqlFlagStore(settings.effective_database_url)
-    if registry is None:  # the metrics work's convention: gw.metrics_registry, else global
-        registry = getattr(gateway, "metrics_registry", None) or REGISTRY
-    sync = _syncs[gateway] = FlagSync(
-        gateway, store, seeds=seeds, seed_source=settings.flags_file, registry=registry
-    )
-
-    async def start(_: Gateway) -> None:
-        await sync.start()
-
-    async def stop(_: Gateway) -> None:
-        await sync.stop()
-
-    gateway.on_startup(start)
-    gateway.on_shutdown(stop)
-    return sync

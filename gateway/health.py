@@ -11,25 +11,37 @@ through engine events, so no blocking I/O on the event loop), says whether the f
 (gateway.flag_store) is reachable, and asks every check registered with `add_check`:
 
     add_check(gateway, "cache", cache_health)   # async () -> None | "what is wrong"
+
+The router gets what it pings, not the gateway: `health_router(database, checks, follower)`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine, event, text
-from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine, ExceptionContext, make_url
+
+from gateway.exceptions import first_line
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.database import Database
+    from gateway.flag_follower import FlagFollower
 
-__all__ = ["CHECK_TIMEOUT", "FAILURE_MEMORY", "Check", "EngineWatch", "add_check", "health_router"]
+__all__ = [
+    "CHECK_TIMEOUT",
+    "FAILURE_MEMORY",
+    "Check",
+    "EngineWatch",
+    "HealthChecks",
+    "add_check",
+    "health_router",
+]
 
 CHECK_TIMEOUT = 2.0  # seconds one readiness check may take before it counts as failing
 FAILURE_MEMORY = 15.0  # seconds a sync engine failure counts, so readiness can recover idle
@@ -37,30 +49,51 @@ FAILURE_MEMORY = 15.0  # seconds a sync engine failure counts, so readiness can 
 Check = Callable[[], Awaitable[str | None]]
 """A readiness check: returns None when fine, else one line saying what is wrong."""
 
-_checks: WeakKeyDictionary[Gateway, dict[str, Check]] = WeakKeyDictionary()
+
+class HealthChecks(dict[str, Check]):
+    """The readiness checks an application added, by name (a Gateway owns one)."""
 
 
-def add_check(gateway: Gateway, name: str, check: Check) -> None:
-    """Make GET {prefix}/ready also run `check`; a failure is reported under `name`."""
-    _checks.setdefault(gateway, {})[name] = check
+class _HasChecks(Protocol):
+    @property
+    def checks(self) -> HealthChecks: ...
+
+
+def add_check(gateway: _HasChecks, name: str, check: Check) -> None:
+    """Make GET {prefix}/ready also run `check`; a failure is reported under `name`.
+
+    add_check(gw, "cache", cache_health)   # before or after build()
+    """
+    gateway.checks[name] = check
 
 
 class EngineWatch:
-    """The last connection outcome of a sync engine, kept by engine events (no I/O of its own).
+    """The last connection outcome of sync engines, kept by engine events (no I/O of its own).
 
     watch = EngineWatch(engine); ...; watch.problem()  # None, or the last failure's line
+    watch = EngineWatch(Engine)   # every sync engine of the process: the legacy app's own too
+    watch.close()                 # stop listening
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine | type[Engine]) -> None:
         self.failure: str | None = None
         self.failed_at = 0.0
-        event.listen(engine, "handle_error", self._on_error)
+        self._listening = [(engine, "handle_error", self._on_error)]
         # A new DBAPI connection (not every checkout): nothing added to a request's path.
-        event.listen(engine, "connect", self._on_success)
+        self._listening.append((engine, "connect", self._on_success))
+        for target, name, listener in self._listening:
+            event.listen(target, name, listener)
+
+    def close(self) -> None:
+        for target, name, listener in self._listening:
+            if event.contains(target, name, listener):
+                event.remove(target, name, listener)
 
     def _on_error(self, context: ExceptionContext) -> None:
+        if context.dialect.is_async:  # the async engines have a check of their own
+            return
         if context.is_disconnect or context.connection is None:
-            self.failure = _one_line(context.original_exception)
+            self.failure = first_line(context.original_exception)
             self.failed_at = time.monotonic()
 
     def _on_success(self, _dbapi_connection: Any, _record: Any) -> None:
@@ -74,11 +107,18 @@ class EngineWatch:
         return f"last connection attempt failed {ago:.0f} s ago: {self.failure}"
 
 
-def health_router(gateway: Gateway) -> APIRouter:
-    """Routes mounted under settings.admin_prefix (GET /live, GET /ready)."""
+def health_router(
+    database: Database,
+    checks: HealthChecks,
+    follower: FlagFollower | None = None,
+    watch: EngineWatch | None = None,
+) -> APIRouter:
+    """Routes mounted under settings.admin_prefix (GET /live, GET /ready).
+
+    `watch` reports sync engine failures (default: the gateway's own sync engine only).
+    """
     router = APIRouter()
-    database = gateway.database
-    watch = EngineWatch(database.sync_engine)
+    watch = watch if watch is not None else EngineWatch(database.sync_engine)
     password = make_url(database.url).password
 
     def mask(message: str) -> str:
@@ -93,10 +133,7 @@ def health_router(gateway: Gateway) -> APIRouter:
         return watch.problem()
 
     async def flag_store() -> str | None:
-        from gateway.flag_follower import flag_sync
-
-        sync = flag_sync(gateway)
-        if sync.up is False:
+        if follower is not None and follower.up is False:
             return "unreachable; serving the last known flags until it returns"
         return None
 
@@ -107,7 +144,7 @@ def health_router(gateway: Gateway) -> APIRouter:
         except TimeoutError:
             return f"no answer within {CHECK_TIMEOUT:g} s"
         except Exception as exc:
-            return _one_line(exc)
+            return first_line(exc)
 
     @router.get("/live", name="gateway_live")
     async def live() -> dict[str, str]:
@@ -116,9 +153,9 @@ def health_router(gateway: Gateway) -> APIRouter:
     @router.get("/ready", name="gateway_ready")
     async def ready() -> JSONResponse:
         named: dict[str, Check] = {"async_engine": async_engine, "sync_engine": sync_engine}
-        if _has_flag_store(gateway):
+        if follower is not None:
             named["flag_store"] = flag_store
-        named.update(_checks.get(gateway, {}))
+        named.update(checks)
         results = {name: await run(check) for name, check in named.items()}
         failing = [name for name, problem in results.items() if problem is not None]
         body: dict[str, Any] = {
@@ -131,18 +168,3 @@ def health_router(gateway: Gateway) -> APIRouter:
         return JSONResponse(body, status_code=503 if failing else 200)
 
     return router
-
-
-def _has_flag_store(gateway: Gateway) -> bool:
-    try:
-        from gateway.flag_follower import flag_sync
-
-        flag_sync(gateway)
-    except (ImportError, LookupError):
-        return False
-    return True
-
-
-def _one_line(exc: BaseException) -> str:
-    text_ = str(exc).strip()
-    return text_.splitlines()[0] if text_ else type(exc).__name__

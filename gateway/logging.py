@@ -1,7 +1,7 @@
 """One log line per notable event, as text or as JSON (GATEWAY_LOG_JSON=true).
 
 configure_logging(settings)   # once per process: a handler on the "gateway" logger
-log_started(gateway)          # engines, pool and threadpool sizes, routes and their modes
+log_started(gw.startup_summary())   # engines, pool and threadpool sizes, routes, modes
 log_event("route flipped", route="GET /users/{user_id}", old="legacy", new="async")
 
 Every line goes through a filter that replaces the configured admin tokens and database
@@ -15,13 +15,13 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
-    from gateway.flags import Flag
+    from gateway.flags import Flag, ModeTable
 
 __all__ = [
     "JsonFormatter",
@@ -121,40 +121,17 @@ def configure_logging(settings: Settings, stream: Any = None) -> logging.Handler
     return handler
 
 
-def log_started(gateway: Gateway) -> None:
-    """The startup summary: engines, pool and threadpool sizes, GC policy, routes and modes."""
-    database, settings = gateway.database, gateway.settings
-    modes = {key: flag.describe() for key, flag in gateway.modes.snapshot().items()}
-    single = {
-        key: entry.implementations[0].value
-        for key, entry in gateway.entries.items()
-        if not entry.paired
-    }
-    log_event(
-        "gateway started",
-        pid=os.getpid(),
-        database=database.masked_url,
-        sync_engine=database.sync_engine.url.drivername,
-        async_engine=database.async_engine.url.drivername,
-        pool_size=settings.pool_size,
-        max_overflow=settings.max_overflow,
-        threadpool=settings.threadpool_size,
-        gc_freeze=settings.gc_freeze,
-        gc_threshold=settings.gc_threshold or "python",
-        routes=len(gateway.entries),
-        paired=len(modes),
-        modes=modes,
-        single=single,
-        notes=gateway.notes,
-    )
+def log_started(summary: Mapping[str, Any]) -> None:
+    """The startup line: engines, pool and threadpool sizes, GC policy, routes and modes."""
+    log_event("gateway started", pid=os.getpid(), **summary)
 
 
-def log_stopped(gateway: Gateway) -> None:
+def log_stopped() -> None:
     """The last line of a worker: both pools are closed."""
     log_event("gateway stopped: pools closed", pid=os.getpid())
 
 
-def watch_flips(gateway: Gateway) -> None:
+def watch_flips(modes: ModeTable) -> None:
     """Log one line per mode change of a paired route, whatever made it (API, store, code)."""
 
     def flipped(key: str, old: Flag, new: Flag) -> None:
@@ -162,7 +139,7 @@ def watch_flips(gateway: Gateway) -> None:
             "route flipped", route=key, old=old.describe(), new=new.describe(), pid=os.getpid()
         )
 
-    gateway.modes.on_change(flipped)
+    modes.on_change(flipped)
 
 
 def _timestamp(record: logging.LogRecord) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,20 +20,12 @@ log = logging.getLogger("gateway.metrics")
 
 
 class Sampler:
-    """Sleeps `interval` seconds in a loop and observes how much later than that it woke.
-
-    Each tick it also reads how many threads on the machine are runnable right now
-    (/proc/loadavg on Linux): `cpu_factor` (a decaying average of runnable threads per
-    core, at least 1) says how much longer CPU work takes here than on an idle machine,
-    e.g. 3.0 when the cores are shared three ways.
-    """
+    """Sleeps `interval` seconds in a loop and observes how much later than that it woke."""
 
     def __init__(self, histogram: Any, interval: float) -> None:
         self.histogram = histogram
         self.interval = interval
         self.last_lag = 0.0
-        self.cpu_factor = 1.0
-        self._cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         self._tasks: list[Callable[[], None]] = []
         self._running: asyncio.Task[None] | None = None
 
@@ -44,7 +35,6 @@ class Sampler:
 
     def start(self) -> None:
         if self._running is None:
-            self.probe(first=True)
             self._running = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -54,24 +44,12 @@ class Sampler:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def probe(self, first: bool = False) -> None:
-        """Fold the machine's runnable threads per core into `cpu_factor`."""
-        try:
-            with open("/proc/loadavg", "rb") as loadavg:
-                runnable = int(loadavg.read().split()[3].split(b"/")[0])
-        except (OSError, ValueError, IndexError):
-            return  # not Linux: leave the factor at 1
-        # Decay so the factor follows the last few ticks.
-        factor = max(runnable / self._cores, 1.0)
-        self.cpu_factor = factor if first else 0.8 * self.cpu_factor + 0.2 * factor
-
     async def _run(self) -> None:
         while True:
             before = time.perf_counter()
             await asyncio.sleep(self.interval)
             self.last_lag = max(time.perf_counter() - before - self.interval, 0.0)
             self.histogram.observe(self.last_lag)
-            self.probe()
             for task in self._tasks:
                 try:
                     task()

@@ -1,60 +1,27 @@
-"""Per-route metrics: which routes hold worker threads, wait on the database, block the loop.
+"""Every gateway_* metric, and how /metrics exposes them (one worker, or all of them).
 
-install_metrics(gw, app) is called by Gateway.build(); it adds an outermost ASGI middleware
-(`gateway.recorder`, the per-request side), `GET /metrics`, SQLAlchemy engine events and a
-sampler task. Tests give each gateway its own registry before building it:
+    metrics = GatewayMetrics(registry)      # a Gateway makes one, in its own registry
+    metrics.requests                        # the Counter behind gateway_requests_total
+    body = generate_latest(scrape_registry(registry))
 
-    gw.metrics_registry = CollectorRegistry()
-    app = gw.build()
-    metrics_for(app).requests   # the Counter behind gateway_requests_total
+The per-request side (middleware, batched label children) is `gateway.recorder`; reading
+the totals back for the report is `gateway.readings`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 from weakref import WeakSet
 
-from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import ASGIApp
 
-from gateway.batched import PendingHistogram
-from gateway.db_events import install_engine_events, watch_pool
-from gateway.looplag import Sampler
-from gateway.recorder import (
-    METHODS,
-    NO_IMPLEMENTATION,
-    MetricsMiddleware,
-    Recorder,
-    thread_contention,
-)
-from gateway.routing import PathGroup
+from gateway.workers import MULTIPROC_ENV, mark_dead_workers
 
-if TYPE_CHECKING:
-    from gateway.app import Gateway
-
-__all__ = [
-    "METHODS",
-    "NO_IMPLEMENTATION",
-    "GatewayMetrics",
-    "MetricsMiddleware",
-    "Recorder",
-    "install_metrics",
-    "metrics_for",
-    "scrape_registry",
-    "thread_contention",
-]
+__all__ = ["GatewayMetrics", "scrape_registry"]
 
 log = logging.getLogger("gateway.metrics")
 
@@ -72,7 +39,7 @@ class GatewayMetrics:
         r = registry
         # Registered first so that reading the registry flushes batched observations
         # before the metrics themselves are collected.
-        self.recorders: WeakSet[Recorder] = WeakSet()
+        self.recorders: WeakSet[_Flushable] = WeakSet()
         registry.register(_Flusher(self.recorders))
         self.requests = Counter(
             "gateway_requests", "Requests served.", [*labels, "status"], registry=r
@@ -180,11 +147,15 @@ class GatewayMetrics:
         )
 
 
+class _Flushable(Protocol):
+    def flush_if_owner(self) -> None: ...
+
+
 class _Flusher(Collector):
     """Collects nothing: flushes the recorders' batched observations when the registry is
     read on their own thread (tests, or an embedder's exposition on the loop)."""
 
-    def __init__(self, recorders: WeakSet[Recorder]) -> None:
+    def __init__(self, recorders: WeakSet[_Flushable]) -> None:
         self.recorders = recorders
 
     def describe(self) -> list[Metric]:
@@ -196,110 +167,14 @@ class _Flusher(Collector):
         return []
 
 
-_BY_REGISTRY: dict[int, tuple[CollectorRegistry, GatewayMetrics]] = {}
-
-
-def _metrics_in(registry: CollectorRegistry) -> GatewayMetrics:
-    # Several apps in one process (tests, reloads) share one set of metrics per registry.
-    found = _BY_REGISTRY.get(id(registry))
-    if found is None or found[0] is not registry:
-        found = _BY_REGISTRY[id(registry)] = (registry, GatewayMetrics(registry))
-    return found[1]
-
-
 def scrape_registry(registry: CollectorRegistry = REGISTRY) -> CollectorRegistry:
     """What /metrics exposes: `registry`, or every worker's files in multiprocess mode."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    directory = os.environ.get(MULTIPROC_ENV)
     if not directory:
         return registry
     from prometheus_client import multiprocess
-
-    from gateway.server import mark_dead_workers
 
     mark_dead_workers(directory)
     aggregated = CollectorRegistry()
     multiprocess.MultiProcessCollector(aggregated, path=directory)  # type: ignore[no-untyped-call]
     return aggregated
-
-
-def metrics_for(app: FastAPI) -> Recorder:
-    """The metrics recorder of a built gateway app (raises if metrics are off)."""
-    recorder = getattr(app.state, "gateway_metrics", None)
-    if not isinstance(recorder, Recorder):
-        raise LookupError("This app has no gateway metrics (GATEWAY_METRICS=false?).")
-    return recorder
-
-
-def install_metrics(
-    gateway: Gateway, app: FastAPI, registry: CollectorRegistry | None = None
-) -> None:
-    """Wire metrics into a built app (middleware, /metrics, engine events, sampler)."""
-    from gateway.server import is_supervisor
-
-    if not gateway.settings.metrics or is_supervisor():
-        return
-    if registry is None:
-        registry = getattr(gateway, "metrics_registry", None) or REGISTRY
-    recorder = Recorder(gateway, _metrics_in(registry), registry)
-    app.state.gateway_metrics = recorder
-    install_engine_events()
-    build_stack = app.build_middleware_stack
-
-    def build_with_metrics() -> ASGIApp:
-        return MetricsMiddleware(build_stack(), recorder)
-
-    app.build_middleware_stack = build_with_metrics  # type: ignore[method-assign]
-
-    async def metrics_endpoint(request: Request) -> Response:
-        recorder.sample()
-        body = generate_latest(scrape_registry(registry))
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
-
-    app.router.routes.insert(0, Route("/metrics", metrics_endpoint, include_in_schema=False))
-    recorder.static_paths = {
-        path
-        for route in app.router.routes
-        if isinstance(path := getattr(route, "path", None), str)
-        and "{" not in path
-        and not isinstance(route, PathGroup)
-    }
-    for key in gateway.modes:
-        recorder.show_mode(key, gateway.modes.get(key))
-    gateway.modes.on_change(lambda key, _old, new: recorder.show_mode(key, new))
-    sampler = Sampler(recorder.metrics.loop_lag, gateway.settings.loop_lag_interval)
-    sampler.also(recorder.sample)
-
-    def follow_cpu_factor() -> None:
-        recorder.cpu_factor = sampler.cpu_factor
-
-    sampler.also(follow_cpu_factor)
-
-    def start(gw: Gateway) -> None:
-        recorder.owner = threading.get_ident()
-        # Sync checkouts happen in worker threads: straight to the (locked) histogram.
-        watch_pool(gw.database.sync_engine, recorder.metrics.pool_wait.labels("sync"))
-        # Async checkouts happen on the loop: batched like the per-request metrics.
-        engine = gw.database.async_engine.sync_engine
-        recorder.async_pool_wait = PendingHistogram(recorder.metrics.pool_wait.labels("async"))
-        watch_pool(engine, recorder.async_pool_wait)
-        recorder.started = time.time()
-        sampler.start()
-        recorder.cpu_factor = sampler.cpu_factor
-
-    async def stop(_gw: Gateway) -> None:
-        await sampler.stop()
-        recorder.flush()
-        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-        if directory:
-            from prometheus_client import multiprocess
-
-            # This worker's live gauges leave with it; its counters stay in the sums.
-            multiprocess.mark_process_dead(os.getpid(), directory)  # type: ignore[no-untyped-call]
-
-    gateway.on_startup(start)
-    gateway.on_shutdown(stop)
-
-
-def known_routes(recorder: Recorder) -> Iterable[tuple[str, str, str]]:
-    """Every (route, method, implementation) this recorder has label children for."""
-    return list(recorder.children)

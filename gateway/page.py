@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import html
 from importlib import resources
-from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
 
 __all__ = ["SECURITY_HEADERS", "page_router"]
 
@@ -37,10 +33,9 @@ def _read(name: str) -> str:
     return resources.files("gateway").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def page_router(gateway: Gateway) -> APIRouter:
-    """Routes mounted under settings.admin_prefix (GET /, GET /static/{name})."""
+def page_router(prefix: str) -> APIRouter:
+    """Routes mounted under `prefix`, the admin prefix (GET /, GET /static/{name})."""
     router = APIRouter()
-    prefix = gateway.settings.admin_prefix
     page = _read("page.html").replace("{{prefix}}", html.escape(prefix, quote=True))
     assets = {name: (_read(name), kind) for name, kind in ASSETS.items()}
 

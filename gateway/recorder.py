@@ -11,21 +11,30 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.batched import PendingCounter, PendingHistogram
-from gateway.concurrency import ThreadTiming
+from gateway.concurrency import ThreadTiming, threadpool_stats
 from gateway.flags import Flag
+from gateway.metrics import GatewayMetrics
+from gateway.naming import qualified_name
 from gateway.request_info import UNMATCHED, RequestInfo, current_request
 
-if TYPE_CHECKING:
-    from gateway.app import Gateway
-    from gateway.metrics import GatewayMetrics
+Engines = Callable[[], Iterable[tuple[str, Any]]]
+"""What the pool gauges read: (name, sync Engine) pairs, e.g. ("sync", engine)."""
 
-__all__ = ["METHODS", "NO_IMPLEMENTATION", "MetricsMiddleware", "Recorder", "thread_contention"]
+__all__ = [
+    "METHODS",
+    "NO_IMPLEMENTATION",
+    "MetricsMiddleware",
+    "Recorder",
+    "metrics_for",
+    "thread_contention",
+]
 
 log = logging.getLogger("gateway.metrics")
 
@@ -94,7 +103,12 @@ class _Children:
 
 
 class MetricsMiddleware:
-    """Outermost ASGI layer: one RequestInfo per request, observed after the response."""
+    """The first middleware: one RequestInfo per request, observed after the response.
+
+    Installed as `Middleware(MetricsMiddleware, recorder=recorder)`; the request's
+    RequestInfo is reached through `gateway.request_info.current_request` only. An outer
+    middleware of the embedder's may set one first, to read what the gateway filled in.
+    """
 
     def __init__(self, app: ASGIApp, recorder: Recorder) -> None:
         self.app = app
@@ -104,11 +118,14 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        info = RequestInfo()
-        scope["gateway"] = info
+        info = current_request.get()
+        if info is None:
+            info = RequestInfo(scope["method"], scope["path"])
+        else:
+            info.method, info.request_path = scope["method"], scope["path"]
         token = current_request.set(info)
         live = self.recorder.live
-        live[id(scope)] = scope
+        live[id(info)] = info
         status = 500  # what the server answers if the app fails before a response starts
         started = time.perf_counter()
 
@@ -123,7 +140,7 @@ class MetricsMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             current_request.reset(token)
-            del live[id(scope)]
+            del live[id(info)]
             self.recorder.observe(scope, info, status, elapsed)
 
 
@@ -131,15 +148,22 @@ class Recorder:
     """Turns finished requests into observations; samples process gauges on the loop."""
 
     def __init__(
-        self, gateway: Gateway, metrics: GatewayMetrics, registry: CollectorRegistry = REGISTRY
+        self,
+        metrics: GatewayMetrics,
+        registry: CollectorRegistry = REGISTRY,
+        *,
+        routes: Iterable[tuple[str, str, str]] = (),
+        admin_prefix: str = "/_gateway",
+        engines: Engines = lambda: (),
     ) -> None:
-        self.gateway = gateway
+        """`routes`: the (path template, method, implementation) of every endpoint."""
         self.registry = registry
         self.metrics = metrics
-        self.live: dict[int, Scope] = {}  # requests in flight; each has scope["gateway"]
+        self.engines = engines
+        self.live: dict[int, RequestInfo] = {}  # requests in flight
         self.children: dict[tuple[str, str, str], _Children] = {}
         self.blocking_logged: set[str] = set()
-        self.admin_prefix = gateway.settings.admin_prefix
+        self.admin_prefix = admin_prefix
         self.started = time.time()
         self.static_paths: set[str] = set()
         self.cpu_factor = 1.0  # from the sampler's CPU probe
@@ -147,10 +171,8 @@ class Recorder:
         self.async_pool_wait: PendingHistogram | None = None
         self._in_progress_shown: set[tuple[str, str, str]] = set()
         metrics.recorders.add(self)
-        for entry in gateway.entries.values():
-            for endpoint in (entry.legacy, entry.async_):
-                if endpoint is not None:
-                    self.child(endpoint.path, endpoint.method, endpoint.side.value)
+        for labels in routes:
+            self.child(*labels)
         for method in (*sorted(METHODS), "OTHER"):
             self.child(UNMATCHED, method, NO_IMPLEMENTATION)
 
@@ -161,14 +183,14 @@ class Recorder:
             found = self.children[key] = _Children(key, self.metrics)
         return found
 
-    def labels_of(self, scope: Scope, info: RequestInfo) -> tuple[str, str, str]:
-        method = scope["method"]
+    def labels_of(self, info: RequestInfo) -> tuple[str, str, str]:
+        method = info.method
         if method not in METHODS:
             method = "OTHER"
         if info.implementation is not None:
             return info.path, method, info.implementation.value
         # The gateway's own endpoints by path (admin under one label); the rest shares one.
-        path = scope.get("path", "")
+        path = info.request_path
         if path in self.static_paths:
             return path, method, NO_IMPLEMENTATION
         if path.startswith(self.admin_prefix):
@@ -183,7 +205,7 @@ class Recorder:
         elapsed: float,
     ) -> None:
         """Count one finished request (on the event loop; see `flush`)."""
-        labels = self.labels_of(scope, info)
+        labels = self.labels_of(info)
         children = self.children.get(labels) or self.child(*labels)
         children.status(status).inc()
         children.duration.observe(elapsed)
@@ -216,8 +238,7 @@ class Recorder:
         if info.route in self.blocking_logged:
             return
         self.blocking_logged.add(info.route)
-        endpoint = scope.get("endpoint")
-        where = f"{getattr(endpoint, '__module__', '?')}.{getattr(endpoint, '__qualname__', '?')}"
+        where = qualified_name(scope.get("endpoint"))
         log.warning(
             "route %s (%s, %s) used a sync engine on the event loop thread: the loop was "
             "blocked %.3f s; use AsyncDB / the async engine in async routes",
@@ -242,22 +263,18 @@ class Recorder:
     def sample(self) -> None:
         """Flush, then refresh the gauges; call on the event loop (threadpool stats are
         loop-bound)."""
-        from gateway.concurrency import threadpool_stats
-
         self.flush()
         for state, value in threadpool_stats().items():
             self.metrics.threadpool.labels(state).set(value)
-        database = self.gateway.database
-        engines = (("sync", database.sync_engine), ("async", database.async_engine.sync_engine))
-        for name, engine in engines:
+        for name, engine in self.engines():
             pool: Any = engine.pool
             for state, reader in (("size", "size"), ("checked_out", "checkedout")):
                 read = getattr(pool, reader, None)
                 if read is not None:
                     self.metrics.pool.labels(name, state).set(read())
         counts: dict[tuple[str, str, str], int] = {}
-        for scope in list(self.live.values()):
-            labels = self.labels_of(scope, scope["gateway"])
+        for info in list(self.live.values()):
+            labels = self.labels_of(info)
             counts[labels] = counts.get(labels, 0) + 1
         for labels in self._in_progress_shown | counts.keys():
             self.metrics.in_progress.labels(*labels).set(counts.get(labels, 0))
@@ -293,3 +310,11 @@ def thread_contention(
     gil = max(process_cpu - thread.cpu, 0.0) * share
     cores = (cpu_factor - 1.0) * thread.cpu
     return max(min(thread.blocked - db_seconds, gil + cores), 0.0)
+
+
+def metrics_for(app: Any) -> Recorder:
+    """The metrics recorder of a built gateway app (raises if metrics are off)."""
+    recorder = getattr(app.state, "gateway_metrics", None)
+    if not isinstance(recorder, Recorder):
+        raise LookupError("This app has no gateway metrics (GATEWAY_METRICS=false?).")
+    return recorder

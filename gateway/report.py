@@ -1,7 +1,7 @@
 """The migration report: which legacy route frees the most thread capacity if migrated.
 
-    numbers = route_numbers(registry)              # totals from the metrics
-    report = rank(numbers, window_seconds=600.0)   # pure: no I/O
+    numbers = route_numbers(registry)              # gateway.readings: totals from the metrics
+    report = rank(numbers, window_seconds=600.0)   # pure: no I/O, nothing but this module
     report.candidates[0].key                       # "GET /orders/{order_id}"
 
 Freed capacity of a legacy route = blocked thread-seconds per second
@@ -16,17 +16,9 @@ is concurrency, not parallelism, so migrating it frees little.
 from __future__ import annotations
 
 import math
-import os
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
-
-from fastapi import APIRouter, Depends, HTTPException, Request
-from prometheus_client import CollectorRegistry
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
+from typing import Any
 
 __all__ = [
     "CPU_BOUND_SHARE",
@@ -36,8 +28,6 @@ __all__ = [
     "RouteNumbers",
     "quantile",
     "rank",
-    "report_router",
-    "route_numbers",
 ]
 
 CPU_BOUND_SHARE = 0.5
@@ -192,98 +182,3 @@ def rank(
     candidates.sort(key=lambda c: (-c.blocked_thread_seconds_per_second, -c.rate_per_second))
     regressions.sort(key=lambda r: -r.loop_blocked_seconds)
     return Report(window_seconds=window_seconds, candidates=candidates, regressions=regressions)
-
-
-_TOTALS = {
-    "gateway_threadpool_queue_seconds_count": "thread_requests",
-    "gateway_threadpool_queue_seconds_sum": "queue_seconds",
-    "gateway_thread_seconds_total": "thread_seconds",
-    "gateway_thread_cpu_seconds_total": "thread_cpu_seconds",
-    "gateway_thread_blocked_seconds_total": "thread_blocked_seconds",
-    "gateway_thread_contention_seconds_total": "thread_contention_seconds",
-    "gateway_db_seconds_total": "db_seconds",
-    "gateway_db_statements_total": "db_statements",
-    "gateway_loop_blocked_seconds_total": "loop_blocked_seconds",
-    "gateway_loop_blocking_requests_total": "loop_blocking_requests",
-}
-
-
-def route_numbers(registry: CollectorRegistry) -> list[RouteNumbers]:
-    """Read the per-route totals out of a registry (or a multiprocess aggregate)."""
-    rows: dict[tuple[str, str, str], RouteNumbers] = {}
-    buckets: dict[tuple[str, str, str], dict[float, float]] = {}
-    for family in registry.collect():
-        if not family.name.startswith("gateway_"):
-            continue
-        for sample in family.samples:
-            labels = sample.labels
-            if "route" not in labels or "implementation" not in labels:
-                continue
-            key = (labels["route"], labels.get("method", ""), labels["implementation"])
-            row = rows.get(key) or rows.setdefault(key, RouteNumbers(*key))
-            name = sample.name
-            if name == "gateway_requests_total":
-                row.requests += sample.value
-                if labels.get("status", "").startswith("5"):
-                    row.errors += sample.value
-            elif name == "gateway_request_duration_seconds_bucket":
-                found = buckets.setdefault(key, {})
-                bound = float(labels["le"])
-                found[bound] = found.get(bound, 0.0) + sample.value
-            elif name in _TOTALS:
-                attribute = _TOTALS[name]
-                setattr(row, attribute, getattr(row, attribute) + sample.value)
-    for key, found in buckets.items():
-        rows[key].buckets = sorted(found.items())
-    return list(rows.values())
-
-
-def started_at(default: float) -> float:
-    """When serving started: set by `gateway serve` for all workers, else this process."""
-    value = os.environ.get("GATEWAY_SERVE_STARTED")
-    try:
-        return float(value) if value else default
-    except ValueError:
-        return default
-
-
-def build_report(gateway: Gateway, registry: CollectorRegistry, started: float) -> Report:
-    """The report for a running gateway, from its metrics since `started` (epoch seconds)."""
-    where = {}
-    for key, entry in gateway.entries.items():
-        if entry.async_ is not None:
-            where[key] = entry.async_.where
-    window = max(time.time() - started_at(started), 1e-3)
-    return rank(route_numbers(registry), window, where=where)
-
-
-def _reader(gateway: Gateway) -> Any:
-    try:
-        from gateway.auth import require_reader
-    except ImportError:  # the admin token module is absent: reads stay open (the default)
-
-        async def open_reads() -> None:
-            return None
-
-        return open_reads
-    return require_reader(gateway)
-
-
-def report_router(gateway: Gateway) -> APIRouter:
-    """`GET {admin_prefix}/report`: the ranking as JSON (async; never takes a worker thread)."""
-    router = APIRouter()
-    reader = _reader(gateway)
-
-    @router.get("/report")
-    async def report(request: Request, _who: str | None = Depends(reader)) -> dict[str, Any]:
-        from gateway.metrics import metrics_for, scrape_registry
-
-        try:
-            recorder = metrics_for(request.app)
-        except LookupError as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from None
-        recorder.sample()
-        registry = scrape_registry(recorder.registry)
-        return build_report(gateway, registry, recorder.started).as_dict()
-
-    return router

@@ -1,7 +1,8 @@
 """What the gateway knows about the request in flight, for metrics and logs.
 
-The dispatcher fills a `RequestInfo` in `scope["gateway"]`; the same object is reachable
-from worker threads and SQLAlchemy events through the `current_request` context variable.
+The metrics middleware makes one `RequestInfo` per request and sets it in the
+`current_request` context variable; the dispatcher, the legacy fast path, worker threads and
+SQLAlchemy's events all reach it there, and only there.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ UNMATCHED = "(unmatched)"
 class RequestInfo:
     """Per-request facts: which route and implementation, and where time went."""
 
+    method: str = ""  # the request's method
+    request_path: str = ""  # the request's path (not a template)
     route: str = UNMATCHED  # the route key, e.g. "GET /users/{user_id}"
     path: str = UNMATCHED  # the full path template
     implementation: Implementation | None = None

@@ -83,9 +83,7 @@ OWN_ENGINE_URL = "sqlite://"
 def scenario_gateway(
     settings: Settings | None = None, registry: CollectorRegistry | None = None
 ) -> Gateway:
-    gw = Gateway(settings)
-    if registry is not None:
-        gw.metrics_registry = registry  # type: ignore[attr-defined]
+    gw = Gateway(settings, registry=registry)
     gw.include_legacy(legacy)
     gw.include_async(migrated)
     return gw

@@ -47,9 +47,7 @@ async def assert_nothing_recorded(client, gateway):
 
 
 def gateway_store(gateway):
-    from gateway.flag_follower import flag_sync
-
-    return flag_sync(gateway).store
+    return gateway.follower.store
 
 
 async def test_routes_lists_implementations_and_modes(client):

@@ -9,8 +9,8 @@ import logging
 import pytest
 from fastapi import APIRouter
 
+from example import create_gateway
 from gateway import Gateway, Settings
-from gateway.example import create_gateway
 from gateway.logging import FIELDS, configure_logging, log_event, log_started
 from tests.conftest import started_client
 
@@ -76,7 +76,7 @@ def test_secrets_never_reach_the_output(restore_gateway_logger):
     configure_logging(settings, stream=stream)
     logging.getLogger("gateway.auth").warning("bad header %s", f"Bearer {TOKEN}")
     log_event("oops", detail=f"url postgresql://app:{PASSWORD}@db/app", nested={"t": TOKEN})
-    log_started(paired_gateway(settings))
+    log_started(paired_gateway(settings).startup_summary())
     output = stream.getvalue()
     assert TOKEN not in output and PASSWORD not in output
     assert output.count("***") >= 4

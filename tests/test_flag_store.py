@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.exceptions import SettingsError
-from gateway.flag_follower import flag_sync, store_metrics
+from gateway.flag_follower import FollowerMetrics
 from gateway.flag_store import MemoryFlagStore, SqlFlagStore, StoredFlag
 from gateway.flags import Flag, Mode
 from tests.conftest import started_client
@@ -95,7 +95,7 @@ async def test_prepare_is_idempotent_and_concurrent(database_url):
 async def test_flags_and_history_survive_a_restart(database_url):
     first = build(database_url)
     async for _ in started_client(first.app):
-        await flag_sync(first).change(PROBE, "canary", 10, actor="ops", reason="half a day")
+        await first.follower.change(PROBE, "canary", 10, actor="ops", reason="half a day")
         assert first.modes.get(PROBE) == CANARY
     second = build(database_url)
     assert second.modes.get(PROBE) == LEGACY
@@ -117,7 +117,7 @@ async def test_change_propagates_to_another_gateway(database_url):
             (ASYNC, ("async", None)),
             (LEGACY, ("legacy", None)),
         ]:
-            await flag_sync(one).change(PROBE, mode, percent, actor="ops")
+            await one.follower.change(PROBE, mode, percent, actor="ops")
             assert one.modes.get(PROBE) == flag
             await eventually(lambda flag=flag: two.modes.get(PROBE) == flag)
         assert two.modes.get(OTHER) == LEGACY
@@ -146,12 +146,12 @@ async def test_flags_file_seeds_once_and_later_flips_win(database_url, tmp_path)
         for gateway in gateways:
             assert gateway.modes.get(PROBE) == ASYNC
             assert gateway.modes.get(OTHER) == CANARY
-        history = await flag_sync(gateways[0]).store.history()
+        history = await gateways[0].follower.store.history()
         assert sorted((h.route, h.actor) for h in history) == [
             (OTHER, "flags-file"),
             (PROBE, "flags-file"),
         ]
-        await flag_sync(gateways[0]).change(PROBE, "legacy", None, actor="ops", reason="back")
+        await gateways[0].follower.change(PROBE, "legacy", None, actor="ops", reason="back")
     again = build(database_url, flags_file=str(path))
     async with _running(again):
         assert again.modes.get(PROBE) == LEGACY
@@ -182,8 +182,8 @@ def test_a_bad_flags_file_stops_the_build(tmp_path, text, words):
 
 async def test_an_older_version_never_overwrites_a_newer_one(tmp_path):
     gateway = build(f"sqlite:///{tmp_path}/g.db")
-    sync = flag_sync(gateway)
-    sync.metrics = store_metrics(CollectorRegistry())
+    sync = gateway.follower
+    sync.metrics = FollowerMetrics(CollectorRegistry())
     assert sync.apply(PROBE, ASYNC, 7, "notify") is True
     # A resync that read the table before version 7 committed arrives late.
     sync.apply_all({PROBE: StoredFlag(CANARY, 6)}, "resync")
@@ -199,7 +199,7 @@ async def test_an_older_version_never_overwrites_a_newer_one(tmp_path):
 
 async def test_malformed_notifications_are_ignored(tmp_path, caplog):
     gateway = build(f"sqlite:///{tmp_path}/g.db")
-    sync = flag_sync(gateway)
+    sync = gateway.follower
     for payload in ("not json", '{"key": "GET /probe"}', '{"key": "GET /probe", "mode": "x"}'):
         sync._on_payload(payload)
     assert gateway.modes.get(PROBE) == LEGACY

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.flag_follower import flag_sync
 from gateway.flags import Flag, Mode
 from gateway.testing import free_port
 from tests.conftest import started_client
@@ -100,7 +99,7 @@ async def eventually(check, timeout: float = 30.0) -> None:
 
 def gateway_on(url: str):
     gateway = create_probe_gateway(probe_settings(url, flags_resync_interval=1.0))
-    registry = gateway.metrics_registry = CollectorRegistry()
+    registry = gateway.registry
     gateway.build()
     return gateway, registry
 
@@ -134,7 +133,7 @@ async def test_store_outage_keeps_last_flags_and_catches_up(private_postgres, ca
         client_one = await stack.enter_async_context(running(one))
         client_two = await stack.enter_async_context(running(two))
         assert store_up(one_metrics) == 1
-        await flag_sync(one).change(PROBE, "async", None, actor="ops")
+        await one.follower.change(PROBE, "async", None, actor="ops")
         await eventually(lambda: two.modes.get(PROBE).mode is Mode.ASYNC)
 
         private_postgres.stop()
@@ -173,7 +172,7 @@ async def test_store_outage_keeps_last_flags_and_catches_up(private_postgres, ca
 
 
 async def _change_when_back(gateway, flag: Flag) -> None:
-    sync = flag_sync(gateway)
+    sync = gateway.follower
     for _ in range(100):
         try:
             await sync.change(PROBE, flag.mode.value, flag.percent, actor="ops")

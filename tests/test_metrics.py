@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from starlette.routing import Route
 
 from gateway import Settings
-from gateway.metrics import metrics_for
+from gateway.recorder import metrics_for
 from tests import support_metrics
 from tests.conftest import started_client
 from tests.support_metrics import scenario_gateway

@@ -14,10 +14,10 @@ import pytest
 from asgi_lifespan import LifespanManager
 from typer.testing import CliRunner
 
+from example import create_gateway
 from gateway import Settings
 from gateway.cli import cli
-from gateway.example import create_gateway
-from gateway.request_info import RequestInfo
+from gateway.request_info import RequestInfo, current_request
 from tests.support_deploy import pgvector_cluster
 
 KEY = "GET /items/{item_id}/neighbours"
@@ -37,12 +37,16 @@ class ServedBy:
         self.seen: list[str | None] = []
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            scope.setdefault("gateway", RequestInfo())
-        await self.app(scope, receive, send)
-        if scope["type"] == "http":
-            info = scope["gateway"]
-            self.seen.append(info.implementation.value if info.implementation else None)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        info = RequestInfo()
+        token = current_request.set(info)  # the gateway fills in the one it finds
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            current_request.reset(token)
+        self.seen.append(info.implementation.value if info.implementation else None)
 
 
 @pytest.mark.anyio

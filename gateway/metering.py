@@ -1,0 +1,88 @@
+"""What keeps a gateway's metrics true while its app runs, around the per-request recorder.
+
+    metering = Metering(recorder, database, modes, interval=0.25)
+    app.router.routes.insert(0, metering.route())      # GET /metrics
+    metering.start()  ...  await metering.stop()       # the gateway's lifespan
+
+It installs SQLAlchemy's dialect events (DB time per request, once per process), watches both
+pools' checkouts, shows each paired route's mode, and runs the loop-lag sampler, which also
+refreshes the gauges and the CPU-load factor every tick.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.batched import PendingHistogram
+from gateway.cpuload import CpuLoad
+from gateway.database import Database
+from gateway.db_events import install_engine_events, watch_pool
+from gateway.flags import ModeTable
+from gateway.looplag import Sampler
+from gateway.metrics import scrape_registry
+from gateway.recorder import Recorder
+from gateway.workers import MULTIPROC_ENV
+
+__all__ = ["Metering"]
+
+
+class Metering:
+    """Owns the sampler and the CPU probe; the Gateway's lifespan starts and stops it."""
+
+    def __init__(
+        self, recorder: Recorder, database: Database, modes: ModeTable, *, interval: float
+    ) -> None:
+        self.recorder = recorder
+        self.database = database
+        self.cpu = CpuLoad()
+        self.sampler = Sampler(recorder.metrics.loop_lag, interval)
+        self.sampler.also(self._tick)
+        install_engine_events()
+        for key in modes:
+            recorder.show_mode(key, modes.get(key))
+        modes.on_change(lambda key, _old, new: recorder.show_mode(key, new))
+
+    def route(self, path: str = "/metrics") -> Route:
+        """The exposition endpoint: this worker's registry, or every worker's files."""
+        recorder = self.recorder
+
+        async def metrics_endpoint(request: Request) -> Response:
+            recorder.sample()
+            body = generate_latest(scrape_registry(recorder.registry))
+            return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+        return Route(path, metrics_endpoint, include_in_schema=False)
+
+    def start(self) -> None:
+        """On the event loop, after the engines exist."""
+        recorder = self.recorder
+        recorder.owner = threading.get_ident()
+        # Sync checkouts happen in worker threads: straight to the (locked) histogram.
+        watch_pool(self.database.sync_engine, recorder.metrics.pool_wait.labels("sync"))
+        # Async checkouts happen on the loop: batched like the per-request metrics.
+        recorder.async_pool_wait = PendingHistogram(recorder.metrics.pool_wait.labels("async"))
+        watch_pool(self.database.async_engine.sync_engine, recorder.async_pool_wait)
+        recorder.started = time.time()
+        recorder.cpu_factor = self.cpu.probe()
+        self.sampler.start()
+
+    async def stop(self) -> None:
+        await self.sampler.stop()
+        self.recorder.flush()
+        directory = os.environ.get(MULTIPROC_ENV)
+        if directory:
+            from prometheus_client import multiprocess
+
+            # This worker's live gauges leave with it; its counters stay in the sums.
+            multiprocess.mark_process_dead(os.getpid(), directory)  # type: ignore[no-untyped-call]
+
+    def _tick(self) -> None:
+        self.recorder.sample()
+        self.recorder.cpu_factor = self.cpu.probe()
