@@ -20,7 +20,7 @@ from gateway.exceptions import GatewayError
 
 __all__ = ["DEFAULT_APP", "cli", "load_app", "main"]
 
-DEFAULT_APP = "gateway.example:create_app"
+DEFAULT_APP = "example:create_app"
 
 cli = typer.Typer(
     name="gateway",

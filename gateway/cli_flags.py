@@ -160,7 +160,7 @@ def list_(
     url: Url = None,
     token: Token = None,
     database_url: DatabaseUrl = None,
-    app: App = "gateway.example:create_app",
+    app: App = "example:create_app",
     prefix: Prefix = "/_gateway",
     as_json: AsJson = False,
 ) -> None:
@@ -199,7 +199,7 @@ def set_(
     url: Url = None,
     token: Token = None,
     database_url: DatabaseUrl = None,
-    app: App = "gateway.example:create_app",
+    app: App = "example:create_app",
     prefix: Prefix = "/_gateway",
     as_json: AsJson = False,
 ) -> None:

@@ -1,6 +1,6 @@
 """Helpers for tests and benchmarks that need a real server.
 
-with serve_in_subprocess("gateway.example:create_app", env={...}, workers=2) as url:
+with serve_in_subprocess("example:create_app", env={...}, workers=2) as url:
     httpx.get(f"{url}/users/1")
 """
 
@@ -51,7 +51,7 @@ def wait_until_ready(
 
 @contextmanager
 def serve_in_subprocess(
-    app: str = "gateway.example:create_app",
+    app: str = "example:create_app",
     *,
     env: Mapping[str, str] | None = None,
     workers: int = 1,

@@ -1,18 +1,19 @@
 """Nearest-neighbour search over item embeddings, legacy style: `def`, sync Session, Query."""
 
-from __future__ import annotations
-
 from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy.orm import Session
 
 from legacy_routes.database import get_db
+from legacy_routes.schemas import ItemId
 from legacy_routes.vector_models import Item, Neighbour
 
 router = APIRouter(prefix="/items", tags=["items"])
 
 
 @router.get("/{item_id}/neighbours", response_model=list[Neighbour])
-def nearest_items(item_id: int, limit: int = Query(5, ge=1, le=100), db: Session = Depends(get_db)):
+def nearest_items(
+    item_id: ItemId, limit: int = Query(5, ge=1, le=100), db: Session = Depends(get_db)
+):
     item = db.query(Item).filter(Item.id == item_id).first()
     if item is None:
         raise HTTPException(status_code=404, detail=f"Item {item_id} not found")

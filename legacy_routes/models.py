@@ -1,18 +1,14 @@
-"""The seed domain's ORM models, shared by both implementations."""
+"""The users table, classic declarative style (imports on SQLAlchemy 1.4, 2.0 and 2.1)."""
 
-from __future__ import annotations
+from sqlalchemy import Column, Integer, String
+from sqlalchemy.orm import declarative_base
 
-from sqlalchemy import String
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-
-class Base(DeclarativeBase):
-    pass
+Base = declarative_base()
 
 
 class User(Base):
     __tablename__ = "users"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-    email: Mapped[str] = mapped_column(String(200))
+    id = Column(Integer, primary_key=True)
+    name = Column(String(100), unique=True, nullable=False)
+    email = Column(String(200), nullable=False)

@@ -1,8 +1,20 @@
-"""Request and response bodies, shared by both implementations."""
+"""Request and response bodies, and the limits every input is checked against.
 
-from __future__ import annotations
+PostgreSQL refuses NUL in text and ids beyond its `integer`; checked here, such input is a
+422 naming the field instead of a database error.
+"""
 
+from typing import Annotated
+
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
+
+MAX_ID = 2**31 - 1  # PostgreSQL's integer, the type of every id column
+NO_NUL = r"^[^\x00]*$"
+
+UserId = Annotated[int, Path(ge=1, le=MAX_ID)]
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
+UserName = Annotated[str, Path(pattern=NO_NUL)]
 
 
 class UserOut(BaseModel):
@@ -14,9 +26,9 @@ class UserOut(BaseModel):
 
 
 class UserCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-    email: str = Field(min_length=3, max_length=200)
+    name: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
+    email: str = Field(min_length=3, max_length=200, pattern=NO_NUL)
 
 
 class UserPatch(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, pattern=NO_NUL)

@@ -1,28 +1,24 @@
-"""The seed's pgvector model: items with an embedding, shared by both implementations.
+"""The pgvector model: items with an embedding, classic declarative style.
 
 Its own metadata, so `Base.metadata.create_all` on SQLite never meets the vector type.
 """
 
-from __future__ import annotations
-
 from pgvector.sqlalchemy import Vector
 from pydantic import BaseModel
-from sqlalchemy import String
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Column, Integer, String
+from sqlalchemy.orm import declarative_base
 
 DIMENSIONS = 3
 
-
-class VectorBase(DeclarativeBase):
-    pass
+VectorBase = declarative_base()
 
 
 class Item(VectorBase):
     __tablename__ = "items"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100))
-    embedding: Mapped[list[float]] = mapped_column(Vector(DIMENSIONS))
+    id = Column(Integer, primary_key=True)
+    name = Column(String(100), nullable=False)
+    embedding = Column(Vector(DIMENSIONS), nullable=False)
 
 
 class Neighbour(BaseModel):

@@ -1,6 +1,6 @@
 """`gateway serve --workers 4` on a fresh PostgreSQL database, as a new user starts it.
 
-All four workers prepare the schema at once (the lock in gateway.example keeps them from
+All four workers prepare the schema at once (the lock in example.seed keeps them from
 racing), the metrics add up over the workers, and a flip is followed by every worker.
 """
 
@@ -44,7 +44,7 @@ def test_four_workers_start_on_a_fresh_database_and_follow_a_flip(postgres_url):
         "GATEWAY_ADMIN_TOKENS": f"ops={TOKEN}",
         "GATEWAY_POOL_SIZE": "3",
     }
-    with running_server("gateway.example:create_app", env) as (url, process):
+    with running_server("example:create_app", env) as (url, process):
         with httpx.Client(base_url=url) as client:
             assert client.get("/_gateway/ready").json()["status"] == "ready"
             for _ in range(REQUESTS):

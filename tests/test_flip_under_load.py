@@ -5,8 +5,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from example import SEED_USERS, create_gateway, prepare_database
 from gateway import Settings
-from gateway.example import SEED_USERS, create_gateway, prepare_database
 from tests.conftest import started_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
