@@ -1,64 +1,133 @@
-"""The `gateway` command: serve an app, list its routes.
+"""The `gateway` command: serve an app, list its routes, flip them, report on them.
 
-gateway serve                         # the example app on 127.0.0.1:8000
-gateway serve mypkg.main:app --workers 4
-gateway routes
+gateway serve                               # the example app on 127.0.0.1:8000
+gateway serve mypkg.main:app --workers 4    # uvicorn's options, under uvicorn's names
+gateway routes [--url URL]                  # every route and the mode it is served in
+gateway flags set KEY MODE | gateway report
+
+Every failure is one line on stderr and exit status 1.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import signal
-import sys
-from typing import Annotated, Any
+import os
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
+import anyio
 import typer
-from fastapi import FastAPI
+from typer.core import TyperGroup
 
-from gateway.exceptions import GatewayError
+from gateway.cli_common import (
+    AppDir,
+    AsJson,
+    Prefix,
+    Token,
+    Url,
+    print_routes,
+    read_stored_flags,
+    request_gateway,
+    with_stored_modes,
+)
+from gateway.cli_flags import flags_cli
+from gateway.cli_report import report_command
+from gateway.exceptions import CommandError, GatewayError
+from gateway.loader import DEFAULT_APP, AppTarget, gateway_of
 
-__all__ = ["DEFAULT_APP", "cli", "load_app", "main"]
+__all__ = ["cli", "main"]
 
-DEFAULT_APP = "example:create_app"
+
+class _OneLineErrors(TyperGroup):
+    """Turns every error of every subcommand, bad command lines included, into one line.
+
+    Contexts are typed Any: typer ships its own copy of click, whose Context is private.
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except typer.TyperException as exc:
+            _fail(exc)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.TyperException, GatewayError) as exc:
+            _fail(exc)
+
+
+def _fail(exc: Exception) -> NoReturn:
+    # A command group called bare shows its help, as typer does (matched by name as typer's
+    # own rich_utils does: the class is in typer's private copy of click).
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        raise exc
+    context = getattr(exc, "ctx", None)  # usage errors know the command they are about
+    if context is not None:
+        path = context.command_path
+        message = f"{path}: {exc.format_message()} (see '{path} --help')"  # type: ignore[attr-defined]
+    elif isinstance(exc, typer.TyperException):
+        message = f"gateway: {exc.format_message()}"
+    else:
+        message = f"gateway: {exc}"
+    typer.echo(" ".join(message.split()), err=True)  # one line, even for multi-line messages
+    raise typer.Exit(1)
+
 
 cli = typer.Typer(
     name="gateway",
+    cls=_OneLineErrors,
     help="Serve a legacy FastAPI app and its async rewrite side by side, route by route.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+cli.add_typer(flags_cli, name="flags")
+cli.command("report")(report_command)
 
-AppArg = Annotated[
-    str,
-    typer.Argument(help="import path of the app or an app factory, as uvicorn takes it"),
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(version_line())
+        raise typer.Exit()
+
+
+def version_line() -> str:
+    """One line of versions: 'gateway 0.1.0 (uvicorn 0.54.0, fastapi 0.165.0, ...) on CPython
+    3.11.2 Linux', what a bug report needs."""
+    parts = []
+    for name in ("gateway", "uvicorn", "fastapi", "sqlalchemy"):
+        try:
+            parts.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            parts.append(f"{name} (not installed)")
+    return (
+        f"{parts[0]} ({', '.join(parts[1:])}) on {platform.python_implementation()} "
+        f"{platform.python_version()} {platform.system()}"
+    )
+
+
+Version = Annotated[
+    bool,
+    typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="print versions and exit"
+    ),
 ]
 
 
-def load_app(path: str) -> tuple[Any, bool]:
-    """Import `module:attr`; return (object, is_factory). Raises typer.BadParameter."""
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise typer.BadParameter(f"expected 'module:attribute', e.g. {DEFAULT_APP}; got {path!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise typer.BadParameter(f"cannot import module {module_name!r}: {exc}") from None
-    try:
-        target = getattr(module, attr)
-    except AttributeError:
-        raise typer.BadParameter(f"module {module_name!r} has no attribute {attr!r}") from None
-    is_app = isinstance(target, FastAPI) or (callable(target) and hasattr(target, "router"))
-    return target, not is_app
+@cli.callback()
+def _root(show_version: Version = False) -> None:
+    """Serve a legacy FastAPI app and its async rewrite side by side, route by route."""
 
 
-def build_app(path: str) -> FastAPI:
-    target, is_factory = load_app(path)
-    app = target() if is_factory else target
-    if not isinstance(app, FastAPI):
-        raise typer.BadParameter(f"{path} gave {type(app).__name__}, expected a FastAPI app")
-    return app
+AppArg = Annotated[
+    str, typer.Argument(help="import path of the app or its factory, e.g. mypkg.main:app")
+]
 
 
 @cli.command()
@@ -67,98 +136,114 @@ def serve(
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="bind port", min=0, max=65535)] = 8000,
     workers: Annotated[
-        int, typer.Option(help="worker processes", min=1, envvar="GATEWAY_WORKERS")
-    ] = 1,
+        int | None,
+        typer.Option(
+            help="worker processes (default: $WEB_CONCURRENCY, else 1)",
+            min=1,
+            envvar="GATEWAY_WORKERS",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    app_dir: AppDir = "",
+    factory: Annotated[
+        bool,
+        typer.Option("--factory", help="call APP to get the app (a callable is called anyway)"),
+    ] = False,
+    reload: Annotated[
+        bool, typer.Option("--reload", help="restart when files change (development)")
+    ] = False,
+    reload_dir: Annotated[
+        list[str] | None, typer.Option(help="watch this directory (default: the current one)")
+    ] = None,
+    root_path: Annotated[str, typer.Option(help="ASGI root_path when served below a path")] = "",
+    proxy_headers: Annotated[
+        bool, typer.Option(help="trust X-Forwarded-* from --forwarded-allow-ips")
+    ] = True,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated IPs or networks trusted with proxy headers, '*' for all "
+            "(default: $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1)",
+            show_default=False,
+        ),
+    ] = None,
+    access_log: Annotated[bool, typer.Option(help="log every request")] = True,
+    env_file: Annotated[
+        Path | None, typer.Option(help="read environment variables from this file first")
+    ] = None,
+    show_version: Version = False,
 ) -> None:
-    """Run APP with uvicorn (default: the example users service)."""
-    import uvicorn
+    """Serve APP with uvicorn (default: the example users service); options as uvicorn's."""
+    from gateway import server
 
-    from gateway.server import prepare_serving
-
-    target, is_factory = load_app(app)
-    prepare_serving(app, workers=workers)
-    _check_database(build_app(app))
-    # uvicorn re-raises SIGTERM after its graceful shutdown; a clean stop should exit 0.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    options: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "workers": workers,
-        "log_level": log_level,
-    }
-    options.update(factory=is_factory, timeout_graceful_shutdown=30)
-    if workers > 1:
-        _serve_workers(uvicorn.Config(app, **options))
-    else:
-        uvicorn.run(target, **options)
-
-
-def _serve_workers(config: Any) -> None:
-    """uvicorn's multi-worker supervisor, but the parent stops listening on SIGTERM at once.
-
-    Otherwise the parent's copy of the listening socket keeps accepting into the backlog
-    while the workers drain, and those connections are reset when it exits.
-    """
-    from uvicorn.supervisors.multiprocess import Multiprocess
-
-    class Draining(Multiprocess):
-        def terminate_all(self) -> None:
-            for sock in self.sockets:
-                sock.close()
-            super().terminate_all()
-
-    Draining(config, sockets=[config.bind_socket()]).run()
+    if env_file is not None:
+        _load_env_file(env_file)
+    workers = workers or _workers_from_environment()
+    target = AppTarget(app, factory=True if factory else None, app_dir=app_dir)
+    server.run(
+        target,
+        workers=workers,
+        reload=reload,
+        reload_dirs=reload_dir or None,
+        host=host,
+        port=port,
+        log_level=log_level,
+        root_path=root_path,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+        access_log=access_log,
+    )
 
 
-def _check_database(built: FastAPI) -> None:
-    """Fail before serving, in one line, when the gateway's database is unreachable."""
-    gateway = getattr(built.state, "gateway", None)
-    if gateway is not None:
-        gateway.database.check()  # raises DatabaseUnreachable: main() prints one line
-        gateway.database.sync_engine.dispose()
+def _load_env_file(path: Path) -> None:
+    from dotenv import load_dotenv
+
+    if not path.is_file():
+        raise CommandError(f"--env-file {str(path)!r} is not a file; expected a KEY=value file")
+    load_dotenv(path)  # as uvicorn: variables already set win over the file
+
+
+def _workers_from_environment() -> int:
+    # GATEWAY_WORKERS is read by the option itself; here the ones an --env-file may set.
+    for name in ("GATEWAY_WORKERS", "WEB_CONCURRENCY"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            if not value.isdigit() or int(value) < 1:
+                raise CommandError(f"{name}={value!r} is invalid; expected a whole number >= 1")
+            return int(value)
+    return 1
 
 
 @cli.command()
 def routes(
     app: AppArg = DEFAULT_APP,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    app_dir: AppDir = "",
+    url: Url = None,
+    token: Token = None,
+    prefix: Prefix = "/_gateway",
+    as_json: AsJson = False,
 ) -> None:
-    """List every route: key, implementations, current mode."""
-    built = build_app(app)
-    gateway = getattr(built.state, "gateway", None)
-    if gateway is None:
-        raise typer.BadParameter(f"{app} is not built by gateway.Gateway")
-    rows = gateway.describe_routes()
+    """List every route: key, implementations, kind and the mode it is served in.
+
+    The mode is the stored one: from the flag store in the app's database, or, with
+    --url, what that running gateway serves.
+    """
+    notes: list[str] = []
+    if url is not None:
+        rows = request_gateway("GET", url, f"{prefix}/routes", token)["routes"]
+    else:
+        gateway = gateway_of(AppTarget(app, app_dir=app_dir).load(), app)
+        rows = with_stored_modes(gateway, anyio.run(read_stored_flags, gateway))
+        notes = list(gateway.notes)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    width = max((len(r["key"]) for r in rows), default=10)
-    typer.echo(f"{'ROUTE':<{width}}  {'IMPLEMENTATIONS':<16}  MODE")
-    for row in rows:
-        mode = row["mode"]
-        if row["percent"] is not None and mode == "canary":
-            mode = f"canary {row['percent']:g}%"
-        typer.echo(f"{row['key']:<{width}}  {'+'.join(row['implementations']):<16}  {mode}")
-    for note in getattr(gateway, "notes", []):
+    print_routes(rows)
+    for note in notes:
         typer.echo(f"note: {note}")
 
 
-def _register_subcommands() -> None:
-    from gateway.cli_flags import flags_cli
-    from gateway.cli_report import report_command
-
-    cli.add_typer(flags_cli, name="flags")
-    cli.command("report")(report_command)
-
-
-_register_subcommands()
-
-
 def main() -> None:
-    """Entry point of the `gateway` command; gateway errors become one line and exit 1."""
-    try:
-        cli()
-    except GatewayError as exc:
-        typer.echo(f"gateway: {exc}", err=True)
-        sys.exit(1)
+    """Entry point of the `gateway` command."""
+    cli()

@@ -1,28 +1,39 @@
-"""`gateway report`: the migration ranking of a running gateway, as a table.
+"""`gateway report`: the migration ranking of a running gateway, as a table that fits the terminal.
 
-gateway report --url http://127.0.0.1:8000 [--token T]
+gateway report --url http://127.0.0.1:8000 [--token T]      # or GATEWAY_ADMIN_URL / _TOKEN
 """
 
 from __future__ import annotations
 
-import os
-from typing import Annotated, Any
+import io
+import json
+import shutil
+from typing import Any
 
-import httpx
 import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from gateway.cli_common import AsJson, Prefix, Token, Url, request_gateway
 
 __all__ = ["format_report", "report_command"]
 
+CPU_BOUND = "*"  # after the CPU share; the legend under the table says what it means
+# (header, JSON field, format); long names are explained in the legend under the table.
 COLUMNS = (
-    ("ROUTE", "key", "{}"),
     ("REQ", "requests", "{:d}"),
     ("REQ/S", "rate_per_second", "{:.2f}"),
-    ("BLOCKED THR-S/S", "blocked_thread_seconds_per_second", "{:.3f}"),
+    ("BLOCKED/S", "blocked_thread_seconds_per_second", "{:.3f}"),
     ("P50", "p50_seconds", "ms"),
     ("P95", "p95_seconds", "ms"),
-    ("QUEUE WAIT", "mean_queue_wait_seconds", "ms"),
+    ("QUEUE", "mean_queue_wait_seconds", "ms"),
     ("DB", "db_share", "%"),
     ("CPU", "cpu_share", "%"),
+)
+LEGEND = (
+    "BLOCKED/S: thread-seconds blocked per second (the ranking); QUEUE: mean wait for a "
+    "worker thread; DB, CPU: shares of the route's thread time."
 )
 
 
@@ -36,63 +47,55 @@ def _cell(value: Any, style: str) -> str:
     return style.format(value)
 
 
-def format_report(report: dict[str, Any]) -> str:
-    """The report JSON (GET {prefix}/report) as a terminal table."""
-    rows = [[title for title, _, _ in COLUMNS] + ["NOTE"]]
+def format_report(report: dict[str, Any], width: int | None = None) -> str:
+    """The report JSON (GET {prefix}/report) as text `width` columns wide (default: the
+    terminal's, 80 when there is none); long route keys wrap inside their column."""
+    width = width or shutil.get_terminal_size((80, 24)).columns
+    window = f"{report['window_seconds']:.0f} s"
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    table.add_column("ROUTE", overflow="fold", min_width=12)
+    for title, _, _ in COLUMNS:
+        table.add_column(title, justify="right", no_wrap=True)
+    cpu_bound = False
     for candidate in report["candidates"]:
         cells = [_cell(candidate[name], style) for _, name, style in COLUMNS]
-        cells.append("async will not help (CPU-bound)" if candidate["async_will_not_help"] else "")
-        rows.append(cells)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        f"Legacy routes by thread capacity freed if migrated "
-        f"(over {report['window_seconds']:.0f} s):"
-    ]
-    lines += [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
-    if len(rows) == 1:
-        lines.append("(no legacy requests served yet)")
-    lines.append(f"formula: {report['formula']}")
+        if candidate["async_will_not_help"]:
+            cpu_bound = True
+            cells[-1] += CPU_BOUND
+        table.add_row(candidate["key"], *cells)
+    out = io.StringIO()
+    console = Console(
+        file=out, width=width, no_color=True, highlight=False, markup=False, emoji=False
+    )
+    console.print(f"Legacy routes by thread capacity freed if migrated (over {window}):")
+    if report["candidates"]:
+        console.print(table)
+    else:
+        console.print("(no legacy requests served yet)")
+    if cpu_bound:
+        console.print("* CPU-bound: async will not help (the thread computes; it does not wait).")
+    console.print(LEGEND)
+    console.print(f"formula: {report['formula']}")
     if report["regressions"]:
-        lines.append("")
-        lines.append("Regressions: async routes that ran a sync engine on the event loop:")
+        console.print("\nRegressions: async routes that ran a sync engine on the event loop:")
         for item in report["regressions"]:
             where = f" ({item['where']})" if item.get("where") else ""
-            lines.append(
+            console.print(
                 f"  {item['key']}{where}: {item['requests_blocking']} requests, loop blocked "
                 f"{item['loop_blocked_seconds']:.3f} s"
             )
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
 
 
 def report_command(
-    url: Annotated[str, typer.Option(help="base URL of a running gateway")] = (
-        "http://127.0.0.1:8000"
-    ),
-    token: Annotated[
-        str | None, typer.Option(help="admin token if reads need one (or GATEWAY_ADMIN_TOKEN)")
-    ] = None,
-    prefix: Annotated[str, typer.Option(help="the gateway's admin prefix")] = "/_gateway",
-    as_json: Annotated[bool, typer.Option("--json", help="print the JSON")] = False,
+    url: Url = None,
+    token: Token = None,
+    prefix: Prefix = "/_gateway",
+    as_json: AsJson = False,
 ) -> None:
     """Print the migration ranking of a running gateway."""
-    token = token or os.environ.get("GATEWAY_ADMIN_TOKEN")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    target = url.rstrip("/") + prefix + "/report"
-    try:
-        response = httpx.get(target, headers=headers, timeout=10.0)
-    except httpx.HTTPError as exc:
-        raise typer.BadParameter(f"cannot reach {target}: {exc}", param_hint="--url") from None
-    if response.status_code in (401, 403):
-        raise typer.BadParameter(
-            f"{target} answered {response.status_code}: pass --token or set GATEWAY_ADMIN_TOKEN",
-            param_hint="--token",
-        )
-    if response.status_code != 200:
-        raise typer.BadParameter(
-            f"{target} answered {response.status_code}, expected 200: {response.text[:200]}",
-            param_hint="--url",
-        )
-    typer.echo(response.text if as_json else format_report(response.json()))
+    report = request_gateway("GET", url, f"{prefix}/report", token)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        typer.echo(format_report(report))

@@ -1,96 +1,94 @@
-"""Process-level preparation for serving: worker processes and multiprocess metrics.
+"""Serve an app with uvicorn, building it once per process.
 
-`gateway serve --workers N` calls prepare_serving before uvicorn starts the workers. With
-more than one worker, prometheus-client's multiprocess mode needs a directory shared by
-them, empty at start; each scrape then marks workers that died so their live gauges go.
+    run(AppTarget("mypkg.main:create_app"), workers=4, host="0.0.0.0", port=8000)
+
+One worker: this process builds the app, checks it (database, flags file) and serves that
+same object. Several workers (or --reload): each worker process builds its own app from the
+`AppTarget`, which uvicorn calls as a factory; the supervisor builds it once beforehand only
+to fail fast, in one line, when the app or its database is broken (not with --reload, whose
+point is to wait for the fix).
 """
 
 from __future__ import annotations
 
-import glob
 import os
-import re
-import tempfile
-from pathlib import Path
+import signal
+import sys
+import time
+from typing import Any
 
-__all__ = [
-    "MULTIPROC_ENV",
-    "is_supervisor",
-    "mark_dead_workers",
-    "prepare_multiprocess",
-    "prepare_serving",
-]
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.supervisors import ChangeReload
+from uvicorn.supervisors.multiprocess import Multiprocess
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from gateway.flagfile import read_flags_file
+from gateway.loader import AppTarget, gateway_of
+from gateway.workers import become_supervisor, prepare_multiprocess
+
+__all__ = ["STARTED_ENV", "check_before_serving", "run"]
+
+# When `gateway serve` started, for every worker's report window (set once, inherited).
 STARTED_ENV = "GATEWAY_SERVE_STARTED"
-_PID = re.compile(r"_(\d+)\.db$")
-_supervisor_pid: int | None = None
+GRACEFUL_SHUTDOWN_SECONDS = 30
 
 
-def is_supervisor() -> bool:
-    """True in the process that starts several workers: it builds the app only to check it."""
-    return _supervisor_pid == os.getpid()
-
-
-def prepare_serving(app_path: str, *, workers: int) -> None:
-    """Set up multiprocess metrics (workers > 1), then check the app imports and builds."""
-    import time
-
-    from gateway.cli import build_app
-
-    global _supervisor_pid
+def run(target: AppTarget, *, workers: int = 1, reload: bool = False, **options: Any) -> None:
+    """Serve `target`; `options` are uvicorn.Config's (host, port, root_path, ...)."""
     os.environ.setdefault(STARTED_ENV, repr(time.time()))
-    if workers > 1:
+    config = uvicorn.Config(
+        target.path,
+        factory=True,
+        workers=workers,
+        reload=reload,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        **options,
+    )
+    # Given the path, uvicorn sets up --reload (it reloads only apps named by a string);
+    # given the target, every worker and every reload builds through AppTarget.load.
+    config.app = target
+    # uvicorn re-raises SIGTERM after its graceful shutdown; a clean stop should exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if reload:
+        server = uvicorn.Server(config)
+        ChangeReload(config, target=server.run, sockets=[config.bind_socket()]).run()
+    elif workers > 1:
         prepare_multiprocess()
-        _supervisor_pid = os.getpid()
-    build_app(app_path)
-    if workers > 1:
+        become_supervisor()
+        check_before_serving(target.load())
         from prometheus_client import multiprocess
 
         # The supervisor built the app only to check it; it serves nothing.
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
-
-
-def prepare_multiprocess(directory: str | None = None) -> Path:
-    """Create (or empty) the metrics directory and export PROMETHEUS_MULTIPROC_DIR.
-
-    A directory from the environment is emptied of *.db files left by an earlier run;
-    otherwise a fresh temporary one is made.
-    """
-    directory = directory or os.environ.get(MULTIPROC_ENV)
-    if directory:
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
-        for stale in path.glob("*.db"):
-            stale.unlink()
+        _Draining(config, sockets=[config.bind_socket()]).run()
     else:
-        path = Path(tempfile.mkdtemp(prefix="gateway-metrics-"))
-    os.environ[MULTIPROC_ENV] = str(path)
-    return path
+        app = target.load()
+        check_before_serving(app)
+        config.app, config.factory = app, False
+        server = uvicorn.Server(config)
+        server.run()
+        if not server.started:
+            sys.exit(3)  # uvicorn's STARTUP_FAILURE: the lifespan or the bind failed
 
 
-def mark_dead_workers(directory: str) -> list[int]:
-    """Drop the live-gauge files of worker processes that no longer exist; return their pids."""
-    from prometheus_client import multiprocess
-
-    dead: set[int] = set()
-    for name in glob.glob(os.path.join(directory, "gauge_live*_*.db")):
-        match = _PID.search(name)
-        if match is None:
-            continue
-        pid = int(match.group(1))
-        if pid not in dead and not _alive(pid):
-            dead.add(pid)
-    for pid in dead:
-        multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
-    return sorted(dead)
+def check_before_serving(app: FastAPI) -> None:
+    """Fail before serving, in one line, when the database or the flags file is unusable."""
+    gateway = gateway_of(app)
+    gateway.database.check()  # raises DatabaseUnreachable
+    gateway.database.sync_engine.dispose()
+    if gateway.settings.flags_file:
+        routes = {key: entry.implementations for key, entry in gateway.entries.items()}
+        read_flags_file(gateway.settings.flags_file, routes)  # raises SettingsError
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+class _Draining(Multiprocess):
+    """uvicorn's multi-worker supervisor, but it stops listening on SIGTERM at once.
+
+    Otherwise the supervisor's copy of the listening socket keeps accepting into the
+    backlog while the workers drain, and those connections are reset when it exits.
+    """
+
+    def terminate_all(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        super().terminate_all()

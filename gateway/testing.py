@@ -54,7 +54,7 @@ def serve_in_subprocess(
     app: str = "example:create_app",
     *,
     env: Mapping[str, str] | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
     port: int | None = None,
     ready_path: str = "/openapi.json",
     extra_args: tuple[str, ...] = (),
@@ -62,12 +62,15 @@ def serve_in_subprocess(
 ) -> Iterator[str]:
     """Run `gateway serve APP` in a subprocess on a free port; yield its base URL.
 
+    `workers=None` passes no --workers, leaving it to GATEWAY_WORKERS / WEB_CONCURRENCY.
     The server is stopped with SIGTERM on exit (SIGKILL if it lingers).
     """
     port = port or free_port()
     full_env = {**os.environ, **(env or {})}
     command = [sys.executable, "-m", "gateway", "serve", app, "--port", str(port)]
-    command += ["--workers", str(workers), "--log-level", "warning", *extra_args]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    command += ["--log-level", "warning", *extra_args]
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(
         # A file, not a pipe: nobody drains a pipe while the test runs, and a full pipe

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.server import mark_dead_workers, prepare_multiprocess
+from gateway.workers import mark_dead_workers, prepare_multiprocess
 from gateway.testing import serve_in_subprocess
 
 pytestmark = pytest.mark.slow

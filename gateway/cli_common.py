@@ -1,0 +1,164 @@
+"""What every `gateway` command shares: its options, reading a running gateway, the route table.
+
+Every command that reads a gateway takes `--url` (or GATEWAY_ADMIN_URL) and `--token` (or
+GATEWAY_ADMIN_TOKEN); every command that needs the app takes APP / `--app` and
+`--app-dir`. Failures raise CommandError, which the `gateway` command prints in one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
+
+from gateway.app import Gateway
+from gateway.exceptions import CommandError
+from gateway.flag_store import SqlFlagStore, StoredFlag, flags_table
+from gateway.loader import DEFAULT_APP
+
+__all__ = [
+    "DEFAULT_URL",
+    "AppDir",
+    "AppOption",
+    "AsJson",
+    "Prefix",
+    "Token",
+    "Url",
+    "format_mode",
+    "print_routes",
+    "read_stored_flags",
+    "request_gateway",
+    "with_stored_modes",
+]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+Url = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="GATEWAY_ADMIN_URL",
+        help=f"a running gateway (default {DEFAULT_URL})",
+        show_default=False,
+    ),
+]
+Token = Annotated[
+    str | None,
+    typer.Option(envvar="GATEWAY_ADMIN_TOKEN", help="admin bearer token", show_default=False),
+]
+Prefix = Annotated[str, typer.Option(help="the gateway's admin prefix")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
+AppOption = Annotated[
+    str,
+    typer.Option("--app", help=f"import path of the app or its factory (default {DEFAULT_APP})"),
+]
+AppDir = Annotated[
+    str,
+    typer.Option(help="look for the app's module in this directory (default: the current one)"),
+]
+
+
+def request_gateway(
+    method: str, base: str | None, path: str, token: str | None, **kwargs: Any
+) -> Any:
+    """One admin request to a running gateway; its JSON, or CommandError in one line."""
+    url = (base or DEFAULT_URL).rstrip("/") + path
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.request(method, url, headers=headers, timeout=30.0, **kwargs)
+    except httpx.TransportError as exc:
+        raise CommandError(f"cannot reach the gateway at {url}: {exc}") from None
+    if response.status_code >= 400:
+        hint = " (pass --token or set GATEWAY_ADMIN_TOKEN)" if response.status_code == 401 else ""
+        raise CommandError(
+            f"{url} answered {response.status_code}, expected 200: {_detail(response)}{hint}"
+        )
+    try:
+        return response.json()
+    except ValueError:
+        raise CommandError(
+            f"{url} answered {response.headers.get('content-type', 'no content type')}, "
+            "expected JSON: is that a gateway, with this --prefix?"
+        ) from None
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    if isinstance(detail, list):  # validation errors
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in detail)
+    return str(detail)
+
+
+def format_mode(mode: str, percent: float | None) -> str:
+    """'canary 10%' for a canary, the mode's name otherwise."""
+    return f"canary {percent:g}%" if mode == "canary" and percent is not None else mode
+
+
+def print_routes(rows: Sequence[Mapping[str, Any]]) -> None:
+    """The route table of `gateway routes` and `gateway flags list`, then why some routes
+    run on FastAPI's own handler (rows with a "fallback" reason)."""
+    kinds = [_kind(row.get("kind")) for row in rows]
+    width = max((len(row["key"]) for row in rows), default=10)
+    head = f"{'ROUTE':<{width}}  {'IMPLEMENTATIONS':<16}"
+    if any(kinds):
+        head += f"  {'KIND':<{max(4, *map(len, kinds))}}"
+    typer.echo(f"{head}  MODE")
+    for row, kind in zip(rows, kinds, strict=True):
+        line = f"{row['key']:<{width}}  {'+'.join(row['implementations']):<16}"
+        if any(kinds):
+            line += f"  {kind:<{max(4, *map(len, kinds))}}"
+        typer.echo(f"{line}  {format_mode(row['mode'], row.get('percent'))}")
+    for row in rows:
+        if row.get("fallback"):
+            typer.echo(f"note: {row['key']} runs on FastAPI's own handler: {row['fallback']}")
+
+
+def _kind(kind: Any) -> str:
+    # One kind per route, or one per implementation ({"legacy": "def", "async": "async def"}).
+    if isinstance(kind, Mapping):
+        return " / ".join(str(k) for k in kind.values() if k)
+    return str(kind) if kind else ""
+
+
+def with_stored_modes(gateway: Gateway, stored: dict[str, StoredFlag]) -> list[dict[str, Any]]:
+    """describe_routes() with each paired route's stored mode (the default when none)."""
+    rows = gateway.describe_routes()
+    for row in rows:
+        if row["paired"]:
+            found = stored.get(row["key"])
+            flag = found.flag if found else gateway.modes.default
+            row["mode"], row["percent"] = flag.mode.value, flag.percent
+    return rows
+
+
+async def read_stored_flags(gateway: Gateway) -> dict[str, StoredFlag]:
+    """The flags stored in the gateway's database, read without creating anything there:
+    no SQLite file that is not there yet, no tables that are not there yet."""
+    url = gateway.settings.effective_database_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        return {}
+    store = SqlFlagStore(url)
+    try:
+        async with store.engine.connect() as connection:
+            present = await connection.run_sync(
+                lambda sync: inspect(sync).has_table(flags_table.name)
+            )
+        return await store.load() if present else {}
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CommandError(
+            f"cannot read the flag store at {store.masked_url}: {reason} "
+            "(or pass --url to ask a running gateway)"
+        ) from None
+    finally:
+        await store.aclose()

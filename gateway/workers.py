@@ -1,0 +1,83 @@
+"""Worker processes and prometheus-client's multiprocess mode, below everything that serves.
+
+With more than one worker, prometheus-client needs a directory shared by them, empty at
+start (`prepare_multiprocess`); each scrape then drops the live gauges of workers that died
+(`mark_dead_workers`). The supervisor that starts the workers builds the app once to check
+it and serves nothing, so it records no metrics (`is_supervisor`).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import tempfile
+from pathlib import Path
+
+__all__ = [
+    "MULTIPROC_ENV",
+    "become_supervisor",
+    "is_supervisor",
+    "mark_dead_workers",
+    "prepare_multiprocess",
+]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_PID = re.compile(r"_(\d+)\.db$")
+_supervisor_pid: int | None = None
+
+
+def become_supervisor() -> None:
+    """Mark this process as the one that starts workers (a forked child is not it)."""
+    global _supervisor_pid
+    _supervisor_pid = os.getpid()
+
+
+def is_supervisor() -> bool:
+    """True in the process that starts several workers: it builds the app only to check it."""
+    return _supervisor_pid == os.getpid()
+
+
+def prepare_multiprocess(directory: str | None = None) -> Path:
+    """Create (or empty) the metrics directory and export PROMETHEUS_MULTIPROC_DIR.
+
+    A directory from the environment is emptied of *.db files left by an earlier run;
+    otherwise a fresh temporary one is made.
+    """
+    directory = directory or os.environ.get(MULTIPROC_ENV)
+    if directory:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+    else:
+        path = Path(tempfile.mkdtemp(prefix="gateway-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(path)
+    return path
+
+
+def mark_dead_workers(directory: str) -> list[int]:
+    """Drop the live-gauge files of worker processes that no longer exist; return their pids."""
+    from prometheus_client import multiprocess
+
+    dead: set[int] = set()
+    for name in glob.glob(os.path.join(directory, "gauge_live*_*.db")):
+        match = _PID.search(name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if pid not in dead and not _alive(pid):
+            dead.add(pid)
+    for pid in dead:
+        multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+    return sorted(dead)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
