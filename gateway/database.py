@@ -13,15 +13,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.compat import Engine, async_session_factory
 from gateway.exceptions import DatabaseUnreachable
 from gateway.settings import Settings
 from gateway.urls import derive_urls, mask_url
@@ -69,7 +65,7 @@ class Database:
             event.listen(self.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.async_engine.sync_engine, "connect", _sqlite_pragmas)
         self.sync_sessions = sessionmaker(self.sync_engine)
-        self.async_sessions = async_sessionmaker(self.async_engine, expire_on_commit=False)
+        self.async_sessions = async_session_factory(self.async_engine, expire_on_commit=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -94,17 +90,6 @@ class Database:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DatabaseUnreachable(
                 f"Cannot connect to the database at {self.masked_url}: {reason}"
-            ) from None
-
-    async def acheck(self) -> None:
-        """Connect once with the async engine; raise DatabaseUnreachable if that fails."""
-        try:
-            async with self.async_engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DatabaseUnreachable(
-                f"Cannot connect to the database at {self.masked_url} (async): {reason}"
             ) from None
 
     async def aclose(self) -> None:

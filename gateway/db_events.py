@@ -8,12 +8,12 @@ SQLAlchemy's async greenlets.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import event
 
+from gateway.compat import Engine, autobegins, running_loop, time_pool_checkout
 from gateway.request_info import RequestInfo, current_request
 
 __all__ = ["install_engine_events", "watch_pool"]
@@ -31,7 +31,7 @@ def _timed(info: RequestInfo, execute: Any, context: Any, *args: Any) -> bool:
         info.db_seconds += elapsed
         info.db_statements += 1
         # A sync driver with a running loop in this thread: the whole loop waited.
-        if not context.dialect.is_async and asyncio._get_running_loop() is not None:
+        if not context.dialect.is_async and running_loop() is not None:
             info.loop_blocking_seconds += elapsed
     return True  # executed here: SQLAlchemy skips its own call
 
@@ -42,7 +42,7 @@ def _counted(context: Any) -> RequestInfo | None:
     a connection that may not autobegin while the pool opens it; that time is in the pool
     wait already)."""
     info = current_request.get()
-    if info is None or not getattr(context.root_connection, "_allow_autobegin", True):
+    if info is None or not autobegins(context.root_connection):
         return None
     return info
 
@@ -87,21 +87,7 @@ def install_engine_events() -> None:
 def watch_pool(engine: Engine, histogram: Any) -> None:
     """Time every checkout from `engine`'s pool into `histogram` (a labelled child).
 
-    The pool has no "before checkout" event, so the pool's own `_do_get` (waiting for a
-    free connection, or opening a new one) is timed; sound for QueuePool and its async
-    variant, whose waits both happen inside that call.
+    Sound for QueuePool and its async variant, whose waits both happen inside the timed
+    call (see `gateway.compat.time_pool_checkout`).
     """
-    pool: Any = engine.pool
-    original = getattr(pool, "_do_get", None)
-    if original is None or getattr(original, "_gateway_timed", False):
-        return
-
-    def timed_get() -> Any:
-        started = time.perf_counter()
-        try:
-            return original()
-        finally:
-            histogram.observe(time.perf_counter() - started)
-
-    timed_get._gateway_timed = True  # type: ignore[attr-defined]
-    pool._do_get = timed_get
+    time_pool_checkout(engine.pool, histogram.observe)

@@ -9,8 +9,8 @@ dependencies, calls the endpoint, serializes through the response model and clos
 generator dependency, so the session is back in the pool before the thread is released.
 The response is sent on the loop, background tasks after it, as Starlette does.
 
-    fast_path_blocker(route_context)    # None, or why the route keeps FastAPI's handler
-    app = legacy_app_for(route_context)  # the ASGI app that serves the route
+    fast_path_blocker(view)           # view: a gateway.compat.RouteView; None, or why not
+    app, reason = legacy_app_for(view)  # the ASGI app that serves it, and why not the fast path
 """
 
 from __future__ import annotations
@@ -24,32 +24,30 @@ from contextlib import ExitStack
 from typing import Any, TypeVar
 
 import anyio
-from fastapi._body_limit import get_body_limit_error, wrap_app_with_body_limit
-from fastapi._compat import ModelField, Undefined
 from fastapi.background import BackgroundTasks
-from fastapi.datastructures import DefaultPlaceholder
-from fastapi.dependencies.models import (
-    Dependant,
-    _get_oauth_scopes,
-)
-from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
+from fastapi.dependencies.models import Dependant
 from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import (
-    EndpointContext,
-    FastAPIError,
-    RequestValidationError,
-    ResponseValidationError,
-)
-from fastapi.routing import RouteContext, _extract_endpoint_context
+from fastapi.exceptions import FastAPIError
 from fastapi.security import SecurityScopes
 from fastapi.utils import is_body_allowed_for_status_code
-from starlette._exception_handler import wrap_app_handling_exceptions
 from starlette.exceptions import HTTPException
-from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.compat import (
+    NO_BODY,
+    RouteView,
+    body_limit_error,
+    body_to_args,
+    endpoint_context,
+    handling_exceptions,
+    oauth_scopes,
+    params_to_args,
+    request_validation_error,
+    response_validation_error,
+    with_body_limit,
+)
 from gateway.concurrency import run_sync
 from gateway.legacy_plan import (
     Step,
@@ -58,7 +56,7 @@ from gateway.legacy_plan import (
     make_plan,
     tree_blocker,
 )
-from gateway.request_info import RequestInfo
+from gateway.request_info import current_request
 
 __all__ = ["LegacyApp", "fast_path_blocker", "keep_fastapi_handler", "legacy_app_for"]
 
@@ -76,62 +74,49 @@ _NOT_AWAITED = (
 _MAX_PLANS = 64  # distinct dependency_overrides states remembered per route (tests only)
 
 
-def legacy_app_for(context: RouteContext) -> ASGIApp:
-    """The ASGI app for one legacy API route: the fast path, or FastAPI's own handler.
+def legacy_app_for(view: RouteView) -> tuple[ASGIApp, str | None]:
+    """The ASGI app for one legacy API route, and why it is not the fast path (or None).
 
-    app = legacy_app_for(context)   # context from fastapi.routing.iter_route_contexts
+    app, reason = legacy_app_for(view)   # view from gateway.compat.route_views
     """
-    blocker = fast_path_blocker(context)
+    blocker = fast_path_blocker(view)
     if blocker is not None:
-        log.debug(
-            "legacy route %s %s keeps FastAPI's handler: %s", context.methods, context.path, blocker
-        )
-        return context.app  # type: ignore[no-any-return]
-    return LegacyApp(context)
+        return view.app, blocker
+    return LegacyApp(view), None
 
 
 class LegacyApp:
     """Serves one legacy route with a single thread hand-off per request.
 
-    app = LegacyApp(context)          # what legacy_app_for returns when nothing blocks it
+    app = LegacyApp(view)             # what legacy_app_for returns when nothing blocks it
     await app(scope, receive, send)   # an ASGI app, like FastAPI's per-route one
 
     A request whose `dependency_overrides` bring an async dependency into the tree is
     served by FastAPI's own handler (`fallback`) instead.
     """
 
-    def __init__(self, context: RouteContext) -> None:
-        self.context = context
-        self.fallback: ASGIApp = context.app
-        self.dependant: Dependant = context.dependant
-        self.call: Callable[..., Any] = context.dependant.call
-        self.overrides_provider: Any = context.dependency_overrides_provider
-        self.body_field: ModelField | None = context.body_field
-        self.embed_body_fields: bool = context._embed_body_fields
-        strict = context.strict_content_type
-        self.strict_content_type: bool = (
-            strict.value if isinstance(strict, DefaultPlaceholder) else strict
+    def __init__(self, view: RouteView) -> None:
+        self.view = view
+        self.fallback: ASGIApp = view.app
+        self.dependant: Dependant = view.dependant
+        if view.dependant.call is None:
+            raise ValueError(f"route {view.path!r} has no endpoint to call")
+        self.call: Callable[..., Any] = view.dependant.call
+        self.overrides_provider: Any = view.dependency_overrides_provider
+        self.body_field: Any = view.body_field
+        self.embed_body_fields = view.embed_body_fields
+        self.strict_content_type = view.strict_content_type
+        self.status_code = view.status_code
+        self.response_field: Any = view.response_field
+        # FastAPI dumps JSON straight from the model (pydantic's serialize_json) where it can.
+        self.dump_json = (
+            self.response_field is not None
+            and view.default_response_class
+            and hasattr(self.response_field, "serialize_json")
         )
-        self.status_code: int | None = context.status_code
-        self.response_field: ModelField | None = context.response_field
-        response_class = context.response_class
-        self.dump_json = self.response_field is not None and isinstance(
-            response_class, DefaultPlaceholder
-        )
-        self.response_class: type[Response] = (
-            response_class.value
-            if isinstance(response_class, DefaultPlaceholder)
-            else response_class
-        )
-        self.serialize_options: dict[str, Any] = {
-            "include": context.response_model_include,
-            "exclude": context.response_model_exclude,
-            "by_alias": context.response_model_by_alias,
-            "exclude_unset": context.response_model_exclude_unset,
-            "exclude_defaults": context.response_model_exclude_defaults,
-            "exclude_none": context.response_model_exclude_none,
-        }
-        self.max_body_size: int | None = context.max_body_size
+        self.response_class = view.response_class
+        self.serialize_options = view.response_options
+        self.max_body_size = view.max_body_size
         self.base_app = self._app_for(make_plan(self.dependant, None))
         self._apps: dict[tuple[int, ...], ASGIApp] = {}
 
@@ -164,21 +149,21 @@ class LegacyApp:
                     await _send_then_close(response, deferred, scope, receive, send)
 
             # Same structure as fastapi.routing.request_response: app handlers apply.
-            await wrap_app_handling_exceptions(respond, request)(scope, receive, send)
+            await handling_exceptions(respond, request)(scope, receive, send)
 
-        return wrap_app_with_body_limit(serve, self.max_body_size)
+        return with_body_limit(serve, self.max_body_size)
 
     async def _handle(self, plan: Step, request: Request) -> tuple[Response, ExitStack | None]:
-        body = await self._read_body(request) if self.body_field is not None else Undefined
+        body = await self._read_body(request) if self.body_field is not None else NO_BODY
         awaited: dict[int, Any] = {}
         cache: dict[Any, Any] = {}
         if plan.loop_steps:
             await _await_loop_steps(plan, request, cache, awaited)
-        info = request.scope.get("gateway")
-        if isinstance(info, RequestInfo):
+        info = current_request.get()
+        if info is not None:
             info.process_cpu_started = time.process_time()  # for the contention estimate
         outcome, timing = await run_sync(self._run, plan, request, body, cache, awaited)
-        if isinstance(info, RequestInfo):
+        if info is not None:
             info.thread = timing
         if isinstance(outcome, Exception):
             raise outcome
@@ -191,7 +176,7 @@ class LegacyApp:
         try:
             body_bytes = await request.body()
             if not body_bytes:
-                return Undefined
+                return NO_BODY
             content_type = request.headers.get("content-type")
             if not content_type:
                 return body_bytes if self.strict_content_type else await request.json()
@@ -210,24 +195,21 @@ class LegacyApp:
                 "input": {},
                 "ctx": {"error": e.msg},
             }
-            raise RequestValidationError(
-                [error], body=e.doc, endpoint_ctx=self._endpoint_ctx(request)
-            ) from e
+            raise request_validation_error([error], e.doc, self._endpoint_ctx(request)) from e
         except HTTPException:
             raise
         except Exception as e:
-            if MAX_BODY_SIZE_SCOPE_KEY in request.scope and (limit := get_body_limit_error(e)):
+            if limit := body_limit_error(e, request.scope):
                 raise limit from e
             raise HTTPException(
                 status_code=400, detail="There was an error parsing the body"
             ) from e
 
-    def _endpoint_ctx(self, request: Request) -> EndpointContext:
-        ctx = EndpointContext(**_extract_endpoint_context(self.call))
-        if self.dependant.path:
-            mount_path = request.scope.get("root_path", "").rstrip("/")
-            ctx["path"] = f"{request.method} {mount_path}{self.dependant.path}"
-        return ctx
+    def _endpoint_ctx(self, request: Request) -> Any:
+        path = self.dependant.path
+        if path:
+            path = request.scope.get("root_path", "").rstrip("/") + path
+        return endpoint_context(self.call, request.method, path)
 
     # -- in the worker thread ----------------------------------------------------------
 
@@ -262,10 +244,8 @@ class LegacyApp:
                     solver.response = _sub_response()
                 values, errors = solver.solve(plan)
                 if errors:
-                    raise RequestValidationError(
-                        errors,
-                        body=None if body is Undefined else body,
-                        endpoint_ctx=self._endpoint_ctx(request),
+                    raise request_validation_error(
+                        errors, None if body is NO_BODY else body, self._endpoint_ctx(request)
                     )
                 response = self._response(request, plan.call(**values), solver)
             if isinstance(response, StreamingResponse):
@@ -306,9 +286,9 @@ class LegacyApp:
             return jsonable_encoder(content)
         value, errors = field.validate(content, {}, loc=("response",))
         if errors:
-            raise ResponseValidationError(
-                errors=errors, body=content, endpoint_ctx=self._endpoint_ctx(request)
-            )
+            if not isinstance(errors, list):  # FastAPI < 0.113 could return one error
+                errors = [errors]
+            raise response_validation_error(errors, content, self._endpoint_ctx(request))
         serializer = field.serialize_json if self.dump_json else field.serialize
         return serializer(value, **self.serialize_options)
 
@@ -382,16 +362,12 @@ class _Solver:
             (dependant.cookie_params, "cookies"),
         ):
             if fields:
-                found, wrong = request_params_to_args(fields, getattr(request, source))
+                found, wrong = params_to_args(fields, getattr(request, source))
                 values.update(found)
                 errors += wrong
         if dependant.body_params:
             found, wrong = _complete(
-                request_body_to_args(
-                    body_fields=dependant.body_params,
-                    received_body=self.body,
-                    embed_body_fields=self.embed_body_fields,
-                )
+                body_to_args(dependant.body_params, self.body, self.embed_body_fields)
             )
             values.update(found)
             errors.extend(wrong)
@@ -406,7 +382,7 @@ class _Solver:
         if dependant.response_param_name:
             values[dependant.response_param_name] = self.response
         if dependant.security_scopes_param_name:
-            scopes = SecurityScopes(scopes=_get_oauth_scopes(dependant=dependant))
+            scopes = SecurityScopes(scopes=oauth_scopes(dependant))
             values[dependant.security_scopes_param_name] = scopes
 
 
@@ -444,7 +420,7 @@ async def _await_values(step: Step, request: Request, cache: dict[Any, Any]) -> 
     if dependant.request_param_name:
         values[dependant.request_param_name] = request
     if dependant.security_scopes_param_name:
-        scopes = SecurityScopes(scopes=_get_oauth_scopes(dependant=dependant))
+        scopes = SecurityScopes(scopes=oauth_scopes(dependant))
         values[dependant.security_scopes_param_name] = scopes
     return values
 

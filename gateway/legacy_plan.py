@@ -5,8 +5,8 @@ FastAPI would otherwise look up again on every request (overrides, cache keys, w
 dependencies are generators, which `async def` security schemes can be awaited on the loop
 before the hand-off). `fast_path_blocker` says why a route must keep FastAPI's handler.
 
-    fast_path_blocker(route_context)    # None, or why the route keeps FastAPI's handler
-    make_plan(route_context.dependant, app.dependency_overrides)
+    fast_path_blocker(view)    # view: a gateway.compat.RouteView; None, or why not
+    make_plan(view.dependant, app.dependency_overrides)
 """
 
 from __future__ import annotations
@@ -17,17 +17,19 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import params
-from fastapi._compat import ModelField
-from fastapi.dependencies.models import (
-    Dependant,
-    _get_cache_key,
-    _get_oauth_scopes,
-    _is_async_gen_callable,
-    _is_coroutine_callable,
-    _is_gen_callable,
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from gateway.compat import (
+    RouteView,
+    cache_key,
+    concurrency_limit,
+    dependency_scope,
+    is_async_gen,
+    is_coroutine,
+    is_gen,
+    override_dependant,
 )
-from fastapi.dependencies.utils import get_dependant
-from fastapi.routing import APIRoute, RouteContext
 
 __all__ = [
     "Step",
@@ -54,25 +56,25 @@ def keep_fastapi_handler(endpoint: F) -> F:
     return endpoint
 
 
-def fast_path_blocker(context: RouteContext) -> str | None:
+def fast_path_blocker(view: RouteView) -> str | None:
     """Why the fast path cannot serve this route, or None when it can (decided at build).
 
     fast_path_blocker(gw.entries["GET /users/{user_id}"].legacy.context)  # -> None
     """
-    route = context.original_route
+    route = view.original_route
     if not isinstance(route, APIRoute):
         return f"{type(route).__name__} is not an APIRoute"
     if type(route).get_route_handler is not APIRoute.get_route_handler:
         return f"route class {type(route).__name__} overrides get_route_handler"
-    dependant: Dependant | None = context.dependant
+    dependant: Dependant | None = view.dependant
     if dependant is None or dependant.call is None:
         return "the route has no dependant"
     call = dependant.call
     if getattr(call, "__gateway_keep_fastapi_handler__", False):
         return "the endpoint is marked with gateway.legacy.keep_fastapi_handler"
-    if _is_gen_callable(call) or _is_async_gen_callable(call):
+    if is_gen(dependant) or is_async_gen(dependant):
         return "the endpoint is a generator (a streamed response)"
-    body_field: ModelField | None = context.body_field
+    body_field = view.body_field
     if body_field is not None and isinstance(body_field.field_info, params.Form):
         return "the body is a form or has files"
     return tree_blocker(make_plan(dependant, None))
@@ -84,14 +86,14 @@ def tree_blocker(step: Step) -> str | None:
         if found.on_loop:
             continue  # awaited on the loop before the hand-off
         dependant = found.dependant
-        if _is_async_gen_callable(found.call):
+        if is_async_gen(dependant):
             return f"{_name(found.call)} is an async dependency with yield"
-        if _is_coroutine_callable(found.call):
+        if is_coroutine(dependant):
             return (
                 f"{_name(found.call)} is async and takes request parameters, a Response, "
                 "BackgroundTasks or sync dependencies"
             )
-        if dependant.concurrency is not None:
+        if concurrency_limit(dependant) is not None:
             return f"{_name(found.call)} has a concurrency limit"
         if dependant.websocket_param_name is not None:
             return f"{_name(found.call)} takes a WebSocket"
@@ -118,7 +120,9 @@ class Step:
 
 
 def make_plan(dependant: Dependant, overrides: Mapping[Any, Any] | None) -> Step:
-    assert dependant.call is not None
+    """The Step tree of `dependant` with `overrides` (an app's dependency_overrides) applied."""
+    if dependant.call is None:
+        raise ValueError(f"dependant {dependant.name!r} has no call to plan")
     steps = tuple(_sub_step(sub, overrides) for sub in dependant.dependencies)
     return Step(
         dependant,
@@ -130,23 +134,15 @@ def make_plan(dependant: Dependant, overrides: Mapping[Any, Any] | None) -> Step
 
 
 def _sub_step(sub: Dependant, overrides: Mapping[Any, Any] | None) -> Step:
-    assert sub.call is not None
     use = sub
     if overrides and sub.call in overrides:
         # As FastAPI's solve_dependencies does per request, once per overrides state here.
-        use = get_dependant(
-            path=sub.path or "",
-            call=overrides[sub.call],
-            name=sub.name,
-            parent_oauth_scopes=_get_oauth_scopes(dependant=sub),
-            scope=sub.scope,
-            concurrency=sub.concurrency,
-        )
+        use = override_dependant(sub, overrides[sub.call])
     step = make_plan(use, overrides)
-    is_gen = _is_gen_callable(step.call)
+    generator = is_gen(use)
     on_loop = (
-        _is_coroutine_callable(step.call)
-        and not _is_async_gen_callable(step.call)
+        is_coroutine(use)
+        and not is_async_gen(use)
         and _takes_only_the_request(use)
         and all(s.on_loop for s in step.steps)
     )
@@ -155,10 +151,10 @@ def _sub_step(sub: Dependant, overrides: Mapping[Any, Any] | None) -> Step:
         step.call,
         step.steps,
         name=sub.name,
-        cache_key=_get_cache_key(dependant=sub),
+        cache_key=cache_key(sub),
         use_cache=sub.use_cache,
-        enter=contextmanager(step.call) if is_gen else None,
-        function_scope=sub.scope == "function",
+        enter=contextmanager(step.call) if generator else None,
+        function_scope=dependency_scope(sub) == "function",
         needs_response=step.needs_response,
         on_loop=on_loop,
         loop_steps=step.loop_steps,
@@ -175,7 +171,7 @@ def _takes_only_the_request(dependant: Dependant) -> bool:
         or dependant.background_tasks_param_name
         or dependant.response_param_name
         or dependant.websocket_param_name
-        or dependant.concurrency is not None
+        or concurrency_limit(dependant) is not None
     )
 
 

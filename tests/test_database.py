@@ -7,6 +7,8 @@ from fastapi import APIRouter, HTTPException
 from sqlalchemy import text
 
 from gateway import AsyncDB, Database, DatabaseUnreachable, Gateway, SyncDB
+from gateway.compat import SQLALCHEMY
+from gateway.urls import derive_urls
 from tests.conftest import started_client
 
 pytestmark = pytest.mark.anyio
@@ -87,3 +89,17 @@ async def test_threadpool_size_is_set_at_startup(sqlite_url):
     gateway.build()
     async for _client in started_client(gateway.app):
         assert anyio.to_thread.current_default_thread_limiter().total_tokens == 7
+
+
+def test_sync_driver_follows_sqlalchemy_unless_the_url_names_one():
+    sync, async_ = derive_urls("postgresql://app@db/app")
+    expected = "postgresql+psycopg" if SQLALCHEMY >= (2, 0, 0) else "postgresql+psycopg2"
+    assert (sync.drivername, async_.drivername) == (expected, "postgresql+asyncpg")
+    kept, _ = derive_urls("postgresql+psycopg2://app@db/app")
+    assert kept.drivername == "postgresql+psycopg2"  # the app's own choice is never changed
+    from_async, _ = derive_urls("postgresql+asyncpg://app@db/app")
+    assert from_async.drivername == expected
+    assert [u.drivername for u in derive_urls("sqlite:///x.db")] == [
+        "sqlite+pysqlite",
+        "sqlite+aiosqlite",
+    ]

@@ -16,15 +16,15 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, field_validator
 from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import Gateway, Settings, SyncDB
+from gateway.compat import RouteView, route_views
 from gateway.concurrency import ThreadTiming
 from gateway.legacy import LegacyApp, fast_path_blocker, legacy_app_for
-from gateway.request_info import RequestInfo
+from gateway.request_info import RequestInfo, current_request
 from tests.conftest import started_client
 from tests.support_legacy import FALLBACK_PATHS, build_legacy_app, call_raw
 
@@ -436,10 +436,15 @@ async def test_thread_timing_reaches_the_request_info(sqlite_url: str) -> None:
             self.app = app
 
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            # The metrics middleware puts one there when installed; else do it as it would.
-            scope.setdefault("gateway", RequestInfo())
-            await self.app(scope, receive, send)
-            seen.append(scope["gateway"])
+            # The metrics middleware sets one when installed; else do it as it would.
+            info = current_request.get()
+            token = None if info else current_request.set(info := RequestInfo())
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                if token is not None:
+                    current_request.reset(token)
+            seen.append(info)
 
     legacy.add_middleware(Capture)
     gw = _gateway(legacy, sqlite_url)
@@ -486,8 +491,9 @@ async def test_everything_sync_runs_in_one_worker_thread(sqlite_url: str) -> Non
 # -- the build-time decision -----------------------------------------------------------
 
 
-def _contexts(app: FastAPI) -> dict[str, Any]:
-    return {c.path: c for c in iter_route_contexts(app.routes) if c.path in _PATHS}
+def _views(app: FastAPI) -> dict[str, RouteView]:
+    found = (v for v in route_views(app.routes) if isinstance(v, RouteView))
+    return {v.path: v for v in found if v.path in _PATHS}
 
 
 _PATHS = {
@@ -508,8 +514,8 @@ _PATHS = {
 
 
 def test_fast_path_blocker_names_why_a_route_falls_back() -> None:
-    contexts = _contexts(build_legacy_app([]))
-    blockers = {path: fast_path_blocker(context) for path, context in contexts.items()}
+    views = _views(build_legacy_app([]))
+    blockers = {path: fast_path_blocker(view) for path, view in views.items()}
     local = "tests.support_legacy.build_legacy_app.<locals>"
     assert blockers == {
         "/items/{item_id}": None,
@@ -527,11 +533,12 @@ def test_fast_path_blocker_names_why_a_route_falls_back() -> None:
         "/jsonl": "the endpoint is a generator (a streamed response)",
         "/kept": "the endpoint is marked with gateway.legacy.keep_fastapi_handler",
     }
-    for path, context in contexts.items():
-        app = legacy_app_for(context)
+    for path, view in views.items():
+        app, reason = legacy_app_for(view)
+        assert reason == blockers[path]
         assert isinstance(app, LegacyApp) == (blockers[path] is None)
         if blockers[path] is not None:
-            assert app is context.app
+            assert app is view.app
 
 
 # -- no pooled connection held while waiting for a thread ------------------------------
