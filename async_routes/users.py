@@ -15,7 +15,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 @router.get("", response_model=list[UserOut])
 async def list_users(db: AsyncDB):
-    return await queries.all_(db, select(User).order_by(User.id))
+    return await queries.fetch_all(db, select(User).order_by(User.id))
 
 
 @router.get("/first", response_model=UserOut)

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 
+from prometheus_client import REGISTRY
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
@@ -53,9 +54,16 @@ class Metering:
         """The exposition endpoint: this worker's registry, or every worker's files."""
         recorder = self.recorder
 
+        # A gateway's own registry holds only gateway_* series; the process-wide one adds
+        # process_*, python_* and whatever the application registered there.
+        process_wide = recorder.registry is not REGISTRY
+
         async def metrics_endpoint(request: Request) -> Response:
             recorder.sample()
-            body = generate_latest(scrape_registry(recorder.registry))
+            scraped = scrape_registry(recorder.registry)
+            body = generate_latest(scraped)
+            if process_wide and scraped is recorder.registry:
+                body += generate_latest(REGISTRY)
             return Response(body, media_type=CONTENT_TYPE_LATEST)
 
         return Route(path, metrics_endpoint, include_in_schema=False)

@@ -4,7 +4,7 @@
 every matching row and keeps one. These helpers get that right:
 
     user = await first(db, select(User).where(User.name == name))   # SELECT ... LIMIT 1
-    users = await all_(db, select(User))
+    users = await fetch_all(db, select(User))
     count = await update(db, User, User.id == user_id, name="Ada")
 """
 
@@ -13,13 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy import delete as sa_delete
+from sqlalchemy import select
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import ColumnElement
 
-__all__ = ["all_", "delete", "first", "get", "one", "one_or_none", "update"]
+__all__ = ["delete", "fetch_all", "first", "get", "one", "one_or_none", "update"]
 
 T = TypeVar("T")
 
@@ -35,7 +37,7 @@ async def first(db: AsyncSession, statement: Select[T] | type[T]) -> T | None:
     return (await db.execute(stmt.limit(1))).scalars().first()
 
 
-async def all_(db: AsyncSession, statement: Select[T] | type[T]) -> Sequence[T]:
+async def fetch_all(db: AsyncSession, statement: Select[T] | type[T]) -> Sequence[T]:
     """Every row's entity, like `Query.all()`."""
     stmt = select(statement) if isinstance(statement, type) else statement
     return (await db.execute(stmt)).scalars().all()
