@@ -8,22 +8,32 @@ request which one serves it.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
 
-from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
-from starlette._utils import get_route_path
+from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.compat import RouteView, get_route_path, route_views
 from gateway.exceptions import RouteError, RouteKindError
-from gateway.flags import Implementation, ModeTable, choose
-from gateway.request_info import RequestInfo
+from gateway.flags import Implementation, Mode, ModeTable, choose
+from gateway.request_info import current_request
 
-__all__ = ["Endpoint", "PathGroup", "PrefixGuard", "RouteEntry", "collect", "pair", "route_key"]
+__all__ = [
+    "Endpoint",
+    "PathGroup",
+    "PrefixGuard",
+    "RouteEntry",
+    "RouteSlot",
+    "collect",
+    "dispatch_routes",
+    "pair",
+    "route_key",
+]
 
 
 def route_key(method: str, path: str) -> str:
@@ -38,8 +48,9 @@ class Endpoint:
     side: Implementation
     method: str
     path: str
-    context: RouteContext
+    context: RouteView
     app: ASGIApp
+    fallback: str | None = None  # why a legacy route keeps FastAPI's handler, if it does
 
     @property
     def key(self) -> str:
@@ -47,7 +58,7 @@ class Endpoint:
 
     @property
     def func(self) -> Callable[..., Any]:
-        return self.context.endpoint  # type: ignore[return-value]
+        return self.context.endpoint
 
     @property
     def where(self) -> str:
@@ -55,6 +66,11 @@ class Endpoint:
         module = getattr(func, "__module__", "?")
         name = getattr(func, "__qualname__", type(func).__name__)
         return f"{module}.{name}"
+
+    @property
+    def kind(self) -> str:
+        """How FastAPI runs it: "async def" on the event loop, "def" in a worker thread."""
+        return "async def" if _is_async(self.func) else "def"
 
 
 @dataclass(eq=False)
@@ -92,121 +108,194 @@ def _is_async(func: Callable[..., Any]) -> bool:
 def collect(
     routes: Sequence[BaseRoute],
     side: Implementation,
-    app_for: Callable[[RouteContext], ASGIApp] | None = None,
+    app_for: Callable[[RouteView], tuple[ASGIApp, str | None]] | None = None,
 ) -> list[Endpoint | BaseRoute]:
     """Flatten (nested) routes into Endpoints, in matching order; other routes pass through.
 
-    `app_for` builds the ASGI app that serves an API route (default: FastAPI's own).
+    `app_for` builds the ASGI app that serves an API route and says why, if it is FastAPI's
+    own handler rather than the fast path (default: FastAPI's own, no reason).
     """
     found: list[Endpoint | BaseRoute] = []
-    for context in iter_route_contexts(routes):
-        original = context.original_route
-        if not isinstance(original, APIRoute):
-            found.append(_plain_route(context))
+    for view in route_views(routes):
+        if not isinstance(view, RouteView):
+            found.append(view)  # mounts, websockets, plain routes: as FastAPI serves them
             continue
-        _check_kind(context, side)
-        app = app_for(context) if app_for else context.app
-        for method in sorted(context.methods or ()):
-            found.append(Endpoint(side, method, context.path or "", context, app))
+        _check_kind(view, side)
+        app, fallback = app_for(view) if app_for else (view.app, None)
+        for method in sorted(view.methods):
+            found.append(Endpoint(side, method, view.path, view, app, fallback))
     return found
 
 
-def _plain_route(context: RouteContext) -> BaseRoute:
-    # Mounts, websockets and plain Starlette routes keep FastAPI's own effective route.
-    effective = context._effective_route
-    return effective if isinstance(effective, BaseRoute) else context.original_route
-
-
-def _check_kind(context: RouteContext, side: Implementation) -> None:
+def _check_kind(context: RouteView, side: Implementation) -> None:
+    # Legacy routes are served as the app has them (FastAPI runs `async def` on the loop).
+    # A migrated route that is a plain `def` is ambiguous: it would take a worker thread.
+    if side is Implementation.LEGACY:
+        return
     func = context.endpoint
-    assert func is not None
-    is_async = _is_async(func)
+    if func is None or _is_async(func):
+        return
     methods = ",".join(sorted(context.methods or ()))
     where = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', func)}"
-    key = f"{methods} {context.path}"
-    if side is Implementation.LEGACY and is_async:
-        raise RouteKindError(
-            f"Legacy route '{key}' ({where}) is 'async def'; legacy routes must be plain "
-            "'def' so they run in the threadpool. Mount migrated routes with include_async."
-        )
-    if side is Implementation.ASYNC and not is_async:
-        raise RouteKindError(
-            f"Async route '{key}' ({where}) is a plain 'def'; migrated routes must be "
-            "'async def'. Mount sync routes with include_legacy."
-        )
+    raise RouteKindError(
+        f"Async route '{methods} {context.path}' ({where}) is a plain 'def'; migrated routes "
+        "must be 'async def'. Mount sync routes with include_legacy."
+    )
+
+
+@dataclass(eq=False)
+class RouteSlot:
+    """One route's place in the composed app, before dispatch exists: its context and, per
+    method, the entry that serves it (what `pair` lays out and `dispatch_routes` builds)."""
+
+    context: RouteView
+    entries: dict[str, RouteEntry] = field(default_factory=dict)
 
 
 def pair(
     legacy: Iterable[Endpoint | BaseRoute], async_: Iterable[Endpoint | BaseRoute]
-) -> tuple[dict[str, RouteEntry], list[PathGroup | BaseRoute]]:
+) -> tuple[dict[str, RouteEntry], list[RouteSlot | BaseRoute]]:
     """Pair endpoints by key; return the entries and the routes in matching order.
 
-    Legacy order is kept; an async-only path is placed just before the first path that
-    follows it on the async side, so `/users/me` still wins over `/users/{user_id}`.
+    Every legacy route keeps its place and its methods, so a request meets the routes in
+    the order the legacy app alone has them (same match, same 405). An async twin joins
+    its legacy route. An async-only route goes just before the legacy route the next
+    paired async route joins, so `/users/me` still wins over `/users/{user_id}`; one that
+    shares a path with a legacy route goes just after it; the rest go last.
     """
     entries: dict[str, RouteEntry] = {}
-    groups: dict[str, PathGroup] = {}
-    ordered: list[PathGroup | BaseRoute] = []
+    layout: list[RouteSlot | BaseRoute] = []
+    slot_of: dict[str, RouteSlot] = {}
+    first_on_path: dict[str, RouteSlot] = {}
+    for run in _runs(legacy):
+        if isinstance(run, BaseRoute):
+            layout.append(run)
+            continue
+        slot = RouteSlot(run[0].context)
+        for endpoint in run:
+            slot.entries[endpoint.method] = _add(entries, endpoint)
+            slot_of[endpoint.key] = slot
+        first_on_path.setdefault(run[0].path, slot)
+        layout.append(slot)
 
-    def add(item: Endpoint | BaseRoute, position: int | None) -> int | None:
-        if not isinstance(item, Endpoint):
-            if position is None:
-                ordered.append(item)
+    before: dict[int, list[RouteSlot | BaseRoute]] = {}
+    after: dict[int, list[RouteSlot | BaseRoute]] = {}
+    pending: list[RouteSlot | BaseRoute] = []
+    for run in _runs(async_):
+        if isinstance(run, BaseRoute):
+            pending.append(run)
+            continue
+        rest = RouteSlot(run[0].context)
+        anchor = None
+        for endpoint in run:
+            entry = _add(entries, endpoint)
+            if endpoint.key in slot_of:
+                anchor = anchor or slot_of[endpoint.key]
             else:
-                ordered.insert(position, item)
-                position += 1
-            return position
-        entry = entries.setdefault(item.key, RouteEntry(item.key))
-        slot = "legacy" if item.side is Implementation.LEGACY else "async_"
-        if getattr(entry, slot) is not None:
-            raise RouteError(
-                f"Route '{item.key}' is defined twice on the {item.side.value} side "
-                f"({getattr(entry, slot).where} and {item.where}); keep one."
-            )
-        setattr(entry, slot, item)
-        group = groups.get(item.path)
-        if group is None:
-            group = groups[item.path] = PathGroup(item.path, item.context)
-            if position is None:
-                ordered.append(group)
-            else:
-                ordered.insert(position, group)
-                position += 1
-        group.entries.setdefault(item.method, entry)
-        return position
+                rest.entries[endpoint.method] = entry
+        anchor = anchor or first_on_path.get(run[0].path)
+        if anchor is None:
+            pending.append(rest)
+            continue
+        before.setdefault(id(anchor), []).extend(pending)
+        pending.clear()
+        if rest.entries:
+            after.setdefault(id(anchor), []).append(rest)
 
-    for item in legacy:
-        add(item, None)
-    pending: list[Endpoint | BaseRoute] = []
-    for item in async_:
-        if isinstance(item, Endpoint) and item.path in groups:
-            anchor = ordered.index(groups[item.path])
-            for waiting in pending:
-                anchor = add(waiting, anchor) or anchor
-            pending.clear()
-            add(item, None)
+    ordered: list[RouteSlot | BaseRoute] = []
+    for item in layout:
+        ordered += before.get(id(item), ())
+        ordered.append(item)
+        ordered += after.get(id(item), ())
+    return entries, ordered + pending
+
+
+def _runs(items: Iterable[Endpoint | BaseRoute]) -> Iterator[list[Endpoint] | BaseRoute]:
+    # `collect` gives one Endpoint per method; the methods of one route come in a row.
+    run: list[Endpoint] = []
+    for item in items:
+        if isinstance(item, Endpoint) and run and _same_route(run[0], item):
+            run.append(item)
+            continue
+        if run:
+            yield run
+            run = []
+        if isinstance(item, Endpoint):
+            run = [item]
         else:
-            pending.append(item)
-    for waiting in pending:
-        add(waiting, None)
-    return entries, ordered
+            yield item
+    if run:
+        yield run
 
 
-@dataclass(eq=False)
+def _same_route(one: Endpoint, other: Endpoint) -> bool:
+    # The same route object included twice under other prefixes is two routes.
+    return one.path == other.path and one.context.original_route is other.context.original_route
+
+
+def _add(entries: dict[str, RouteEntry], endpoint: Endpoint) -> RouteEntry:
+    entry = entries.setdefault(endpoint.key, RouteEntry(endpoint.key))
+    slot = "legacy" if endpoint.side is Implementation.LEGACY else "async_"
+    found: Endpoint | None = getattr(entry, slot)
+    if found is not None:
+        raise RouteError(
+            f"Route '{endpoint.key}' is defined twice on the {endpoint.side.value} side "
+            f"({found.where} and {endpoint.where}); keep one."
+        )
+    setattr(entry, slot, endpoint)
+    return entry
+
+
+def dispatch_routes(
+    layout: Iterable[RouteSlot | BaseRoute],
+    table: ModeTable,
+    request_key: Callable[[Scope], str | None],
+) -> list[BaseRoute]:
+    """The composed app's routes: a PathGroup for each slot `pair` laid out, others as is."""
+    return [
+        PathGroup(item.context, item.entries, table, request_key)
+        if isinstance(item, RouteSlot)
+        else item
+        for item in layout
+    ]
+
+
 class PathGroup(BaseRoute):
-    """All routes on one full path template; dispatches each request to one implementation."""
+    """The methods one route answers on its path; picks each request's implementation.
 
-    path: str
-    context: RouteContext
-    entries: dict[str, RouteEntry] = field(default_factory=dict)
-    table: ModeTable | None = None
-    request_key: Callable[[Scope], str | None] = lambda scope: None
+    It stands where the legacy route (or the async-only route) stood and matches as that
+    route does: FULL for its own methods only (FastAPI's APIRoute has no implicit HEAD),
+    PARTIAL for other methods on its path. A PARTIAL match answers what Starlette's
+    `Route.handle` answers: `HTTPException(405)` with `Allow` = the route's methods, so
+    the app's exception handlers shape the body.
 
-    def __post_init__(self) -> None:
-        self.path_regex = self.context.path_regex
-        self.param_convertors = self.context.param_convertors
-        self.path_format = self.context.path_format
-        self.name = self.context.name or ""
+        group = PathGroup(slot.context, slot.entries, gateway.modes, read_key)
+    """
+
+    def __init__(
+        self,
+        context: RouteView,
+        entries: dict[str, RouteEntry],
+        table: ModeTable,
+        request_key: Callable[[Scope], str | None],
+    ) -> None:
+        if not entries:
+            raise RouteError(f"PathGroup for {context.path!r} got no methods; expected one.")
+        self.context = context
+        self.path = context.path or ""
+        self.entries = entries
+        self.table = table
+        self.request_key = request_key
+        self.path_regex = context.path_regex
+        self.param_convertors = context.param_convertors
+        self.path_format = context.path_format
+        self.name = context.name or ""
+        methods = context.methods or set()
+        # The route's own set, joined as Starlette joins it; an async-only rest of a
+        # route that is partly paired answers for its own methods only.
+        self.allow = ", ".join(methods if set(methods) == set(entries) else sorted(entries))
+        first = next(iter(entries.values()))
+        self.first = first.legacy or first.async_
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
@@ -218,25 +307,19 @@ class PathGroup(BaseRoute):
         path_params = dict(scope.get("path_params", {}))
         path_params.update(params)
         child: Scope = {"path_params": path_params}
-        method = scope["method"]
-        if method in self.entries or (method == "HEAD" and "GET" in self.entries):
+        if scope["method"] in self.entries:
             return Match.FULL, child
         return Match.PARTIAL, child
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method = scope["method"]
-        entry = self.entries.get(method) or (self.entries.get("GET") if method == "HEAD" else None)
+        entry = self.entries.get(scope["method"])
         if entry is None:
-            allow = ", ".join(sorted(self.entries))
-            response = PlainTextResponse(
-                "Method Not Allowed", status_code=405, headers={"Allow": allow}
-            )
-            await response(scope, receive, send)
+            await self.method_not_allowed(scope, receive, send)
             return
         implementation = self.decide(entry, scope)
         endpoint = entry.endpoint(implementation)
-        info = scope.get("gateway")
-        if isinstance(info, RequestInfo):
+        info = current_request.get()
+        if info is not None:
             info.route = entry.key
             info.path = self.path
             info.implementation = implementation
@@ -245,12 +328,24 @@ class PathGroup(BaseRoute):
         await endpoint.app(scope, receive, send)
 
     def decide(self, entry: RouteEntry, scope: Scope) -> Implementation:
-        if not entry.paired:
-            return entry.implementations[0]
-        assert self.table is not None
+        if entry.async_ is None:
+            return Implementation.LEGACY
+        if entry.legacy is None:
+            return Implementation.ASYNC
         flag = self.table.get(entry.key)
-        key = self.request_key(scope) if flag.mode.value == "canary" else None
+        key = self.request_key(scope) if flag.mode is Mode.CANARY else None
         return choose(flag, salt=entry.key, request_key=key)
+
+    async def method_not_allowed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Starlette's own 405 for a method this route lacks (raised inside an app)."""
+        if self.first is not None:
+            scope["endpoint"] = self.first.func
+            scope["route"] = self.first.context.original_route
+        headers = {"Allow": self.allow}
+        if "app" in scope:
+            raise HTTPException(status_code=405, headers=headers)
+        response = PlainTextResponse("Method Not Allowed", status_code=405, headers=headers)
+        await response(scope, receive, send)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
         return self.context.url_path_for(name, **path_params)

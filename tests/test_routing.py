@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
 
 from gateway import Gateway, RouteKindError, Settings, UnknownModeError, UnknownRouteError
 from gateway.exceptions import RouteError
 from gateway.flags import Flag, Implementation, Mode, choose
+from gateway.legacy import LegacyApp
 from tests.conftest import started_client
 
 pytestmark = pytest.mark.anyio
@@ -91,13 +94,42 @@ async def test_async_only_route_keeps_its_precedence(tmp_path):
         assert (await client.get("/only-async")).json() == {"side": "async"}
 
 
-async def test_method_not_allowed_lists_methods(tmp_path):
+async def test_method_not_allowed_is_the_legacy_routes_own(tmp_path):
     legacy, migrated = routers()
     gateway = make_gateway(tmp_path, legacy, migrated)
     async for client in started_client(gateway.app):
-        response = await client.delete("/items/1")
-        assert response.status_code == 405
-        assert response.headers["allow"] == "GET, PUT"
+        for mode in ("legacy", "async"):
+            gateway.modes.set_mode("GET /items/{item_id}", mode)
+            # As FastAPI alone: the first route on the path answers, through the handlers.
+            response = await client.delete("/items/1")
+            assert (response.status_code, response.json()) == (
+                405,
+                {"detail": "Method Not Allowed"},
+            )
+            assert response.headers["allow"] == "GET"
+            # An APIRoute has no implicit HEAD, paired or not.
+            assert (await client.head("/items/1")).status_code == 405
+
+
+async def test_async_only_method_on_a_legacy_path_leaves_the_legacy_405(tmp_path):
+    legacy, migrated = APIRouter(), APIRouter()
+
+    @legacy.get("/x")
+    def get_x():
+        return {"side": "legacy"}
+
+    @migrated.api_route("/x", methods=["GET", "DELETE"])
+    async def x_async():
+        return {"side": "async"}
+
+    gateway = make_gateway(tmp_path, legacy, migrated)
+    assert gateway.entries["GET /x"].paired
+    assert gateway.entries["DELETE /x"].implementations == [Implementation.ASYNC]
+    async for client in started_client(gateway.app):
+        assert (await client.delete("/x")).json() == {"side": "async"}
+        assert (await client.get("/x")).json() == {"side": "legacy"}
+        response = await client.patch("/x")
+        assert (response.status_code, response.headers["allow"]) == (405, "GET")
 
 
 async def test_canary_sends_a_sticky_share_to_async(tmp_path):
@@ -120,19 +152,38 @@ async def test_canary_sends_a_sticky_share_to_async(tmp_path):
     assert set(sides.values()) == {"legacy", "async"}
 
 
-def test_legacy_route_must_be_def(tmp_path):
-    router = APIRouter()
+async def test_legacy_async_def_route_is_served_on_the_loop_and_shown(tmp_path):
+    legacy, migrated = APIRouter(), APIRouter()
+    threads: dict[str, int] = {}
 
-    @router.get("/x")
-    async def sneaky():
-        return {}
+    @legacy.get("/health")
+    async def health():
+        threads["legacy"] = threading.get_ident()
+        return {"side": "legacy"}
 
-    gateway = Gateway(Settings.from_environ({}, database_url=f"sqlite:///{tmp_path / 'g.db'}"))
-    gateway.include_legacy(router)
-    with pytest.raises(
-        RouteKindError, match=r"Legacy route 'GET /x' \(tests.test_routing.*sneaky\) is 'async def'"
-    ):
-        gateway.build()
+    @legacy.get("/sync")
+    def sync_route():
+        threads["sync"] = threading.get_ident()
+        return {"side": "legacy"}
+
+    @migrated.get("/health")
+    async def health_async():
+        return {"side": "async"}
+
+    gateway = make_gateway(tmp_path, legacy, migrated)
+    rows = {r["key"]: r for r in gateway.describe_routes()}
+    assert rows["GET /health"]["kinds"] == {"legacy": "async def", "async": "async def"}
+    assert rows["GET /sync"]["kinds"] == {"legacy": "def"}
+    endpoint = gateway.entries["GET /health"].legacy
+    assert endpoint is not None
+    assert not isinstance(endpoint.app, LegacyApp)  # FastAPI's own handler, not the fast path
+    async for client in started_client(gateway.app):
+        assert (await client.get("/health")).json() == {"side": "legacy"}
+        assert (await client.get("/sync")).json() == {"side": "legacy"}
+        gateway.modes.set_mode("GET /health", "async")
+        assert (await client.get("/health")).json() == {"side": "async"}
+    assert threads["legacy"] == threading.get_ident()  # on the event loop's thread
+    assert threads["sync"] != threading.get_ident()  # the `def` route: a worker thread
 
 
 def test_async_route_must_be_async_def(tmp_path):
@@ -144,7 +195,10 @@ def test_async_route_must_be_async_def(tmp_path):
 
     gateway = Gateway(Settings.from_environ({}, database_url=f"sqlite:///{tmp_path / 'g.db'}"))
     gateway.include_async(router)
-    with pytest.raises(RouteKindError, match=r"Async route 'GET /x' \(.*plain\) is a plain 'def'"):
+    with pytest.raises(
+        RouteKindError,
+        match=r"Async route 'GET /x' \(tests\.test_routing\..*plain\) is a plain 'def'",
+    ):
         gateway.build()
 
 
