@@ -35,10 +35,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi.openapi.utils import get_openapi
 from prometheus_client import CollectorRegistry
-from starlette.middleware import Middleware
 from sqlalchemy.engine import Engine
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from gateway.admin import admin_router
@@ -56,6 +55,7 @@ from gateway.legacy import legacy_app_for
 from gateway.logging import configure_logging, log_started, log_stopped, watch_flips
 from gateway.metering import Metering
 from gateway.metrics import GatewayMetrics
+from gateway.openapi import install_openapi, served_routes
 from gateway.page import page_router
 from gateway.readings import route_numbers, window_seconds
 from gateway.recorder import MetricsMiddleware, Recorder
@@ -187,8 +187,8 @@ class Gateway:
             legacy_host.include_router(router, **include)
         for router, include in self._async_routers:
             async_host.include_router(router, **include)
-        legacy_routes = _served_routes(legacy_host)
-        async_routes = _served_routes(async_host)
+        legacy_routes = served_routes(legacy_host)
+        async_routes = served_routes(async_host)
         self.entries, layout = pair(
             collect(legacy_routes, Implementation.LEGACY, legacy_app_for),
             collect(async_routes, Implementation.ASYNC),
@@ -229,7 +229,13 @@ class Gateway:
             app.router.routes.insert(0, self.metering.route())
             recorder.static_paths = _static_paths(app.router.routes)
         self._install_admin(app, recorder)
-        self._install_openapi(app, legacy_routes, async_routes)
+        legacy_keys = {k for k, e in self.entries.items() if e.legacy is not None}
+        only_async = [
+            e.async_.context
+            for e in self.entries.values()
+            if e.async_ is not None and e.key not in legacy_keys
+        ]
+        install_openapi(app, [*legacy_routes, *only_async], source)
         watch_flips(self.modes)
         self._hosts = (legacy_host, async_host)
         self.app = app
@@ -307,7 +313,8 @@ class Gateway:
             return None
         from gateway.metrics import scrape_registry
 
-        where = {k: e.async_.where for k, e in self.entries.items() if e.async_ is not None}
+        # A regression's code: the async side, or a legacy `async def` with no twin yet.
+        where = {k: found.where for k, e in self.entries.items() if (found := e.async_ or e.legacy)}
 
         def report() -> dict[str, Any]:
             recorder.sample()
@@ -315,29 +322,6 @@ class Gateway:
             return rank(numbers, window_seconds(recorder.started), where=where).as_dict()
 
         return report
-
-    def _install_openapi(
-        self, app: FastAPI, legacy_routes: list[BaseRoute], async_routes: list[BaseRoute]
-    ) -> None:
-        legacy_keys = {k for k, e in self.entries.items() if e.legacy is not None}
-        only_async = [
-            e.async_.context.openapi_route
-            for e in self.entries.values()
-            if e.async_ is not None and e.key not in legacy_keys
-        ]
-        source = self._legacy_app
-
-        def openapi() -> dict[str, Any]:
-            if app.openapi_schema is None:
-                app.openapi_schema = get_openapi(
-                    title=app.title,
-                    version=app.version,
-                    description=source.description if source else None,
-                    routes=[*legacy_routes, *only_async],
-                )
-            return app.openapi_schema
-
-        app.openapi = openapi  # type: ignore[method-assign]
 
     @asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -428,14 +412,6 @@ async def _run(hook: Hook, gateway: Gateway) -> None:
     result = hook(gateway)
     if result is not None:
         await result
-
-
-def _served_routes(host: FastAPI) -> list[BaseRoute]:
-    """A host's routes without its own docs pages (the gateway serves one set of docs)."""
-    skip = {host.openapi_url, host.docs_url, host.redoc_url, host.swagger_ui_oauth2_redirect_url}
-    if host.docs_url:
-        skip.add(host.docs_url + "/oauth2-redirect")
-    return [r for r in host.routes if getattr(r, "path", None) not in skip - {None}]
 
 
 def _static_paths(routes: list[BaseRoute]) -> set[str]:

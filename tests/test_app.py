@@ -71,3 +71,42 @@ def test_gc_threshold_rejects_what_gc_set_threshold_would_not_take():
         10,
     )
     assert Settings.from_environ({}).gc_thresholds == ()
+
+
+async def test_an_injected_memory_store_keeps_flags_without_any_database_table(sqlite_url):
+    from sqlalchemy import create_engine, inspect
+
+    from gateway import MemoryFlagStore
+
+    store = MemoryFlagStore()
+    settings = Settings.from_environ(
+        {}, database_url=sqlite_url, metrics=False, admin_tokens="ops=0123456789abcdef-token"
+    )
+    gw = Gateway(settings, store=store)
+    legacy, migrated = APIRouter(), APIRouter()
+
+    @legacy.get("/thing")
+    def thing() -> dict[str, str]:
+        return {"side": "legacy"}
+
+    @migrated.get("/thing")
+    async def thing_async() -> dict[str, str]:
+        return {"side": "async"}
+
+    gw.include_legacy(legacy)
+    gw.include_async(migrated)
+    app = gw.build()
+    async for client in started_client(app):
+        flip = await client.put(
+            "/_gateway/routes/GET /thing",
+            json={"mode": "async"},
+            headers={"Authorization": "Bearer 0123456789abcdef-token"},
+        )
+        assert flip.status_code == 200
+        assert (await client.get("/thing")).json() == {"side": "async"}
+    assert (await store.load())["GET /thing"].flag.mode.value == "async"
+    engine = create_engine(sqlite_url)
+    try:
+        assert "gateway_flags" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
