@@ -83,7 +83,7 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Regression:
-    """An async route that ran a sync engine on the event loop thread."""
+    """An `async def` route (migrated, or legacy) that ran a sync engine on the loop thread."""
 
     key: str
     implementation: str
@@ -168,7 +168,7 @@ def rank(
                     async_will_not_help=cpu_share is not None and cpu_share >= cpu_bound_share,
                 )
             )
-        if row.loop_blocked_seconds > 0 and row.implementation != "legacy":
+        if row.loop_blocked_seconds > 0:  # an `async def` route, migrated or legacy
             regressions.append(
                 Regression(
                     key=row.key,
