@@ -74,6 +74,8 @@ def fast_path_blocker(view: RouteView) -> str | None:
         return "the endpoint is marked with gateway.legacy.keep_fastapi_handler"
     if is_gen(dependant) or is_async_gen(dependant):
         return "the endpoint is a generator (a streamed response)"
+    if is_coroutine(dependant):
+        return "the endpoint is 'async def': FastAPI runs it on the event loop"
     body_field = view.body_field
     if body_field is not None and isinstance(body_field.field_info, params.Form):
         return "the body is a form or has files"

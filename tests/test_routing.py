@@ -177,6 +177,7 @@ async def test_legacy_async_def_route_is_served_on_the_loop_and_shown(tmp_path):
     endpoint = gateway.entries["GET /health"].legacy
     assert endpoint is not None
     assert not isinstance(endpoint.app, LegacyApp)  # FastAPI's own handler, not the fast path
+    assert endpoint.fallback == "the endpoint is 'async def': FastAPI runs it on the event loop"
     async for client in started_client(gateway.app):
         assert (await client.get("/health")).json() == {"side": "legacy"}
         assert (await client.get("/sync")).json() == {"side": "legacy"}
