@@ -104,29 +104,31 @@ def format_mode(mode: str, percent: float | None) -> str:
 
 
 def print_routes(rows: Sequence[Mapping[str, Any]]) -> None:
-    """The route table of `gateway routes` and `gateway flags list`, then why some routes
-    run on FastAPI's own handler (rows with a "fallback" reason)."""
-    kinds = [_kind(row.get("kind")) for row in rows]
+    """The route table of `gateway routes` and `gateway flags list` (with a KIND column when
+    the rows say each side's kind), then why some routes run on FastAPI's own handler."""
+    kinds = [_per_side(row.get("kinds", row.get("kind"))) for row in rows]
     width = max((len(row["key"]) for row in rows), default=10)
+    kind_width = max((len(k) for k in kinds), default=0)
     head = f"{'ROUTE':<{width}}  {'IMPLEMENTATIONS':<16}"
-    if any(kinds):
-        head += f"  {'KIND':<{max(4, *map(len, kinds))}}"
+    if kind_width:
+        head += f"  {'KIND':<{max(kind_width, 4)}}"
     typer.echo(f"{head}  MODE")
     for row, kind in zip(rows, kinds, strict=True):
         line = f"{row['key']:<{width}}  {'+'.join(row['implementations']):<16}"
-        if any(kinds):
-            line += f"  {kind:<{max(4, *map(len, kinds))}}"
+        if kind_width:
+            line += f"  {kind:<{max(kind_width, 4)}}"
         typer.echo(f"{line}  {format_mode(row['mode'], row.get('percent'))}")
     for row in rows:
-        if row.get("fallback"):
-            typer.echo(f"note: {row['key']} runs on FastAPI's own handler: {row['fallback']}")
+        why = _per_side(row.get("fallback"))
+        if why:
+            typer.echo(f"note: {row['key']} runs on FastAPI's own handler: {why}")
 
 
-def _kind(kind: Any) -> str:
-    # One kind per route, or one per implementation ({"legacy": "def", "async": "async def"}).
-    if isinstance(kind, Mapping):
-        return " / ".join(str(k) for k in kind.values() if k)
-    return str(kind) if kind else ""
+def _per_side(value: Any) -> str:
+    # One value per route, or one per implementation ({"legacy": "def", "async": "async def"}).
+    if isinstance(value, Mapping):
+        return " / ".join(str(v) for v in value.values() if v)
+    return str(value) if value else ""
 
 
 def with_stored_modes(gateway: Gateway, stored: dict[str, StoredFlag]) -> list[dict[str, Any]]:

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from gateway.cli import cli
 from gateway.testing import free_port
-from tests.support_flags import PROBE
+from tests.apps.probe import PROBE
 
-APP = "tests.support_flags:create_probe_app"
+APP = "tests.apps.probe:create_probe_app"
 PLAIN = "tests.test_cli:plain_app"
 runner = CliRunner()
 
@@ -43,7 +43,7 @@ def isolated_imports(monkeypatch):
     [
         (["serve", "nosuch.module:app"], "no module named 'nosuch' (looked in the current"),
         (["serve", "tests.nosuch:app"], 'Could not import module "tests.nosuch"'),
-        (["serve", "tests.support_flags:nothing"], 'Attribute "nothing" not found'),
+        (["serve", "tests.apps.probe:nothing"], 'Attribute "nothing" not found'),
         (["serve", PLAIN], "is a plain FastAPI app, not built by gateway.Gateway; wrap it"),
         (["serve", "--env-file", "no-such.env"], "--env-file 'no-such.env' is not a file"),
         (["serve", "--port", "70000"], "gateway serve: Invalid value for '--port'"),
@@ -185,3 +185,62 @@ def test_app_dir_and_factory(tmp_path):
     assert result.exit_code == 0, result.output
     assert "legacy+async" in result.stdout
     assert "Could not import" in runner.invoke(cli, ["routes", "gw_nowhere:app"]).stderr
+
+
+def mixed_kinds_app():
+    """A legacy app with a `def` and an `async def` route, one of them migrated."""
+    from fastapi import APIRouter
+
+    from gateway import Gateway, Settings
+
+    legacy, migrated = APIRouter(), APIRouter()
+
+    @legacy.get("/books")
+    def books():
+        return []
+
+    @legacy.get("/health")
+    async def health():
+        return {"ok": True}
+
+    @migrated.get("/books")
+    async def books_async():
+        return []
+
+    gateway = Gateway(Settings.from_environ({}, database_url="sqlite:///never-created.db"))
+    gateway.include_legacy(legacy)
+    gateway.include_async(migrated)
+    return gateway.build()
+
+
+def test_routes_shows_each_sides_kind(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["routes", "tests.test_cli:mixed_kinds_app"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["ROUTE", "IMPLEMENTATIONS", "KIND", "MODE"]
+    assert next(x for x in lines if x.startswith("GET /books ")).split()[3:] == [
+        "def", "/", "async", "def", "legacy",
+    ]  # fmt: skip
+    assert next(x for x in lines if x.startswith("GET /health ")).split()[3:] == [
+        "async", "def", "legacy",
+    ]  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_route_table_says_why_a_route_runs_on_fastapis_handler(capsys):
+    from gateway.cli_common import print_routes
+
+    rows = [
+        {"key": "GET /a", "implementations": ["legacy"], "mode": "legacy", "percent": None,
+         "kinds": {"legacy": "def"}, "fallback": "its dependency uses Security scopes"},
+        {"key": "GET /b", "implementations": ["legacy", "async"], "mode": "canary",
+         "percent": 5.0, "kinds": {"legacy": "def", "async": "async def"}},
+    ]  # fmt: skip
+    print_routes(rows)
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["GET", "/a", "legacy", "def", "legacy"]
+    assert out[2].endswith("canary 5%")
+    assert out[3] == (
+        "note: GET /a runs on FastAPI's own handler: its dependency uses Security scopes"
+    )

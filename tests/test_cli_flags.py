@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from gateway.cli import cli
 from gateway.testing import serve_in_subprocess
-from tests.support_flags import ADMIN_TOKEN, PROBE
+from tests.apps.probe import ADMIN_TOKEN, PROBE
 
-APP = "tests.support_flags:create_probe_app"
+APP = "tests.apps.probe:create_probe_app"
 runner = CliRunner()
 
 

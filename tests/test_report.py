@@ -13,8 +13,8 @@ from gateway.cli import cli
 from gateway.cli_report import format_report
 from gateway.report import RouteNumbers, quantile, rank
 from gateway.testing import serve_in_subprocess
+from tests.apps.metrics import scenario_gateway
 from tests.conftest import started_client
-from tests.support_metrics import scenario_gateway
 
 
 def legacy(route: str, requests: float, wall: float, cpu: float, **more: float) -> RouteNumbers:
@@ -119,14 +119,14 @@ async def test_done_when_io_route_first_cpu_route_marked_blocking_async_listed(p
     assert first["blocked_thread_seconds_per_second"] > cpu["blocked_thread_seconds_per_second"]
     [regression] = report["regressions"]
     assert regression["key"] == "GET /blocks"
-    assert regression["where"] == "tests.support_metrics.blocks_the_loop"
+    assert regression["where"] == "tests.apps.metrics.blocks_the_loop"
     assert regression["requests_blocking"] == 5
 
 
 @pytest.mark.slow
 def test_gateway_report_command_reads_a_running_gateway(sqlite_url):
     env = {"GATEWAY_DATABASE_URL": sqlite_url}
-    with serve_in_subprocess("tests.support_metrics:create_app", env=env) as url:
+    with serve_in_subprocess("tests.apps.metrics:create_app", env=env) as url:
         import httpx
 
         for _ in range(3):
