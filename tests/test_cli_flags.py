@@ -91,5 +91,10 @@ def test_against_a_running_gateway(sqlite_url):
         listed = flags("list", "--url", url)
         probe_line = next(x for x in listed.output.splitlines() if x.startswith(PROBE + " "))
         assert probe_line.split()[-1] == "async"
+        routes = runner.invoke(cli, ["routes"], env={"GATEWAY_ADMIN_URL": url})
+        assert routes.exit_code == 0, routes.output
+        assert next(x for x in routes.stdout.splitlines() if x.startswith(PROBE + " ")).endswith(
+            "async"
+        )
         history = json.loads(flags("history", "--json", "--url", url).output)
         assert [(h["by"], h["new"]["mode"]) for h in history] == [("ops", "async")]

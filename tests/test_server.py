@@ -7,6 +7,7 @@ count how many times each process built it.
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -95,3 +96,30 @@ def test_no_proxy_headers_keeps_the_peer_address(tmp_path):
                              ready_path="/whoami") as url:  # fmt: skip
         seen = httpx.get(f"{url}/whoami", headers={"X-Forwarded-For": "203.0.113.7"}).json()
     assert seen["client"] == "127.0.0.1"
+
+
+def test_reload_builds_once_in_each_fresh_process_after_a_change(tmp_path):
+    watched = tmp_path / "src"
+    watched.mkdir()
+    extra = ("--reload", "--reload-dir", str(watched))
+    with serve_in_subprocess(APP, env=server_env(tmp_path), extra_args=extra,
+                             ready_path="/whoami") as url:  # fmt: skip
+        first = httpx.get(f"{url}/whoami").json()["pid"]
+        (watched / "changed.py").write_text("VALUE = 1\n")
+        deadline = time.monotonic() + 60
+        while len(builds(tmp_path)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = wait_for_new_pid(url, first, deadline)
+    assert builds(tmp_path) == {first: 1, second: 1}
+
+
+def wait_for_new_pid(url: str, old: int, deadline: float) -> int:
+    while time.monotonic() < deadline:
+        try:
+            pid = httpx.get(f"{url}/whoami", timeout=2).json()["pid"]
+        except httpx.TransportError:
+            pid = old
+        if pid != old:
+            return int(pid)
+        time.sleep(0.1)
+    raise AssertionError(f"the server at {url} was not reloaded within 60 s")
