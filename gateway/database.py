@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
 from gateway.compat import Engine, async_session_factory
 from gateway.exceptions import DatabaseUnreachable
@@ -55,10 +56,19 @@ class Database:
             async_args["server_settings"] = {"statement_timeout": str(statement_timeout_ms)}
         if self.backend == "sqlite":
             sync_args["timeout"] = async_args["timeout"] = 30
-        pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
-        self.sync_engine: Engine = create_engine(sync_url, connect_args=sync_args, **pool)
+        pool: dict[str, Any] = {
+            "pool_size": pool_size,
+            "max_overflow": max_overflow,
+            "pool_timeout": pool_timeout,
+        }
+        sync_pool, async_pool = dict(pool), dict(pool)
+        if self.backend == "sqlite":
+            # Named, because SQLAlchemy 1.4 gives file databases a NullPool (2.x: QueuePool).
+            sync_pool["poolclass"] = QueuePool
+            async_pool["poolclass"] = AsyncAdaptedQueuePool
+        self.sync_engine: Engine = create_engine(sync_url, connect_args=sync_args, **sync_pool)
         self.async_engine: AsyncEngine = create_async_engine(
-            async_url, connect_args=async_args, **pool
+            async_url, connect_args=async_args, **async_pool
         )
         if self.backend == "sqlite":
             # WAL lets the sync and the async engine read while the other writes.

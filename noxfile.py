@@ -1,0 +1,113 @@
+"""The version matrix: the gateway's core tests on each supported FastAPI x SQLAlchemy.
+
+    nox -s matrix                 # every pair below, on the local PostgreSQL
+    nox -s "matrix(fastapi='0.100.1', sqlalchemy='1.4.54')"
+    nox -s pinned_install         # install into an app pinned to the oldest versions
+
+Each session is a uv-made virtualenv (reused between runs; `nox --no-reuse-existing-virtualenvs`
+rebuilds them) with the gateway installed from this checkout and FastAPI, SQLAlchemy and
+pydantic pinned. Starlette is whatever that FastAPI resolves to, as in an app's own env.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["matrix", "pinned_install"]
+
+OLDEST = {"fastapi": "0.100.1", "pydantic": "2.0.2", "sqlalchemy": "1.4.54"}
+NEWEST_SQLALCHEMY = "2.1.9"
+
+# (FastAPI, SQLAlchemy): every FastAPI at least once; every SQLAlchemy with the oldest and
+# the newest FastAPI; 0.136/0.137 bracket the change to nested route contexts.
+PAIRS = [
+    ("0.100.1", "1.4.54"),
+    ("0.100.1", "2.0.58"),
+    ("0.100.1", NEWEST_SQLALCHEMY),
+    ("0.110.3", "2.0.58"),
+    ("0.115.14", "1.4.54"),
+    ("0.125.0", "2.0.58"),
+    ("0.136.0", NEWEST_SQLALCHEMY),
+    ("0.137.0", "2.0.58"),
+    ("0.155.0", NEWEST_SQLALCHEMY),
+    ("0.165.0", "1.4.54"),
+    ("0.165.0", "2.0.58"),
+    ("0.165.0", NEWEST_SQLALCHEMY),
+]
+
+# Mounting, dispatch, the legacy fast path (one hand-off, no deadlock), flags, metrics.
+TESTS = [
+    "tests/test_compat.py",
+    "tests/test_database.py",
+    "tests/test_mounting.py",
+    "tests/test_routing.py",
+    "tests/test_legacy.py",
+    "tests/test_flags.py",
+    "tests/test_metrics.py",
+]
+TEST_DEPS = ["pytest>=7.4", "asgi-lifespan>=2.1"]
+
+
+def _extras(sqlalchemy: str) -> str:
+    return ".[psycopg2]" if sqlalchemy.startswith("1.") else "."
+
+
+@nox.session(python="3.11")
+@nox.parametrize(("fastapi", "sqlalchemy"), PAIRS)
+def matrix(session: nox.Session, fastapi: str, sqlalchemy: str) -> None:
+    """The core tests on one FastAPI x SQLAlchemy pair, on PostgreSQL."""
+    session.install(
+        _extras(sqlalchemy),
+        f"fastapi=={fastapi}",
+        f"sqlalchemy[asyncio]=={sqlalchemy}",
+        *TEST_DEPS,
+    )
+    session.run(
+        "python",
+        "-c",
+        "import fastapi, sqlalchemy, starlette, pydantic as p;"
+        "print('fastapi', fastapi.__version__, 'starlette', starlette.__version__,"
+        " 'sqlalchemy', sqlalchemy.__version__, 'pydantic', p.VERSION)",
+    )
+    env = {"GATEWAY_TEST_REQUIRE_POSTGRES": os.environ.get("GATEWAY_TEST_REQUIRE_POSTGRES", "1")}
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *TESTS,
+        *session.posargs,
+        env=env,
+    )
+
+
+@nox.session(python="3.11")
+def pinned_install(session: nox.Session) -> None:
+    """Install the gateway into an app pinned to the oldest supported versions: nothing moves.
+
+    The app's pins go in as constraints, the way a team with a lock file installs: a floor
+    of the gateway's (or of a dependency it pulls in) above a pin fails the resolution.
+    """
+    pins = [f"{name}=={version}" for name, version in OLDEST.items()]
+    constraints = os.path.join(session.create_tmp(), "app-pins.txt")
+    with open(constraints, "w") as file:
+        file.write("\n".join(pins) + "\n")
+    session.install(*pins, "psycopg2-binary==2.9.6", *TEST_DEPS)
+    session.install("-c", constraints, ".[psycopg2]")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_pinned_install.py",
+        env={"GATEWAY_PINNED": " ".join(pins)},
+    )
