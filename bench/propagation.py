@@ -3,7 +3,7 @@
     python -m bench.propagation                       # 200 flips, 4 workers, PostgreSQL
     python -m bench.propagation --load 1000 --duration 60 --flips 100   # flips under wrk load
 
-It serves tests.support_flags:create_probe_app with `gateway serve --workers N` on a
+It serves bench.apps.probe:create_app with `gateway serve --workers N` on a
 throwaway PostgreSQL database. Every worker appends a line to <probe dir>/<pid>.log with the
 wall-clock time at which it applied a change to its in-memory mode table (which the next
 request reads), so the latency of a flip is max(applied time over workers) - (time just before
@@ -35,10 +35,11 @@ import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 
+from bench.apps.probe import PROBE
 from gateway.testing import serve_in_subprocess
-from tests.support_flags import ADMIN_TOKEN, PROBE
 
-APP = "tests.support_flags:create_probe_app"
+APP = "bench.apps.probe:create_app"
+ADMIN_TOKEN = "bench-propagation-0123456789"  # given to the server it starts
 ADMIN_URL = os.environ.get(
     "GATEWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

@@ -7,9 +7,9 @@ from urllib.parse import quote
 import pytest
 
 from gateway.flags import Flag, Mode, choose
+from tests.apps.probe import ADMIN_TOKEN, OTHER, OTHER_TOKEN, PROBE, create_probe_gateway
+from tests.apps.probe import probe_settings as make_settings
 from tests.conftest import started_client
-from tests.support_flags import ADMIN_TOKEN, OTHER, OTHER_TOKEN, PROBE, create_probe_gateway
-from tests.support_flags import probe_settings as make_settings
 
 pytestmark = pytest.mark.anyio
 

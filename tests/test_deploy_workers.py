@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from tests.support_deploy import running_server
+from tests.apps.deploy import running_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

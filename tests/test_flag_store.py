@@ -12,8 +12,8 @@ from gateway.exceptions import SettingsError
 from gateway.flag_follower import FollowerMetrics
 from gateway.flag_store import MemoryFlagStore, SqlFlagStore, StoredFlag
 from gateway.flags import Flag, Mode
+from tests.apps.probe import OTHER, PROBE, create_probe_gateway, probe_settings
 from tests.conftest import started_client
-from tests.support_flags import OTHER, PROBE, create_probe_gateway, probe_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -21,14 +21,14 @@ from prometheus_client import CollectorRegistry
 
 from gateway.flags import Flag, Mode
 from gateway.testing import free_port
-from tests.conftest import started_client
-from tests.support_flags import (
+from tests.apps.probe import (
     ADMIN_TOKEN,
     PROBE,
     create_probe_gateway,
     implementations_by_pid,
     probe_settings,
 )
+from tests.conftest import started_client
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -196,7 +196,7 @@ def test_ten_second_outage_under_four_workers_loses_no_request(private_postgres)
         "GATEWAY_LOG_LEVEL": "warning",  # the server's pipe is not drained while it runs
     }
     runner = CliRunner()
-    app = "tests.support_flags:create_probe_app"
+    app = "tests.apps.probe:create_probe_app"
     with serve_in_subprocess(
         app, env=env, workers=4, ready_path="/probe", ready_timeout=120
     ) as url:

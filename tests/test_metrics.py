@@ -14,9 +14,9 @@ from starlette.routing import Route
 
 from gateway import Settings
 from gateway.recorder import metrics_for
-from tests import support_metrics
+from tests.apps import metrics as metrics_app
+from tests.apps.metrics import scenario_gateway
 from tests.conftest import started_client
-from tests.support_metrics import scenario_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -81,7 +81,7 @@ async def test_legacy_thread_time_is_split_into_cpu_and_blocked(client, registry
     cpu = value(registry, "gateway_thread_cpu_seconds_total", **labels)
     wall = value(registry, "gateway_thread_seconds_total", **labels)
     blocked = value(registry, "gateway_thread_blocked_seconds_total", **labels)
-    assert cpu >= 3 * support_metrics.CPU_BURN
+    assert cpu >= 3 * metrics_app.CPU_BURN
     assert wall >= cpu
     assert blocked == pytest.approx(wall - cpu, abs=1e-6)
 
@@ -163,7 +163,7 @@ async def test_sync_engine_on_the_loop_is_counted_and_logged_once(client, regist
     assert value(registry, "gateway_loop_blocked_seconds_total", **labels) > 0
     lines = [r.getMessage() for r in caplog.records if "event loop thread" in r.getMessage()]
     assert len(lines) == 1
-    assert "tests.support_metrics.blocks_the_loop" in lines[0]
+    assert "tests.apps.metrics.blocks_the_loop" in lines[0]
     # Async routes on the async engine and legacy routes in threads are not blocking.
     await client.get("/pair/1")
     assert (
@@ -216,7 +216,7 @@ async def test_metrics_endpoint_needs_no_worker_thread(sqlite_url, registry):
     gw = scenario_gateway(settings, registry)
     gate = threading.Event()
 
-    @support_metrics.legacy.get("/hold")
+    @metrics_app.legacy.get("/hold")
     def hold() -> dict[str, int]:
         gate.wait(30)
         return {"ok": 1}
@@ -245,8 +245,8 @@ async def test_metrics_endpoint_needs_no_worker_thread(sqlite_url, registry):
             assert (await held).status_code == 200
     finally:
         gate.set()
-        support_metrics.legacy.routes[:] = [
-            r for r in support_metrics.legacy.routes if getattr(r, "path", "") != "/hold"
+        metrics_app.legacy.routes[:] = [
+            r for r in metrics_app.legacy.routes if getattr(r, "path", "") != "/hold"
         ]
 
 

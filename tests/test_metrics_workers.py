@@ -40,7 +40,7 @@ def test_two_workers_aggregate_requests_and_keep_per_process_gauges(sqlite_url, 
     env = {"GATEWAY_DATABASE_URL": sqlite_url, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "m")}
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "counter_999999.db").write_bytes(b"stale")  # from an earlier run
-    with serve_in_subprocess("tests.support_metrics:create_app", env=env, workers=2) as url:
+    with serve_in_subprocess("tests.apps.metrics:create_app", env=env, workers=2) as url:
         pids: dict[int, int] = {}
         sent = 0
         while len(pids) < 2 or sent < 20:

@@ -18,7 +18,7 @@ from example import create_gateway
 from gateway import Settings
 from gateway.cli import cli
 from gateway.request_info import RequestInfo, current_request
-from tests.support_deploy import pgvector_cluster
+from tests.apps.pgvector import pgvector_cluster
 
 KEY = "GET /items/{item_id}/neighbours"
 

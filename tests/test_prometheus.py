@@ -17,8 +17,8 @@ from prometheus_client import CollectorRegistry
 
 from gateway import Settings
 from gateway.testing import free_port, serve_in_subprocess, wait_until_ready
+from tests.apps.metrics import scenario_gateway
 from tests.conftest import started_client
-from tests.support_metrics import scenario_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = [
@@ -113,7 +113,7 @@ def _wait_for(prometheus: str, expr: str, timeout: float = 60.0) -> list[dict]:
 def test_real_prometheus_evaluates_every_rule_and_dashboard_query(postgres_url, tmp_path):
     # PostgreSQL so the I/O-bound route really waits (pg_sleep) on the database.
     env = {"GATEWAY_DATABASE_URL": postgres_url, "GATEWAY_DEFAULT_MODE": "async"}
-    with serve_in_subprocess("tests.support_metrics:create_app", env=env) as url:
+    with serve_in_subprocess("tests.apps.metrics:create_app", env=env) as url:
         target = url.removeprefix("http://")
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},

@@ -75,7 +75,7 @@ def test_sigterm_under_load_drops_nothing_in_flight(postgres_url, mode, workers)
         "GATEWAY_POOL_SIZE": str(IN_FLIGHT + 4),
         "GATEWAY_WORKERS": str(workers),
     }
-    command = [sys.executable, "-m", "gateway", "serve", "tests.support_deploy:create_slow_app"]
+    command = [sys.executable, "-m", "gateway", "serve", "tests.apps.deploy:create_slow_app"]
     server = subprocess.Popen(
         [*command, "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )

@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 from gateway.cli import cli
 from gateway.flags import Flag, Mode, choose
 from gateway.testing import serve_in_subprocess
-from tests.support_flags import ADMIN_TOKEN, PROBE, implementations_by_pid
+from tests.apps.probe import ADMIN_TOKEN, PROBE, implementations_by_pid
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-APP = "tests.support_flags:create_probe_app"
+APP = "tests.apps.probe:create_probe_app"
 WORKERS = 4
 
 

@@ -1,10 +1,7 @@
 """A tiny gateway whose responses say which implementation and which worker served them.
 
-Used by the flag tests and by bench/propagation.py:
-    gateway serve tests.support_flags:create_probe_app --workers 4
-
-With GATEWAY_PROBE_DIR set, every worker writes `<dir>/<pid>.log`: one line when it starts
-and one line `<unix time> <route key>\t<mode> <percent>` each time it applies a flag change.
+Used by the flag, admin and CLI tests:
+    gateway serve tests.apps.probe:create_probe_app --workers 4
 """
 
 from __future__ import annotations
@@ -13,12 +10,11 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 from fastapi import APIRouter, FastAPI
 
-from gateway import Flag, Gateway, Settings
+from gateway import Gateway, Settings
 
 __all__ = [
     "ADMIN_TOKEN",
@@ -36,6 +32,7 @@ OTHER = "GET /other/{item_id}"
 
 
 def probe_settings(database_url: str, **overrides: object) -> Settings:
+    """Settings for a probe gateway: both admin tokens, small pools, a fast flag poll."""
     values: dict[str, object] = {
         "database_url": database_url,
         "admin_tokens": f"ops={ADMIN_TOKEN},bot={OTHER_TOKEN}",
@@ -48,6 +45,7 @@ def probe_settings(database_url: str, **overrides: object) -> Settings:
 
 
 def create_probe_gateway(settings: Settings | None = None) -> Gateway:
+    """Paired GET /probe and GET /other/{item_id}, one route on each side only; not built."""
     legacy = APIRouter()
     migrated = APIRouter()
 
@@ -83,25 +81,7 @@ def create_probe_gateway(settings: Settings | None = None) -> Gateway:
 
 def create_probe_app() -> FastAPI:
     """The probe app from GATEWAY_* variables (an app factory for `gateway serve`)."""
-    gateway = create_probe_gateway()
-    app = gateway.build()
-    probe_dir = os.environ.get("GATEWAY_PROBE_DIR")
-    if probe_dir:
-        _record_changes(gateway, Path(probe_dir))
-    return app
-
-
-def _record_changes(gateway: Gateway, directory: Path) -> None:
-    def started(_: Gateway) -> None:
-        with (directory / f"{os.getpid()}.log").open("a") as out:
-            out.write(f"{time.time()} started\n")
-
-    def changed(key: str, _old: Flag, new: Flag) -> None:
-        with (directory / f"{os.getpid()}.log").open("a") as out:
-            out.write(f"{time.time()} {key}\t{new.mode.value} {new.percent:g}\n")
-
-    gateway.on_startup(started)
-    gateway.modes.on_change(changed)
+    return create_probe_gateway().build()
 
 
 async def implementations_by_pid(

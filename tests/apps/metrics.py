@@ -2,7 +2,7 @@
 paired route, and an async route that (wrongly) uses the sync engine on the event loop.
 
     gw = scenario_gateway(settings, registry=CollectorRegistry())
-    uvicorn --factory tests.support_metrics:create_app   (reads GATEWAY_* from the env)
+    uvicorn --factory tests.apps.metrics:create_app   (reads GATEWAY_* from the env)
 """
 
 from __future__ import annotations
