@@ -43,7 +43,8 @@ __all__ = ["cli", "main"]
 class _OneLineErrors(TyperGroup):
     """Turns every error of every subcommand, bad command lines included, into one line.
 
-    Contexts are typed Any: typer ships its own copy of click, whose Context is private.
+    Click's errors are recognised by shape (`format_message`, `exit_code`), not class:
+    typer ships its own private copy of click since 0.24 and used click itself before.
     """
 
     def make_context(
@@ -51,29 +52,28 @@ class _OneLineErrors(TyperGroup):
     ) -> Any:
         try:
             return super().make_context(info_name, args, parent, **extra)
-        except typer.TyperException as exc:
+        except Exception as exc:
             _fail(exc)
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (typer.TyperException, GatewayError) as exc:
+        except Exception as exc:
             _fail(exc)
 
 
 def _fail(exc: Exception) -> NoReturn:
-    # A command group called bare shows its help, as typer does (matched by name as typer's
-    # own rich_utils does: the class is in typer's private copy of click).
-    if type(exc).__name__ == "NoArgsIsHelpError":
+    clicks = callable(getattr(exc, "format_message", None)) and hasattr(exc, "exit_code")
+    # A group called bare shows its help, as typer does (typer's rich_utils also tells this
+    # error by its name).
+    if type(exc).__name__ == "NoArgsIsHelpError" or not (clicks or isinstance(exc, GatewayError)):
         raise exc
+    text = exc.format_message() if clicks else str(exc)  # type: ignore[attr-defined]
     context = getattr(exc, "ctx", None)  # usage errors know the command they are about
     if context is not None:
-        path = context.command_path
-        message = f"{path}: {exc.format_message()} (see '{path} --help')"  # type: ignore[attr-defined]
-    elif isinstance(exc, typer.TyperException):
-        message = f"gateway: {exc.format_message()}"
+        message = f"{context.command_path}: {text} (see '{context.command_path} --help')"
     else:
-        message = f"gateway: {exc}"
+        message = f"gateway: {text}"
     typer.echo(" ".join(message.split()), err=True)  # one line, even for multi-line messages
     raise typer.Exit(1)
 

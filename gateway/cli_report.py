@@ -11,11 +11,9 @@ import shutil
 from typing import Any
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
 from gateway.cli_common import AsJson, Prefix, Token, Url, request_gateway
+from gateway.exceptions import CommandError
 
 __all__ = ["format_report", "report_command"]
 
@@ -50,6 +48,14 @@ def _cell(value: Any, style: str) -> str:
 def format_report(report: dict[str, Any], width: int | None = None) -> str:
     """The report JSON (GET {prefix}/report) as text `width` columns wide (default: the
     terminal's, 80 when there is none); long route keys wrap inside their column."""
+    try:  # typer brings rich from 0.12 on; an older typer may leave it out
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        raise CommandError(
+            "the report table needs rich, which is not installed: pip install rich, or pass --json"
+        ) from None
     width = width or shutil.get_terminal_size((80, 24)).columns
     window = f"{report['window_seconds']:.0f} s"
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.workers import mark_dead_workers, prepare_multiprocess
 from gateway.testing import serve_in_subprocess
+from gateway.workers import mark_dead_workers, prepare_multiprocess
 
 pytestmark = pytest.mark.slow
 
