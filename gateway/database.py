@@ -56,6 +56,8 @@ class Database:
             async_args["server_settings"] = {"statement_timeout": str(statement_timeout_ms)}
         if self.backend == "sqlite":
             sync_args["timeout"] = async_args["timeout"] = 30
+            # Pooled connections move between worker threads (2.x sets this itself; 1.4 not).
+            sync_args["check_same_thread"] = False
         pool: dict[str, Any] = {
             "pool_size": pool_size,
             "max_overflow": max_overflow,

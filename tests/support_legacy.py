@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
 import anyio
+import pytest
 from fastapi import (
     APIRouter,
     BackgroundTasks,
@@ -28,7 +29,16 @@ from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message
 
+from gateway.compat import FASTAPI
 from gateway.legacy import keep_fastapi_handler
+
+# What the FastAPI under test can declare at all (the version matrix runs 0.100 on).
+JSON_LINES = FASTAPI >= (0, 134, 0)  # a `def` endpoint that yields items, streamed as JSONL
+FUNCTION_SCOPE = FASTAPI >= (0, 121, 0)  # Depends(scope="function")
+needs_json_lines = pytest.mark.skipif(not JSON_LINES, reason="JSON Lines routes: FastAPI 0.134+")
+needs_function_scope = pytest.mark.skipif(
+    not FUNCTION_SCOPE, reason='Depends(scope="function"): FastAPI 0.121+'
+)
 
 # Routes that must stay on FastAPI's own handler in the gateway; the rest use the fast path.
 FALLBACK_PATHS = {"/async-yield", "/async-param", "/custom-class", "/jsonl", "/kept"}
@@ -280,9 +290,11 @@ def build_legacy_app(events: list[str]) -> FastAPI:
     def with_scopes(value: Annotated[str, Security(scoped, scopes=["read"])]) -> dict[str, str]:
         return {"scopes": value}
 
-    @app.get("/jsonl")
-    def jsonl() -> Iterator[dict[str, int]]:
-        yield {"n": 1}
+    if JSON_LINES:
+
+        @app.get("/jsonl")
+        def jsonl() -> Iterator[dict[str, int]]:
+            yield {"n": 1}
 
     @app.get("/plain")
     def plain(tasks: BackgroundTasks) -> Response:
@@ -296,11 +308,13 @@ def build_legacy_app(events: list[str]) -> FastAPI:
 
         return StreamingResponse(chunks())
 
-    @app.get("/function-scope")
-    def function_scope(
-        resource: Annotated[Resource, Depends(get_resource, scope="function")],
-    ) -> dict[str, bool]:
-        return {"open": not resource.closed}
+    if FUNCTION_SCOPE:
+
+        @app.get("/function-scope")
+        def function_scope(
+            resource: Annotated[Resource, Depends(get_resource, scope="function")],
+        ) -> dict[str, bool]:
+            return {"open": not resource.closed}
 
     @app.get("/request")
     def with_request(

@@ -99,7 +99,8 @@ def test_route_views_give_full_paths_and_pass_other_routes_through() -> None:
     assert item.path_regex.match("/api/v1/items/3")
     assert by_path["/direct"].status_code == 201
     mounts = [r for r in items if isinstance(r, Mount)]
-    assert [m.path for m in mounts] == ["/api/static"]  # Router.mount takes no router prefix
+    # Router.mount takes no router prefix; before 0.137 include_router dropped mounts.
+    assert [m.path for m in mounts] == (["/api/static"] if compat.FASTAPI >= (0, 137) else [])
     assert all(isinstance(r, BaseRoute) for r in items if not isinstance(r, RouteView))
 
 

@@ -36,10 +36,19 @@ def async_session_factory(engine: AsyncEngine, **options: Any) -> Any:
     return async_sessionmaker(engine, **options)
 
 
-def autobegins(connection: Any) -> bool:
-    """False for the dialect's first-connect queries, which run on a connection that may not
-    begin (2.0+ `Connection._allow_autobegin`); True on 1.4, which has no such flag."""
-    return bool(getattr(connection, "_allow_autobegin", True))
+if SQLALCHEMY >= (2, 0, 0):
+
+    def autobegins(connection: Any) -> bool:
+        """False for the dialect's first-connect queries (server version and the like), run
+        on a connection made with `_allow_autobegin=False`."""
+        return bool(connection._allow_autobegin)
+
+else:  # pragma: no cover - SQLAlchemy 1.4
+
+    def autobegins(connection: Any) -> bool:
+        """False for the dialect's first-connect queries: on 1.4 the one connection made
+        with `_allow_revalidate=False` (kept name-mangled as `__can_reconnect`)."""
+        return bool(getattr(connection, "_Connection__can_reconnect", True))
 
 
 def time_pool_checkout(pool: Any, observe: Callable[[float], Any]) -> bool:
