@@ -85,7 +85,6 @@ def _without_doc_links(body: dict[str, Any]) -> dict[str, Any]:
     return {"detail": [{k: v for k, v in e.items() if k != "url"} for e in body["detail"]]}
 
 
-
 async def test_params_and_a_yield_dependency(served: Served) -> None:
     response = await served.client.get("/items/7", params={"q": 3})
     assert response.status_code == 200
