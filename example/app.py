@@ -4,8 +4,7 @@ gateway serve example:create_app               # what `gateway serve` runs by de
 uvicorn --factory example:create_app
 
 The legacy app keeps its own engine; it is pointed at the gateway's database URL so the two
-implementations of each route read and write the same rows, and readiness watches it as
-`legacy_engine` (the gateway cannot know an engine it did not create).
+implementations of each route read and write the same rows.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from sqlalchemy.pool import NullPool
 from async_routes import users as async_users
 from example.seed import prepare_database, prepare_items
 from gateway import Gateway, Settings
-from gateway.health import EngineWatch, add_check
 from gateway.urls import derive_urls, mask_url
 from legacy_routes.main import create_legacy_app
 
@@ -43,12 +41,6 @@ def create_gateway(settings: Settings | None = None) -> Gateway:
         gateway.notes.append(f"GET /items/{{item_id}}/neighbours is absent: {absent}")
     gateway.include_legacy(legacy)
     gateway.on_startup(prepare_database)
-    watch = EngineWatch(legacy.state.engine)
-
-    async def legacy_engine() -> str | None:
-        return watch.problem()
-
-    add_check(gateway, "legacy_engine", legacy_engine)
     return gateway
 
 

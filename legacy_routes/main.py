@@ -16,7 +16,6 @@ def create_legacy_app(database_url=None, *, with_items=False):
     """The users service (and, with `with_items`, the pgvector search) on `database_url`.
 
     app = create_legacy_app("postgresql://app@db/app")
-    app.state.engine   # its engine, disposed when the app's lifespan ends
     """
     engine = database.engine if database_url is None else database.make_engine(database_url)
 
@@ -26,7 +25,6 @@ def create_legacy_app(database_url=None, *, with_items=False):
         engine.dispose()
 
     app = FastAPI(title="Users service", version="1.0.0", lifespan=lifespan)
-    app.state.engine = engine
     app.include_router(users.router)
     if with_items:
         from legacy_routes import items  # needs the pgvector package

@@ -39,7 +39,6 @@ async def test_live_and_ready_on_a_healthy_database(settings):
         assert ready.status_code == 200
         assert ready.json()["status"] == "ready"
         checks = {"async_engine": "ok", "sync_engine": "ok", "flag_store": "ok"}
-        checks["legacy_engine"] = "ok"  # the example's legacy app has an engine of its own
         assert ready.json()["checks"] == checks
 
 
@@ -87,15 +86,14 @@ async def test_database_that_goes_away_makes_ready_503_naming_both_engines(postg
         ready = await client.get("/_gateway/ready")
         assert ready.status_code == 503
         assert ready.json()["failing"][0] == "async_engine"
-        assert "legacy_engine" not in ready.json()["failing"]
+        assert "sync_engine" not in ready.json()["failing"]
 
-        # Once a legacy request hits the legacy app's dead pool, its engine is named too.
+        # Once a legacy request hits the dead sync pool, the sync engine is named too.
         with pytest.raises(Exception):  # noqa: B017 - the legacy app has no handler for it
             await client.get("/users/1")
         ready = await client.get("/_gateway/ready")
         assert ready.status_code == 503
-        assert ready.json()["failing"][0] == "async_engine"
-        assert "legacy_engine" in ready.json()["failing"]
+        assert ready.json()["failing"][:2] == ["async_engine", "sync_engine"]
         assert (await client.get("/_gateway/live")).status_code == 200
 
         # The flag store's next resync fails too, and readiness names it.
@@ -104,7 +102,7 @@ async def test_database_that_goes_away_makes_ready_503_naming_both_engines(postg
             if "flag_store" in ready.json()["failing"]:
                 break
             await anyio.sleep(0.05)
-        assert ready.json()["failing"] == ["async_engine", "flag_store", "legacy_engine"]
+        assert ready.json()["failing"] == ["async_engine", "sync_engine", "flag_store"]
 
         # It comes back: readiness recovers without a restart.
         _admin_execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
