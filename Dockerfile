@@ -12,6 +12,7 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY gateway ./gateway
 COPY legacy_routes ./legacy_routes
 COPY async_routes ./async_routes
+COPY example ./example
 # Runtime dependencies only (no test or bench extras); `vector` adds pgvector's types.
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install -c constraints.txt ".[vector]"

@@ -18,9 +18,18 @@ from example import create_gateway
 from gateway import Settings
 from gateway.cli import cli
 from gateway.request_info import RequestInfo, current_request
+from legacy_routes.schemas import MAX_ID
 from tests.apps.pgvector import pgvector_cluster
 
 KEY = "GET /items/{item_id}/neighbours"
+# Answers both implementations must give alike: ids outside PostgreSQL's integer are 422.
+EDGE_PATHS = {
+    "/items/999/neighbours": 404,
+    f"/items/{MAX_ID}/neighbours": 404,
+    "/items/1/neighbours?limit=0": 422,
+    "/items/0/neighbours": 422,
+    f"/items/{MAX_ID + 1}/neighbours": 422,
+}
 
 
 @pytest.fixture(scope="session")
@@ -60,17 +69,21 @@ async def test_neighbours_are_the_same_in_both_modes(vector_url):
         served = ServedBy(manager.app)
         transport = httpx.ASGITransport(app=served)
         client = httpx.AsyncClient(transport=transport, base_url="http://test")
+        answers = {}
         for mode in ("legacy", "async"):
             gw.modes.set_mode(KEY, mode)
             response = await client.get("/items/1/neighbours", params={"limit": 3})
             assert response.status_code == 200, response.text
             results[mode] = response.json()
-        missing = await client.get("/items/999/neighbours")
-        assert missing.status_code == 404
-        bad = await client.get("/items/1/neighbours", params={"limit": 0})
-        assert bad.status_code == 422
+            answers[mode] = []
+            for path in EDGE_PATHS:
+                edge = await client.get(path)
+                answers[mode].append((path, edge.status_code, edge.text))
         await client.aclose()
-    assert served.seen[:2] == ["legacy", "async"]
+    assert served.seen[0] == "legacy" and set(served.seen) == {"legacy", "async"}
+    assert served.seen.count("legacy") == served.seen.count("async") == 1 + len(EDGE_PATHS)
+    assert answers["legacy"] == answers["async"]
+    assert [(path, status) for path, status, _ in answers["async"]] == list(EDGE_PATHS.items())
     assert results["legacy"] == results["async"]
     assert [n["name"] for n in results["async"]] == ["pear", "plum", "leek"]
     assert results["async"][0]["distance"] == pytest.approx((0.1**2 + 0.1**2) ** 0.5, rel=1e-6)
