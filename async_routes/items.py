@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import select
 
 from gateway import AsyncDB, queries
-from legacy_routes.schemas import ItemId
+from legacy_routes.schemas import MAX_ID
 from legacy_routes.vector_models import Item, Neighbour
 
 router = APIRouter(prefix="/items", tags=["items"])
 
 
 @router.get("/{item_id}/neighbours", response_model=list[Neighbour])
-async def nearest_items(item_id: ItemId, db: AsyncDB, limit: int = Query(5, ge=1, le=100)):
+async def nearest_items(
+    *, item_id: int = Path(ge=1, le=MAX_ID), db: AsyncDB, limit: int = Query(5, ge=1, le=100)
+):
     item = await queries.first(db, select(Item).where(Item.id == item_id))
     if item is None:
         raise HTTPException(status_code=404, detail=f"Item {item_id} not found")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Path, Response
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gateway import AsyncDB, queries
 from legacy_routes.models import User
-from legacy_routes.schemas import UserCreate, UserId, UserName, UserOut, UserPatch
+from legacy_routes.schemas import MAX_ID, NO_NUL, UserCreate, UserOut, UserPatch
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -27,7 +27,7 @@ async def first_user(db: AsyncDB):
 
 
 @router.get("/by-name/{name}", response_model=UserOut)
-async def user_by_name(name: UserName, db: AsyncDB):
+async def user_by_name(*, name: str = Path(pattern=NO_NUL), db: AsyncDB):
     user = await queries.one_or_none(db, select(User).where(User.name == name))
     if user is None:
         raise HTTPException(status_code=404, detail=f"No user named {name!r}")
@@ -35,7 +35,7 @@ async def user_by_name(name: UserName, db: AsyncDB):
 
 
 @router.get("/{user_id}", response_model=UserOut)
-async def read_user(user_id: UserId, db: AsyncDB):
+async def read_user(*, user_id: int = Path(ge=1, le=MAX_ID), db: AsyncDB):
     user = await queries.first(db, select(User).where(User.id == user_id))
     if user is None:
         raise HTTPException(status_code=404, detail=f"User {user_id} not found")
@@ -55,7 +55,7 @@ async def create_user(body: UserCreate, db: AsyncDB):
 
 
 @router.patch("/{user_id}", response_model=UserOut)
-async def rename_user(user_id: UserId, body: UserPatch, db: AsyncDB):
+async def rename_user(*, user_id: int = Path(ge=1, le=MAX_ID), body: UserPatch, db: AsyncDB):
     try:
         count = await queries.update(db, User, User.id == user_id, name=body.name)
         await db.commit()
@@ -68,7 +68,7 @@ async def rename_user(user_id: UserId, body: UserPatch, db: AsyncDB):
 
 
 @router.delete("/{user_id}", status_code=204)
-async def delete_user(user_id: UserId, db: AsyncDB):
+async def delete_user(*, user_id: int = Path(ge=1, le=MAX_ID), db: AsyncDB):
     count = await queries.delete(db, User, User.id == user_id)
     await db.commit()
     if not count:

@@ -1,10 +1,10 @@
 """Nearest-neighbour search over item embeddings, legacy style: `def`, sync Session, Query."""
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from sqlalchemy.orm import Session
 
 from legacy_routes.database import get_db
-from legacy_routes.schemas import ItemId
+from legacy_routes.schemas import MAX_ID
 from legacy_routes.vector_models import Item, Neighbour
 
 router = APIRouter(prefix="/items", tags=["items"])
@@ -12,7 +12,9 @@ router = APIRouter(prefix="/items", tags=["items"])
 
 @router.get("/{item_id}/neighbours", response_model=list[Neighbour])
 def nearest_items(
-    item_id: ItemId, limit: int = Query(5, ge=1, le=100), db: Session = Depends(get_db)
+    item_id: int = Path(ge=1, le=MAX_ID),
+    limit: int = Query(5, ge=1, le=100),
+    db: Session = Depends(get_db),
 ):
     item = db.query(Item).filter(Item.id == item_id).first()
     if item is None:

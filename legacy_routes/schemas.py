@@ -4,17 +4,10 @@ PostgreSQL refuses NUL in text and ids beyond its `integer`; checked here, such 
 422 naming the field instead of a database error.
 """
 
-from typing import Annotated
-
-from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_ID = 2**31 - 1  # PostgreSQL's integer, the type of every id column
 NO_NUL = r"^[^\x00]*$"
-
-UserId = Annotated[int, Path(ge=1, le=MAX_ID)]
-ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
-UserName = Annotated[str, Path(pattern=NO_NUL)]
 
 
 class UserOut(BaseModel):

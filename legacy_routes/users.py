@@ -1,12 +1,12 @@
 """User CRUD, legacy style: `def` routes, sync Session, `db.query(...)`."""
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from legacy_routes.database import get_db
 from legacy_routes.models import User
-from legacy_routes.schemas import UserCreate, UserId, UserName, UserOut, UserPatch
+from legacy_routes.schemas import MAX_ID, NO_NUL, UserCreate, UserOut, UserPatch
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -25,7 +25,7 @@ def first_user(db: Session = Depends(get_db)):
 
 
 @router.get("/by-name/{name}", response_model=UserOut)
-def user_by_name(name: UserName, db: Session = Depends(get_db)):
+def user_by_name(name: str = Path(pattern=NO_NUL), db: Session = Depends(get_db)):
     user = db.query(User).filter(User.name == name).one_or_none()
     if user is None:
         raise HTTPException(status_code=404, detail=f"No user named {name!r}")
@@ -33,7 +33,7 @@ def user_by_name(name: UserName, db: Session = Depends(get_db)):
 
 
 @router.get("/{user_id}", response_model=UserOut)
-def read_user(user_id: UserId, db: Session = Depends(get_db)):
+def read_user(*, user_id: int = Path(ge=1, le=MAX_ID), db: Session = Depends(get_db)):
     user = db.query(User).filter(User.id == user_id).first()
     if user is None:
         raise HTTPException(status_code=404, detail=f"User {user_id} not found")
@@ -54,7 +54,9 @@ def create_user(body: UserCreate, db: Session = Depends(get_db)):
 
 
 @router.patch("/{user_id}", response_model=UserOut)
-def rename_user(user_id: UserId, body: UserPatch, db: Session = Depends(get_db)):
+def rename_user(
+    *, user_id: int = Path(ge=1, le=MAX_ID), body: UserPatch, db: Session = Depends(get_db)
+):
     try:
         count = db.query(User).filter(User.id == user_id).update({User.name: body.name})
         db.commit()
@@ -67,7 +69,7 @@ def rename_user(user_id: UserId, body: UserPatch, db: Session = Depends(get_db))
 
 
 @router.delete("/{user_id}", status_code=204)
-def delete_user(user_id: UserId, db: Session = Depends(get_db)):
+def delete_user(*, user_id: int = Path(ge=1, le=MAX_ID), db: Session = Depends(get_db)):
     count = db.query(User).filter(User.id == user_id).delete()
     db.commit()
     if not count:
