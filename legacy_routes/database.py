@@ -47,6 +47,7 @@ SessionLocal = sessionmaker(autoflush=False, bind=engine)
 
 
 def get_db():
+    """One Session per request, closed once the response is sent: `Depends(get_db)`."""
     db = SessionLocal()
     try:
         yield db

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -195,6 +196,27 @@ def test_legacy_app_imports_nothing_from_the_gateway():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]", result.stdout
+
+
+@pytest.mark.parametrize(
+    ("environ", "url"),
+    [
+        (
+            {"DATABASE_URL": "postgresql://app@db/app", "GATEWAY_DATABASE_URL": "sqlite:///g.db"},
+            "postgresql+psycopg://app@db/app",
+        ),
+        ({"GATEWAY_DATABASE_URL": "postgres://gw@db/gw"}, "postgresql+psycopg://gw@db/gw"),
+        ({}, "sqlite:///./gateway.db"),
+    ],
+)
+def test_legacy_database_url_comes_from_its_own_variable_then_the_gateways(environ, url):
+    names = ("DATABASE_URL", "GATEWAY_DATABASE_URL")
+    env = {k: v for k, v in os.environ.items() if k not in names} | environ
+    code = "from legacy_routes.database import engine; print(engine.url)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == url
 
 
 async def test_legacy_app_alone_serves_from_its_own_engine(database_url):
