@@ -12,31 +12,148 @@ GET  /_gateway/report                 the migration ranking (gateway.report) as 
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.auth import AdminAccess
 from gateway.exceptions import FlagError, UnknownRouteError, first_line
 from gateway.flag_follower import FlagFollower
 
-__all__ = ["FlagBody", "admin_router"]
+__all__ = ["REASON_LIMIT", "BodyError", "FlagBody", "admin_router", "parse_flag_body"]
 
 log = logging.getLogger("gateway.flags")
 
 
-class FlagBody(BaseModel):
-    """The body of PUT /routes/{route_key}."""
+REASON_LIMIT = 500  # characters of a flip's reason kept in the history
+_FIELDS = ("mode", "percent", "reason")
+# Characters a reason may not hold: controls (a carriage return rewrites a terminal line),
+# lone surrogates (not encodable), and the bidirectional overrides that reorder a line.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
-    model_config = ConfigDict(extra="forbid")
 
-    mode: str = Field(description="legacy, async or canary")
-    percent: float | None = Field(default=None, description="canary only: 0 to 100")
-    reason: str = Field(default="", max_length=1000, description="why, for the history")
+@dataclass(frozen=True)
+class FlagBody:
+    """The body of PUT /routes/{route_key}: `{"mode": ..., "percent": ..., "reason": ...}`."""
+
+    mode: str
+    percent: float | None = None
+    reason: str = ""
+
+
+class BodyError(ValueError):
+    """One refused field of an admin body: where, why, and the error type FastAPI would use."""
+
+    def __init__(self, loc: list[str | int], msg: str, type_: str) -> None:
+        super().__init__(msg)
+        self.loc, self.msg, self.type = loc, msg, type_
+
+    def as_dict(self) -> dict[str, Any]:
+        # FastAPI's validation error shape, without the input: it may not even be JSON.
+        return {"loc": self.loc, "msg": self.msg, "type": self.type}
+
+
+def parse_flag_body(raw: bytes) -> FlagBody:
+    """Read a flip's body strictly; raise BodyError naming the field (pure, no I/O).
+
+    Strict types: a percent is a JSON number (not a string, not a boolean), finite, and
+    -0 is 0; a mode is a string; a reason is at most REASON_LIMIT printable characters.
+    """
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise BodyError(
+            ["body"],
+            f"The body is not valid JSON ({first_line(exc)}); expected an object such as "
+            '{"mode": "canary", "percent": 10, "reason": "why"}.',
+            "json_invalid",
+        ) from None
+    if not isinstance(data, dict):
+        raise BodyError(
+            ["body"],
+            f"The body is a JSON {type(data).__name__}; expected an object with "
+            "mode, percent and reason.",
+            "model_attributes_type",
+        )
+    for name in data:
+        if name not in _FIELDS:
+            raise BodyError(
+                ["body", str(name)],
+                f"Extra inputs are not permitted: {str(name)[:40]!r}; "
+                f"expected only {', '.join(_FIELDS)}.",
+                "extra_forbidden",
+            )
+    if "mode" not in data:
+        raise BodyError(
+            ["body", "mode"], "Field required: mode, one of legacy, async, canary.", "missing"
+        )
+    mode = data["mode"]
+    if not isinstance(mode, str):
+        raise BodyError(
+            ["body", "mode"],
+            f"mode must be a string such as 'canary', got a JSON {_json_type(mode)}.",
+            "string_type",
+        )
+    return FlagBody(mode, _percent(data.get("percent")), _reason(data.get("reason", "")))
+
+
+def _percent(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BodyError(
+            ["body", "percent"],
+            f"percent must be a valid number from 0 to 100, got a JSON {_json_type(value)}.",
+            "float_type",
+        )
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise BodyError(
+            ["body", "percent"],
+            f"percent must be a finite number from 0 to 100, got {number}.",
+            "finite_number",
+        )
+    return number + 0.0  # -0.0 is stored and shown as 0
+
+
+def _reason(value: Any) -> str:
+    if not isinstance(value, str):
+        raise BodyError(
+            ["body", "reason"],
+            f"reason must be a string, got a JSON {_json_type(value)}.",
+            "string_type",
+        )
+    if len(value) > REASON_LIMIT:
+        raise BodyError(
+            ["body", "reason"],
+            f"reason has {len(value)} characters; expected at most {REASON_LIMIT}.",
+            "string_too_long",
+        )
+    for position, char in enumerate(value):
+        if unicodedata.category(char) in ("Cc", "Cs") or char in _BIDI:
+            raise BodyError(
+                ["body", "reason"],
+                f"reason holds the control character U+{ord(char):04X} at "
+                f"position {position}; expected printable text on one line.",
+                "string_pattern",
+            )
+    return value
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "boolean", str: "string", int: "number", float: "number"}
+    names.update({dict: "object", list: "array", type(None): "null"})
+    return names.get(type(value), type(value).__name__)
 
 
 Describe = Callable[[], list[dict[str, Any]]]
@@ -65,8 +182,12 @@ def admin_router(
         return {"routes": describe(), "store": follower.status()}
 
     @router.put("/routes/{route_key:path}")
-    async def set_route(route_key: str, body: FlagBody, actor: str = writer) -> JSONResponse:
+    async def set_route(route_key: str, request: Request, actor: str = writer) -> JSONResponse:
         """Change one paired route's mode; the store records it and every worker follows."""
+        try:
+            body = parse_flag_body(await request.body())
+        except BodyError as exc:
+            return JSONResponse({"detail": [exc.as_dict()]}, status_code=422)
         try:
             change = await follower.change(
                 route_key, body.mode, body.percent, actor=actor, reason=body.reason
@@ -108,12 +229,10 @@ def admin_router(
 
 def _unprocessable(exc: FlagError, route_key: str, body: FlagBody) -> JSONResponse:
     # Same shape as FastAPI's own validation errors, so clients parse one format.
-    loc: list[str] = ["body", exc.field]
-    value: Any = getattr(body, exc.field, None)
+    loc: list[str | int] = ["body", exc.field]
     if exc.field == "route_key":
-        loc, value = ["path", "route_key"], route_key
-    error = {"loc": loc, "msg": str(exc), "type": "value_error", "input": value}
-    return JSONResponse({"detail": [error]}, status_code=422)
+        loc = ["path", "route_key"]
+    return JSONResponse({"detail": [BodyError(loc, str(exc), "value_error").as_dict()]}, 422)
 
 
 def _store_unavailable(exc: Exception) -> JSONResponse:

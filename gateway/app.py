@@ -34,14 +34,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from gateway.admin import admin_router
-from gateway.auth import AdminAccess, AdminTokens
+from gateway.auth import AdminAccess, AdminTokens, refuse_query_tokens
 from gateway.concurrency import set_threadpool_size
 from gateway.database import STATE_KEY, Database
 from gateway.exceptions import RouteError
@@ -295,7 +295,9 @@ class Gateway:
             self._tokens = AdminTokens.from_settings(self.settings)
         access = AdminAccess(self._tokens, reads_need_token=self.settings.admin_read_requires_token)
         report = self._report_maker(recorder)
-        admin = APIRouter(prefix=prefix, include_in_schema=False)
+        admin = APIRouter(
+            prefix=prefix, include_in_schema=False, dependencies=[Depends(refuse_query_tokens)]
+        )
         # Every sync engine of the process: a legacy app's own engine fails like ours.
         self._engine_watch = EngineWatch(Engine)
         admin.include_router(

@@ -24,7 +24,7 @@ from fastapi import HTTPException, Request
 from gateway.exceptions import SettingsError
 from gateway.settings import Settings
 
-__all__ = ["MIN_TOKEN_LENGTH", "AdminAccess", "AdminTokens", "bearer"]
+__all__ = ["MIN_TOKEN_LENGTH", "AdminAccess", "AdminTokens", "bearer", "refuse_query_tokens"]
 
 log = logging.getLogger("gateway.auth")
 
@@ -118,6 +118,24 @@ def bearer(request: Request) -> str | None:
     if scheme.lower() != "bearer":
         return None
     return token.strip() or None
+
+
+QUERY_TOKEN_NAMES = frozenset({"token", "access_token", "api_key", "apikey", "key"})
+
+
+async def refuse_query_tokens(request: Request) -> None:
+    """Answer 400 to an admin request that carries a token in its query string.
+
+    A URL is written to access logs, proxies' logs and browser history; a token in it is a
+    token leaked. Only the name of the parameter is echoed, never its value.
+    """
+    for name in request.query_params:
+        if name.lower() in QUERY_TOKEN_NAMES:
+            raise HTTPException(
+                status_code=400,
+                detail=f"Admin tokens are not accepted in the query string (found {name!r}); "
+                "send 'Authorization: Bearer <token>' instead, and treat that token as leaked.",
+            )
 
 
 def _authenticate(tokens: AdminTokens, request: Request, action: str) -> str:

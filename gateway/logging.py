@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -74,25 +75,40 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(body, default=str)
 
 
+# A credential in a URL's query string, as clients and proxies send them: the value goes.
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&;](?:token|access_token|api_key|apikey|key|password|passwd|secret|auth)=)"
+    r"[^&#\s\"']*"
+)
+
+
 class RedactSecrets(logging.Filter):
-    """Replace every known secret in a formatted line by ***."""
+    """Replace every known secret, and any credential in a query string, by ***.
+
+    On handlers, so it sees every record that reaches them: the gateway's own, uvicorn's
+    access and error lines, and those of the application.
+    """
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
         self.secrets = [s for s in secrets if len(s) >= 4]
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
-        message = record.getMessage()
-        fields = getattr(record, FIELDS, None)
+    def clean(self, text: str) -> str:
         for secret in self.secrets:
-            message = message.replace(secret, "***")
-            if fields:
-                fields = {k: _redact(v, secret) for k, v in fields.items()}
-        record.msg, record.args = message, None
-        if fields is not None:
-            setattr(record, FIELDS, fields)
+            text = text.replace(secret, "***")
+        return _QUERY_SECRET.sub(r"\1***", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and all(isinstance(a, str | int | float) for a in args):
+            # Keep the arguments' shape: uvicorn's access formatter unpacks them.
+            record.msg = self.clean(str(record.msg))
+            record.args = tuple(self.clean(a) if isinstance(a, str) else a for a in args)
+        else:
+            record.msg, record.args = self.clean(record.getMessage()), None
+        fields = getattr(record, FIELDS, None)
+        if fields:
+            setattr(record, FIELDS, {k: _redact(v, self) for k, v in fields.items()})
         return True
 
 
@@ -101,23 +117,29 @@ def configure_logging(settings: Settings, stream: Any = None) -> logging.Handler
 
     When the root logger has handlers already (the embedding app configured logging, or
     pytest runs), the lines go there and only the level is set. With settings.log_json,
-    uvicorn's own lines are switched to JSON too.
+    uvicorn's own lines are switched to JSON too. Every handler of the root, the gateway
+    and uvicorn's loggers gets the secrets filter, so no line shows a token or password.
     """
     log.setLevel(settings.log_level.upper())
-    if stream is None and logging.getLogger().handlers:
-        return None
-    formatter: logging.Formatter = JsonFormatter() if settings.log_json else TextFormatter()
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(formatter)
-    handler.addFilter(RedactSecrets(_secrets(settings)))
-    setattr(handler, _MARK, True)
-    for old in [h for h in log.handlers if getattr(h, _MARK, False)]:
-        log.removeHandler(old)
-    log.addHandler(handler)
-    if settings.log_json:
-        for name in UVICORN_LOGGERS:
-            for uvicorn_handler in logging.getLogger(name).handlers:
-                uvicorn_handler.setFormatter(formatter)
+    redact = RedactSecrets(_secrets(settings))
+    handler: logging.Handler | None = None
+    if stream is not None or not logging.getLogger().handlers:
+        formatter: logging.Formatter = JsonFormatter() if settings.log_json else TextFormatter()
+        handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+        handler.setFormatter(formatter)
+        setattr(handler, _MARK, True)
+        for replaced in [h for h in log.handlers if getattr(h, _MARK, False)]:
+            log.removeHandler(replaced)
+        log.addHandler(handler)
+        if settings.log_json:
+            for name in UVICORN_LOGGERS:
+                for uvicorn_handler in logging.getLogger(name).handlers:
+                    uvicorn_handler.setFormatter(formatter)
+    for name in ("", "gateway", *UVICORN_LOGGERS):
+        for guarded in logging.getLogger(name).handlers:
+            for stale in [f for f in guarded.filters if isinstance(f, RedactSecrets)]:
+                guarded.removeFilter(stale)
+            guarded.addFilter(redact)
     return handler
 
 
@@ -155,11 +177,11 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _redact(value: Any, secret: str) -> Any:
+def _redact(value: Any, redact: RedactSecrets) -> Any:
     if isinstance(value, str):
-        return value.replace(secret, "***")
+        return redact.clean(value)
     if isinstance(value, (dict, list)):
-        return json.loads(json.dumps(value, default=str).replace(secret, "***"))
+        return json.loads(redact.clean(json.dumps(value, default=str)))
     return value
 
 

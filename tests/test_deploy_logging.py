@@ -107,3 +107,35 @@ async def test_startup_flip_and_stop_lines(sqlite_url, caplog):
         "legacy",
         "canary 25%",
     )
+
+
+@pytest.mark.parametrize("log_json", [False, True])
+def test_query_string_tokens_never_reach_uvicorn_access_lines(log_json, restore_gateway_logger):
+    from uvicorn.logging import AccessFormatter
+
+    access = logging.getLogger("uvicorn.access")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s'))
+    access.addHandler(handler)
+    level = access.level
+    access.setLevel(logging.INFO)
+    try:
+        settings = Settings.from_environ({}, admin_tokens=f"ops={TOKEN}", log_json=log_json)
+        configure_logging(settings, stream=io.StringIO())
+        unknown = "not-a-configured-token-42"
+        access.info(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5000",
+            "GET",
+            f"/users?name=ada&token={unknown}&access_token={TOKEN}&API_KEY={unknown}",
+            "1.1",
+            200,
+        )
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    line = stream.getvalue()
+    assert unknown not in line and TOKEN not in line
+    assert "/users?name=ada&token=***&access_token=***&API_KEY=***" in line
+    assert "HTTP/1.1" in line and " 200" in line  # the rest of the line is kept

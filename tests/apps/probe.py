@@ -10,6 +10,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 from fastapi import APIRouter, FastAPI
@@ -44,8 +45,11 @@ def probe_settings(database_url: str, **overrides: object) -> Settings:
     return Settings.from_environ({}, **values)
 
 
-def create_probe_gateway(settings: Settings | None = None) -> Gateway:
-    """Paired GET /probe and GET /other/{item_id}, one route on each side only; not built."""
+def create_probe_gateway(settings: Settings | None = None, **parts: Any) -> Gateway:
+    """Paired GET /probe and GET /other/{item_id}, one route on each side only; not built.
+
+    `parts` go to Gateway (e.g. store=MemoryFlagStore()).
+    """
     legacy = APIRouter()
     migrated = APIRouter()
 
@@ -73,7 +77,7 @@ def create_probe_gateway(settings: Settings | None = None) -> Gateway:
     async def async_only() -> dict[str, str]:
         return {"implementation": "async"}
 
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, **parts)
     gateway.include_legacy(legacy)
     gateway.include_async(migrated)
     return gateway
