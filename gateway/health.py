@@ -78,9 +78,11 @@ class EngineWatch:
     def __init__(self, engine: Engine | type[Engine]) -> None:
         self.failure: str | None = None
         self.failed_at = 0.0
-        self._listening = [(engine, "handle_error", self._on_error)]
-        # A new DBAPI connection (not every checkout): nothing added to a request's path.
-        self._listening.append((engine, "connect", self._on_success))
+        self._listening: list[tuple[Any, str, Callable[..., None]]] = [
+            (engine, "handle_error", self._on_error),
+            # A new DBAPI connection (not every checkout): nothing added to a request's path.
+            (engine, "connect", self._on_success),
+        ]
         for target, name, listener in self._listening:
             event.listen(target, name, listener)
 
