@@ -40,6 +40,17 @@ needs_function_scope = pytest.mark.skipif(
     not FUNCTION_SCOPE, reason='Depends(scope="function"): FastAPI 0.121+'
 )
 
+# FastAPI 0.106-0.117 closed `yield` dependencies before sending the response, and raised
+# request validation errors outside them; before and after, as the tests expect.
+EARLY_YIELD_EXIT = (0, 106, 0) <= FASTAPI < (0, 118, 0)
+
+
+def skip_fastapis_own_yield_order(kind: str) -> None:
+    """Skip a check of FastAPI's own `yield` dependency order on 0.106-0.117."""
+    if kind == "fastapi" and EARLY_YIELD_EXIT:
+        pytest.skip("FastAPI 0.106-0.117 closes yield dependencies before the response")
+
+
 # Routes that must stay on FastAPI's own handler in the gateway; the rest use the fast path.
 FALLBACK_PATHS = {"/async-yield", "/async-param", "/custom-class", "/jsonl", "/kept"}
 

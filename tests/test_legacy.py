@@ -34,6 +34,7 @@ from tests.support_legacy import (
     call_raw,
     needs_function_scope,
     needs_json_lines,
+    skip_fastapis_own_yield_order,
 )
 
 pytestmark = pytest.mark.anyio
@@ -124,6 +125,7 @@ async def test_path_and_query_validation_errors(served: Served) -> None:
         ]
     }
     # Validation fails before the endpoint, after the dependency entered: it sees the error.
+    skip_fastapis_own_yield_order(served.kind)
     assert served.events == [
         "dependency enter",
         "dependency saw RequestValidationError",
@@ -335,6 +337,7 @@ async def test_background_tasks_run_after_the_response(served: Served) -> None:
 
 
 async def test_streamed_response_reads_its_dependency_before_it_closes(served: Served) -> None:
+    skip_fastapis_own_yield_order(served.kind)
     status, body = await call_raw(served.app, "/stream", served.events)
     assert (status, body) == (200, b"open")
     assert served.events == [
@@ -360,6 +363,7 @@ async def test_function_scope_dependency_closes_before_the_response(served: Serv
 async def test_a_kept_route_closes_its_dependency_after_the_response(served: Served) -> None:
     status, body = await call_raw(served.app, "/kept", served.events)
     assert (status, body) == (200, b'{"open":true}')
+    skip_fastapis_own_yield_order("fastapi")  # a kept route has FastAPI's order on both
     assert served.events == [
         "dependency enter",
         "response.start",
@@ -373,6 +377,7 @@ async def test_request_scope_dependency_closes_before_the_response_in_the_gatewa
 ) -> None:
     status, _ = await call_raw(served.app, "/items/1", served.events)
     assert status == 200
+    skip_fastapis_own_yield_order(served.kind)
     if served.kind == "gateway":  # the cure for FastAPI #3205: nothing held while sending
         expected = ["dependency enter", "dependency exit", "response.start", "response.body"]
     else:
@@ -385,6 +390,7 @@ async def test_background_tasks_run_after_the_dependency_closed_in_the_gateway(
 ) -> None:
     status, _ = await call_raw(served.app, "/background-with-dependency", served.events)
     assert status == 200
+    skip_fastapis_own_yield_order(served.kind)
     if served.kind == "gateway":  # a background task must open its own session
         expected = ["dependency enter", "dependency exit", "response.start", "response.body"]
         expected.append("background, resource closed=True")
