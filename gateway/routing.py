@@ -8,6 +8,7 @@ request which one serves it.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -34,6 +35,8 @@ __all__ = [
     "pair",
     "route_key",
 ]
+
+log = logging.getLogger("gateway.routing")
 
 
 def route_key(method: str, path: str) -> str:
@@ -124,6 +127,9 @@ def collect(
         app, fallback = app_for(view) if app_for else (view.app, None)
         for method in sorted(view.methods):
             found.append(Endpoint(side, method, view.path, view, app, fallback))
+    kept = [f"{e.key} ({e.fallback})" for e in found if isinstance(e, Endpoint) and e.fallback]
+    if kept:
+        log.info("%d legacy route(s) keep FastAPI's own handler: %s", len(kept), "; ".join(kept))
     return found
 
 
