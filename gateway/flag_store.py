@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from gateway.flags import Flag, Mode
 from gateway.urls import derive_urls, mask_url
@@ -201,6 +202,7 @@ class SqlFlagStore:
         self.engine: AsyncEngine = create_async_engine(
             async_url,
             connect_args=connect_args,
+            poolclass=AsyncAdaptedQueuePool,  # SQLAlchemy 1.4 defaults SQLite files to NullPool
             pool_size=1,
             max_overflow=4,
             pool_timeout=timeout,

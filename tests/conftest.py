@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from gateway import Settings
+from gateway.compat import SYNC_POSTGRES_DRIVER
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "GATEWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -27,7 +28,7 @@ def anyio_backend() -> str:
 
 
 def _admin_engine():
-    url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql+psycopg")
+    url = make_url(POSTGRES_ADMIN_URL).set(drivername=SYNC_POSTGRES_DRIVER)
     return create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
 
 
