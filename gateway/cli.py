@@ -1,7 +1,8 @@
 """The `gateway` command: serve an app, list its routes, flip them, report on them.
 
 gateway serve                               # the example app on 127.0.0.1:8000
-gateway serve mypkg.main:app --workers 4    # uvicorn's options, under uvicorn's names
+gateway serve mypkg.gw:app --workers 4      # uvicorn's options, under uvicorn's names
+gateway serve --legacy mypkg.main:app --async mypkg.migrated:router   # no module needed
 gateway routes [--url URL]                  # every route and the mode it is served in
 gateway flags set KEY MODE | gateway report
 
@@ -24,6 +25,8 @@ from typer.core import TyperGroup
 from gateway.cli_common import (
     AppDir,
     AsJson,
+    Async,
+    Legacy,
     Prefix,
     Token,
     Url,
@@ -126,13 +129,20 @@ def _root(show_version: Version = False) -> None:
 
 
 AppArg = Annotated[
-    str, typer.Argument(help="import path of the app or its factory, e.g. mypkg.main:app")
+    str | None,
+    typer.Argument(
+        help=f"import path of the gateway app or its factory, e.g. mypkg.gw:app "
+        f"(default {DEFAULT_APP}; or use --legacy and --async)",
+        show_default=False,
+    ),
 ]
 
 
 @cli.command()
 def serve(
-    app: AppArg = DEFAULT_APP,
+    app: AppArg = None,
+    legacy: Legacy = None,
+    async_: Async = None,
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="bind port", min=0, max=65535)] = 8000,
     workers: Annotated[
@@ -174,13 +184,19 @@ def serve(
     ] = None,
     show_version: Version = False,
 ) -> None:
-    """Serve APP with uvicorn (default: the example users service); options as uvicorn's."""
+    """Serve APP with uvicorn (default: the example users service); options as uvicorn's.
+
+    Without a composition module: gateway serve --legacy mypkg.main:app --async
+    mypkg.migrated:router (each worker builds it once).
+    """
     from gateway import server
 
     if env_file is not None:
         _load_env_file(env_file)
     workers = workers or _workers_from_environment()
-    target = AppTarget(app, factory=True if factory else None, app_dir=app_dir)
+    target = AppTarget.from_options(
+        app, legacy=legacy, async_=async_, factory=True if factory else None, app_dir=app_dir
+    )
     server.run(
         target,
         workers=workers,
@@ -217,7 +233,9 @@ def _workers_from_environment() -> int:
 
 @cli.command()
 def routes(
-    app: AppArg = DEFAULT_APP,
+    app: AppArg = None,
+    legacy: Legacy = None,
+    async_: Async = None,
     app_dir: AppDir = "",
     url: Url = None,
     token: Token = None,
@@ -233,7 +251,8 @@ def routes(
     if url is not None:
         rows = request_gateway("GET", url, f"{prefix}/routes", token)["routes"]
     else:
-        gateway = gateway_of(AppTarget(app, app_dir=app_dir).load(), app)
+        target = AppTarget.from_options(app, legacy=legacy, async_=async_, app_dir=app_dir)
+        gateway = gateway_of(target.load(), target.described)
         rows = with_stored_modes(gateway, anyio.run(read_stored_flags, gateway))
         notes = list(gateway.notes)
     if as_json:

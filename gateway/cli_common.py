@@ -19,13 +19,14 @@ from sqlalchemy.engine import make_url
 from gateway.app import Gateway
 from gateway.exceptions import CommandError
 from gateway.flag_store import SqlFlagStore, StoredFlag, flags_table
-from gateway.loader import DEFAULT_APP
 
 __all__ = [
     "DEFAULT_URL",
     "AppDir",
     "AppOption",
     "AsJson",
+    "Async",
+    "Legacy",
     "Prefix",
     "Token",
     "Url",
@@ -54,8 +55,25 @@ Token = Annotated[
 Prefix = Annotated[str, typer.Option(help="the gateway's admin prefix")]
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
 AppOption = Annotated[
-    str,
-    typer.Option("--app", help=f"import path of the app or its factory (default {DEFAULT_APP})"),
+    str | None,
+    typer.Option("--app", help="import path of the gateway app or its factory", show_default=False),
+]
+Legacy = Annotated[
+    str | None,
+    typer.Option(
+        "--legacy",
+        help="no composition module: mount this legacy FastAPI app (or APIRouter) as it is",
+        show_default=False,
+    ),
+]
+Async = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--async",
+        help="with --legacy: mount this APIRouter (or FastAPI app's routes) of migrated "
+        "async def routes; repeat for several",
+        show_default=False,
+    ),
 ]
 AppDir = Annotated[
     str,

@@ -3,7 +3,9 @@
 gateway flags list                                        # http://127.0.0.1:8000
 gateway flags set "GET /users/{user_id}" canary --percent 10 --reason "try async" \\
     --url https://gw.internal --token "$GATEWAY_ADMIN_TOKEN"
-gateway flags history --database-url postgresql://app@db/app --app mypkg.main:create_app
+gateway flags set "GET /books/{book_id}" async --database-url postgresql://app@db/app \\
+    --legacy mypkg.main:app --async mypkg.migrated:router     # the key checked on the routes
+gateway flags history --database-url postgresql://app@db/app
 
 Through a gateway the change is authenticated by a token; directly against the database the
 database credentials are the authority and the history names the OS user.
@@ -24,6 +26,8 @@ from gateway.cli_common import (
     AppDir,
     AppOption,
     AsJson,
+    Async,
+    Legacy,
     Prefix,
     Token,
     Url,
@@ -34,8 +38,10 @@ from gateway.cli_common import (
 )
 from gateway.exceptions import CommandError, FlagError, GatewayError
 from gateway.flag_store import SqlFlagStore
-from gateway.flags import check_change
-from gateway.loader import DEFAULT_APP, AppTarget, gateway_of
+from gateway.flags import Flag, check_change, parse_flag
+from gateway.loader import AppTarget, gateway_of
+from gateway.recorder import METHODS
+from gateway.settings import Settings
 
 __all__ = ["flags_cli"]
 
@@ -50,8 +56,29 @@ DatabaseUrl = Annotated[
 # -- directly against the database ---------------------------------------------------------
 
 
-def _gateway(app: str, app_dir: str) -> Gateway:
-    return gateway_of(AppTarget(app, app_dir=app_dir).load(), app)
+def _gateway(
+    app: str | None, legacy: str | None, async_: list[str] | None, app_dir: str
+) -> Gateway | None:
+    """The app's gateway when the command names one; None when it names none."""
+    if app is None and legacy is None and not async_:
+        return None
+    target = AppTarget.from_options(app, legacy=legacy, async_=async_, app_dir=app_dir)
+    return gateway_of(target.load(), target.described)
+
+
+def _note(text: str) -> None:
+    typer.echo(f"note: {text}", err=True)  # stderr, so --json output stays JSON
+
+
+def _check_shape(key: str, mode: str, percent: float | None) -> Flag:
+    """With no app to check the key against: a method, a space and a path, nothing more."""
+    method, _, path = key.partition(" ")
+    if method not in METHODS or not path.startswith("/") or " " in path:
+        raise CommandError(
+            f"route_key: {key!r} is not a route key; expected 'METHOD /path/{{param}}' "
+            f"with METHOD one of {', '.join(sorted(METHODS))}, e.g. 'GET /users/{{user_id}}'"
+        )
+    return parse_flag(mode, percent)
 
 
 def _store(database_url: str) -> SqlFlagStore:
@@ -96,18 +123,34 @@ def list_(
     url: Url = None,
     token: Token = None,
     database_url: DatabaseUrl = None,
-    app: AppOption = DEFAULT_APP,
+    app: AppOption = None,
+    legacy: Legacy = None,
+    async_: Async = None,
     app_dir: AppDir = "",
     prefix: Prefix = "/_gateway",
     as_json: AsJson = False,
 ) -> None:
-    """List every route with its implementations and current mode."""
+    """List every route with its implementations and current mode.
+
+    With --database-url and no --app / --legacy: the routes that have a stored flag.
+    """
     store: dict[str, Any] = {}
     if database_url:
-        gateway = _gateway(app, app_dir)
-        rows = with_stored_modes(
-            gateway, anyio.run(_in_database, database_url, lambda store: store.load())
-        )
+        gateway = _gateway(app, legacy, async_, app_dir)
+        stored = anyio.run(_in_database, database_url, lambda store: store.load())
+        if gateway is not None:
+            rows = with_stored_modes(gateway, stored)
+        else:
+            _note("no --app or --legacy given: only the routes with a stored flag are listed")
+            rows = [
+                {
+                    "key": key,
+                    "implementations": ["legacy", "async"],  # only paired routes take flags
+                    "mode": found.flag.mode.value,
+                    "percent": found.flag.percent,
+                }
+                for key, found in sorted(stored.items())
+            ]
     else:
         body = request_gateway("GET", url, f"{prefix}/routes", token)
         rows, store = body["routes"], body.get("store", {})
@@ -131,25 +174,37 @@ def set_(
     url: Url = None,
     token: Token = None,
     database_url: DatabaseUrl = None,
-    app: AppOption = DEFAULT_APP,
+    app: AppOption = None,
+    legacy: Legacy = None,
+    async_: Async = None,
     app_dir: AppDir = "",
     prefix: Prefix = "/_gateway",
     as_json: AsJson = False,
 ) -> None:
-    """Change one route's mode; every worker follows within moments."""
+    """Change one route's mode; every worker follows within moments.
+
+    With --database-url, --app or --legacy/--async name the app whose routes the key is
+    checked against; without them only the key's shape is checked.
+    """
     if database_url:
-        gateway = _gateway(app, app_dir)
-        routes = {k: e.implementations for k, e in gateway.entries.items()}
+        gateway = _gateway(app, legacy, async_, app_dir)
         try:
-            flag = check_change(key, mode, percent, routes)
+            if gateway is not None:
+                flag = check_change(key, mode, percent, gateway.implementations)
+                default = gateway.modes.default
+            else:
+                flag = _check_shape(key, mode, percent)
+                default = parse_flag(Settings.from_environ().default_mode)
+                _note(
+                    f"no --app or --legacy given: {key!r} was checked for its shape only, "
+                    "not against the app's routes"
+                )
         except FlagError as exc:
             raise CommandError(f"{exc.field}: {exc}") from None
         actor = f"db:{getpass.getuser()}"
 
         async def work(store: Any) -> Any:
-            return await store.change(
-                key, flag, actor=actor, reason=reason, default=gateway.modes.default
-            )
+            return await store.change(key, flag, actor=actor, reason=reason, default=default)
 
         row = anyio.run(_in_database, database_url, work).as_dict()
     else:

@@ -44,7 +44,11 @@ def isolated_imports(monkeypatch):
         (["serve", "nosuch.module:app"], "no module named 'nosuch' (looked in the current"),
         (["serve", "tests.nosuch:app"], 'Could not import module "tests.nosuch"'),
         (["serve", "tests.apps.probe:nothing"], 'Attribute "nothing" not found'),
-        (["serve", PLAIN], "is a plain FastAPI app, not built by gateway.Gateway; wrap it"),
+        (
+            ["serve", PLAIN],
+            f"not built by gateway.Gateway; serve it through the gateway as it "
+            f"is with --legacy {PLAIN}",
+        ),
         (["serve", "--env-file", "no-such.env"], "--env-file 'no-such.env' is not a file"),
         (["serve", "--port", "70000"], "gateway serve: Invalid value for '--port'"),
         (["routes", "nosuch.module:app"], "--app-dir names another directory"),
