@@ -56,6 +56,7 @@ from gateway.logging import configure_logging, log_started, log_stopped, watch_f
 from gateway.metering import Metering
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import install_openapi, served_routes
+from gateway.overlaps import overlap_notes
 from gateway.page import page_router
 from gateway.readings import route_numbers, window_seconds
 from gateway.recorder import MetricsMiddleware, Recorder
@@ -197,6 +198,9 @@ class Gateway:
             [k for k, e in self.entries.items() if e.paired], default=self.modes.default
         )
         ordered = dispatch_routes(layout, self.modes, request_key_reader(settings.canary_key))
+        for note in overlap_notes(layout):  # templates that overlap but do not pair
+            log.warning("%s", note)
+            self.notes.append(note)
 
         self.follower = self._follower()
         recorder = self._recorder()
