@@ -9,7 +9,8 @@ What a request passes through, in order (the first two are Starlette's and the a
 
     1. ServerErrorMiddleware      a plain 500 for anything unhandled (Starlette)
     2. MetricsMiddleware          one RequestInfo in `current_request`, observed after the
-                                  response (gateway.recorder)
+                                  response, and the x-gateway-implementation header
+                                  (gateway.recorder; ImplementationHeader with metrics off)
     3. the legacy app's middleware, in its own order (CORS, sessions, ...)
     4. ExceptionMiddleware        the legacy app's exception handlers (Starlette)
     5. the router, first match wins:
@@ -59,7 +60,7 @@ from gateway.openapi import install_openapi, served_routes
 from gateway.overlaps import overlap_notes
 from gateway.page import page_router
 from gateway.readings import route_numbers, window_seconds
-from gateway.recorder import MetricsMiddleware, Recorder
+from gateway.recorder import ImplementationHeader, MetricsMiddleware, Recorder
 from gateway.report import rank
 from gateway.routing import (
     PathGroup,
@@ -205,7 +206,11 @@ class Gateway:
         self.follower = self._follower()
         recorder = self._recorder()
         source = self._legacy_app
-        middleware = [Middleware(MetricsMiddleware, recorder=recorder)] if recorder else []
+        header = settings.implementation_header  # which side served, on each route's answer
+        if recorder is not None:
+            middleware = [Middleware(MetricsMiddleware, recorder=recorder, header=header)]
+        else:
+            middleware = [Middleware(ImplementationHeader, header=header)] if header else []
         app = FastAPI(
             title=source.title if source else "gateway",
             version=source.version if source else "0.1.0",

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.batched import PendingCounter, PendingHistogram
 from gateway.concurrency import ThreadTiming, threadpool_stats
-from gateway.flags import Flag
+from gateway.flags import Flag, Implementation
 from gateway.metrics import GatewayMetrics
 from gateway.naming import qualified_name
 from gateway.request_info import UNMATCHED, RequestInfo, current_request
@@ -30,8 +30,10 @@ Engines = Callable[[], Iterable[tuple[str, Any]]]
 __all__ = [
     "METHODS",
     "NO_IMPLEMENTATION",
+    "ImplementationHeader",
     "MetricsMiddleware",
     "Recorder",
+    "header_values",
     "metrics_for",
     "thread_contention",
 ]
@@ -110,9 +112,11 @@ class MetricsMiddleware:
     middleware of the embedder's may set one first, to read what the gateway filled in.
     """
 
-    def __init__(self, app: ASGIApp, recorder: Recorder) -> None:
+    def __init__(self, app: ASGIApp, recorder: Recorder, header: str = "") -> None:
+        """`header`: the response header naming the side that served a route ("" for none)."""
         self.app = app
         self.recorder = recorder
+        self.sides = header_values(header)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,11 +132,15 @@ class MetricsMiddleware:
         live[id(info)] = info
         status = 500  # what the server answers if the app fails before a response starts
         started = time.perf_counter()
+        sides = self.sides
 
         async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # The send wrapped anyway for the status: the header costs a lookup here.
+                if sides is not None and info.implementation is not None:
+                    message["headers"] = [*message.get("headers", ()), sides[info.implementation]]
             await send(message)
 
         try:
@@ -142,6 +150,51 @@ class MetricsMiddleware:
             current_request.reset(token)
             del live[id(info)]
             self.recorder.observe(scope, info, status, elapsed)
+
+
+def header_values(header: str) -> dict[Implementation, tuple[bytes, bytes]] | None:
+    """The (name, value) header pair per side, encoded once; None when `header` is ""."""
+    if not header:
+        return None
+    name = header.lower().encode("latin-1")
+    return {side: (name, side.value.encode("latin-1")) for side in Implementation}
+
+
+class ImplementationHeader:
+    """With metrics off, the one middleware: names the side that served a route in `header`.
+
+        Middleware(ImplementationHeader, header="x-gateway-implementation")
+
+    It keeps a RequestInfo in `current_request` for the dispatcher to fill in, as
+    MetricsMiddleware does (which adds the header itself when metrics are on).
+    """
+
+    def __init__(self, app: ASGIApp, header: str) -> None:
+        self.app = app
+        sides = header_values(header)
+        if sides is None:
+            raise ValueError("ImplementationHeader needs a header name; install none instead")
+        self.sides = sides
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        info = current_request.get()  # an outer middleware of the embedder's may set one
+        if info is None:
+            info = RequestInfo(scope["method"], scope["path"])
+        token = current_request.set(info)
+        sides = self.sides
+
+        async def send_side(message: Message) -> None:
+            if message["type"] == "http.response.start" and info.implementation is not None:
+                message["headers"] = [*message.get("headers", ()), sides[info.implementation]]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_side)
+        finally:
+            current_request.reset(token)
 
 
 class Recorder:

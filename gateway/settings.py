@@ -8,6 +8,7 @@ A legacy app usually owns DATABASE_URL and POSTGRES_* already, so nothing here r
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ __all__ = ["DEFAULT_SQLITE_PATH", "ENV_PREFIX", "Settings"]
 
 ENV_PREFIX = "GATEWAY_"
 DEFAULT_SQLITE_PATH = Path("gateway.db")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: a header name
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 class Settings(BaseSettings):
@@ -60,6 +63,21 @@ class Settings(BaseSettings):
         default="",
         description="gc.set_threshold() after startup, e.g. 10000,10,10; empty keeps Python's",
     )
+    implementation_header: str = Field(
+        default="x-gateway-implementation",
+        description="response header saying which side served a route (legacy or async); "
+        "empty disables it",
+    )
+    flags_database_url: str = Field(
+        default="",
+        description="where the flag tables live when not in the app's database "
+        "(postgresql://... or sqlite:///path); empty means GATEWAY_DATABASE_URL",
+    )
+    flags_schema: str = Field(
+        default="gateway",
+        description="PostgreSQL schema of the flag tables, created if missing, so the app's "
+        "migrations never see them; empty means the connection's search_path",
+    )
     log_json: bool = False
     log_level: str = Field(default="info")
 
@@ -70,6 +88,35 @@ class Settings(BaseSettings):
 
         if value:
             derive_urls(value)  # raises ValueError naming the accepted schemes
+        return value
+
+    @field_validator("flags_database_url")
+    @classmethod
+    def _flags_url(cls, value: str) -> str:
+        from gateway.urls import derive_urls
+
+        if value:
+            derive_urls(value)
+        return value
+
+    @field_validator("implementation_header")
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        if value and not _TOKEN.fullmatch(value):
+            raise ValueError(
+                "expected an HTTP header name (letters, digits and !#$%&'*+-.^_`|~), e.g. "
+                "x-gateway-implementation, or empty to send none"
+            )
+        return value.lower()
+
+    @field_validator("flags_schema")
+    @classmethod
+    def _schema_name(cls, value: str) -> str:
+        if value and not _IDENTIFIER.fullmatch(value):
+            raise ValueError(
+                "expected a PostgreSQL schema name (a letter or _, then letters, digits, _; "
+                "at most 63), e.g. gateway, or empty for the search_path"
+            )
         return value
 
     @field_validator("canary_key")
@@ -138,6 +185,11 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         """The configured URL, or the embedded SQLite file when none is set."""
         return self.database_url or f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+    @property
+    def effective_flags_database_url(self) -> str:
+        """Where the flag store lives: GATEWAY_FLAGS_DATABASE_URL, else the gateway's database."""
+        return self.flags_database_url or self.effective_database_url
 
     @property
     def embedded(self) -> bool:
