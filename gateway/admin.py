@@ -3,7 +3,7 @@
 GET  /_gateway/routes                 every route: implementations, mode, percent
 PUT  /_gateway/routes/{route_key}     change one route's mode (bearer token required)
 GET  /_gateway/history                the audit history, newest first
-GET  /_gateway/report                 the migration ranking (gateway.report) as JSON
+GET  /_gateway/report?window=5m       the migration report (gateway.report) over a window
 
     curl -X PUT -H "Authorization: Bearer $TOKEN" \\
          -d '{"mode": "canary", "percent": 10, "reason": "try async"}' \\
@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from gateway.auth import AdminAccess
 from gateway.exceptions import FlagError, UnknownRouteError, first_line
 from gateway.flag_follower import FlagFollower
+from gateway.readings import parse_window
 
 __all__ = ["REASON_LIMIT", "BodyError", "FlagBody", "admin_router", "parse_flag_body"]
 
@@ -158,18 +159,19 @@ def _json_type(value: Any) -> str:
 
 Describe = Callable[[], list[dict[str, Any]]]
 ReportMaker = Callable[[], dict[str, Any]]
+WindowReport = Callable[[float], dict[str, Any]]  # the window in seconds -> the report
 
 
 def admin_router(
     follower: FlagFollower,
     access: AdminAccess,
     describe: Describe,
-    report: ReportMaker | None = None,
+    report: WindowReport | None = None,
 ) -> APIRouter:
     """Routes mounted under settings.admin_prefix.
 
-    `describe()` lists the routes, `report()` makes the migration report (None: metrics are
-    off, and GET /report answers 404 saying so).
+    `describe()` lists the routes, `report(seconds)` makes the migration report over the
+    last `seconds` (None: metrics are off, and GET /report answers 404 saying so).
     """
     router = APIRouter(tags=["gateway admin"])
     # Dependencies as defaults: annotations are strings here and cannot name locals.
@@ -216,13 +218,21 @@ def admin_router(
         return JSONResponse({"history": [row.as_dict() for row in rows]})
 
     @router.get("/report")
-    async def migration_report(_: str | None = reader) -> dict[str, Any]:
-        """The migration ranking (async; never takes a worker thread)."""
+    async def migration_report(
+        window: Annotated[str | None, Query(description="300, 300s, 5m (default 5m)")] = None,
+        _: str | None = reader,
+    ) -> Any:
+        """The migration report over a recent window (async; never takes a worker thread)."""
         if report is None:
             raise HTTPException(
                 status_code=404, detail="This app has no gateway metrics (GATEWAY_METRICS=false?)."
             )
-        return report()
+        try:
+            seconds = parse_window(window)
+        except ValueError as exc:
+            detail = BodyError(["query", "window"], str(exc), "value_error").as_dict()
+            return JSONResponse({"detail": [detail]}, status_code=422)
+        return report(seconds)
 
     return router
 

@@ -31,6 +31,7 @@ uses. Pass `database=`, `registry=`, `store=` or `tokens=` to replace one (tests
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -59,9 +60,8 @@ from gateway.metrics import GatewayMetrics
 from gateway.openapi import install_openapi, served_routes
 from gateway.overlaps import overlap_notes
 from gateway.page import page_router
-from gateway.readings import route_numbers, window_seconds
 from gateway.recorder import ImplementationHeader, MetricsMiddleware, Recorder
-from gateway.report import rank
+from gateway.report import window_report
 from gateway.routing import (
     PathGroup,
     PrefixGuard,
@@ -319,18 +319,20 @@ class Gateway:
         guarded = [PrefixGuard(prefix, route) for route in app.router.routes[mounted:]]
         app.router.routes[:] = guarded + app.router.routes[:mounted]
 
-    def _report_maker(self, recorder: Recorder | None) -> Callable[[], dict[str, Any]] | None:
-        if recorder is None:
+    def _report_maker(self, recorder: Recorder | None) -> Callable[[float], dict[str, Any]] | None:
+        metering = self.metering
+        if recorder is None or metering is None:
             return None
-        from gateway.metrics import scrape_registry
-
         # A regression's code: the async side, or a legacy `async def` with no twin yet.
         where = {k: found.where for k, e in self.entries.items() if (found := e.async_ or e.legacy)}
+        modes = self.modes
 
-        def report() -> dict[str, Any]:
-            recorder.sample()
-            numbers = route_numbers(scrape_registry(recorder.registry))
-            return rank(numbers, window_seconds(recorder.started), where=where).as_dict()
+        def report(seconds: float) -> dict[str, Any]:
+            """The report over the last `seconds`, from this worker's snapshots."""
+            described = {key: flag.describe() for key, flag in modes.snapshot().items()}
+            now, totals = time.time(), metering.totals()
+            window = metering.snapshots.window(now, totals, seconds, chart_keys=set(described))
+            return window_report(window, modes=described, where=where).as_dict()
 
         return report
 

@@ -6,7 +6,8 @@
 
 It installs SQLAlchemy's dialect events (DB time per request, once per process), watches both
 pools' checkouts, shows each paired route's mode, and runs the loop-lag sampler, which also
-refreshes the gauges and the CPU-load factor every tick.
+refreshes the gauges and the CPU-load factor every tick, and keeps a snapshot of the
+per-route totals every 10 s (`snapshots`, what the report's window is made of).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from gateway.db_events import install_engine_events, watch_pool
 from gateway.flags import ModeTable
 from gateway.looplag import Sampler
 from gateway.metrics import scrape_registry
+from gateway.readings import Snapshots, route_numbers
 from gateway.recorder import Recorder
+from gateway.report import RouteNumbers
 from gateway.workers import MULTIPROC_ENV
 
 __all__ = ["Metering"]
@@ -45,6 +48,7 @@ class Metering:
         self.cpu = CpuLoad()
         self.sampler = Sampler(recorder.metrics.loop_lag, interval)
         self.sampler.also(self._tick)
+        self.snapshots = Snapshots()
         install_engine_events()
         for key in modes:
             recorder.show_mode(key, modes.get(key))
@@ -68,6 +72,11 @@ class Metering:
 
         return Route(path, metrics_endpoint, include_in_schema=False)
 
+    def totals(self) -> list[RouteNumbers]:
+        """Every route's cumulative totals now: this worker's, or all workers' together."""
+        self.recorder.sample()
+        return route_numbers(scrape_registry(self.recorder.registry))
+
     def start(self) -> None:
         """On the event loop, after the engines exist."""
         recorder = self.recorder
@@ -79,6 +88,7 @@ class Metering:
         watch_pool(self.database.async_engine.sync_engine, recorder.async_pool_wait)
         recorder.started = time.time()
         recorder.cpu_factor = self.cpu.probe()
+        self.snapshots.add(recorder.started, self.totals())
         self.sampler.start()
 
     async def stop(self) -> None:
@@ -94,3 +104,4 @@ class Metering:
     def _tick(self) -> None:
         self.recorder.sample()
         self.recorder.cpu_factor = self.cpu.probe()
+        self.snapshots.take_if_due(time.time(), self.totals)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 from gateway import Settings
 from gateway.cli import cli
 from gateway.cli_report import format_report
-from gateway.report import RouteNumbers, quantile, rank
+from gateway.report import RouteNumbers, Window, quantile, rank, window_report
 from gateway.testing import serve_in_subprocess
 from tests.apps.metrics import scenario_gateway
 from tests.conftest import started_client
@@ -71,11 +72,49 @@ def test_quantile_interpolates_like_prometheus():
 
 
 def test_format_report_marks_cpu_bound_routes():
-    report = rank([legacy("/io", 10, 5.0, 0.1), legacy("/cpu", 10, 5.0, 4.9)], 10.0).as_dict()
+    rows = [
+        legacy("/io", 100, 5.0, 0.1),
+        legacy("/cpu", 100, 5.0, 4.9),
+        legacy("/few", 99, 5.0, 4.9),
+    ]
+    report = rank(rows, 10.0).as_dict()
     lines = format_report(report, width=80).splitlines()
-    io, cpu = (next(x for x in lines if x.startswith(f"GET /{r} ")) for r in ("io", "cpu"))
+    io, cpu, few = (
+        next(x for x in lines if x.startswith(f"GET /{r} ")) for r in ("io", "cpu", "few")
+    )
     assert io.endswith("2%") and cpu.endswith("98%*")
+    assert few.endswith("98%")  # as CPU-bound, but too few requests to say so
     assert "* CPU-bound: async will not help (the thread computes; it does not wait)." in lines
+    assert "least 100 thread-timed requests in the window." in " ".join(lines)
+
+
+def test_format_report_shows_modes_migrated_routes_and_both_sides_in_80_columns():
+    key = "/orders/{order_id}/lines/{line_id}/allocations/{allocation_id}"
+    rows = [
+        legacy(key, 1000, 50.0, 1.0),
+        RouteNumbers(key, "GET", "async", requests=250, errors=5),
+        legacy("/done", 3, 0.1, 0.0),
+        RouteNumbers("/done", "GET", "async", requests=400),
+        legacy("/alone", 10, 1.0, 0.5),
+    ]
+    window = Window(0.0, 100.0, 300.0, rows)
+    modes = {f"GET {key}": "canary 20%", "GET /done": "async"}
+    text = format_report(window_report(window, modes=modes).as_dict(), width=80)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[0] == "Over the last 100 s only (asked for 300 s; the window is still filling)."
+    ranking = lines[: lines.index("Migrated (every request on async, out of the ranking):")]
+    assert not any("/done" in line for line in ranking)  # migrated: out of the ranking
+    assert any("canary 20%" in line for line in ranking)
+    assert next(x for x in ranking if x.startswith("GET /alone")).split()[2] == "-"  # no twin
+    assert "  GET /done: 4.00 req/s, 5xx 0.0%, p95 -" in lines
+    pairs = lines[lines.index("Paired routes, legacy and async side by side:") :]
+    sides = pairs[next(i for i, x in enumerate(pairs) if "canary 20%" in x) :]
+    legacy_row, async_row = (
+        next(x for x in sides if x.startswith(f"  {s} ")) for s in ("legacy", "async")
+    )
+    assert legacy_row.split()[1:4] == ["1000", "10.00", "0.0%"]
+    assert async_row.split()[1:4] == ["250", "2.50", "2.0%"]
 
 
 def test_format_report_fits_80_columns_wrapping_long_route_keys():
@@ -101,10 +140,12 @@ async def test_done_when_io_route_first_cpu_route_marked_blocking_async_listed(p
             for _ in range(times):
                 assert (await client.get(path)).status_code == 200
 
-        # Concurrent clients, as under load: 4 on each legacy route, one on the bad async one.
+        # Concurrent clients, as under load: 4 on the I/O route, one on the CPU route (the
+        # CPU-bound mark needs 100 requests; more clients would only queue for the GIL),
+        # one on the bad async one.
         await asyncio.gather(
-            *(hit(f"/io/{i}", 10) for i in range(4)),
-            *(hit("/cpu", 10) for _ in range(4)),
+            *(hit(f"/io/{i}", 25) for i in range(4)),
+            hit("/cpu", 100),
             hit("/blocks", 5),
         )
         report = (await client.get("/_gateway/report")).json()
@@ -113,7 +154,7 @@ async def test_done_when_io_route_first_cpu_route_marked_blocking_async_listed(p
     assert first["key"] == "GET /io/{item_id}", report
     assert not first["async_will_not_help"]
     assert first["db_share"] > 0.5
-    assert first["requests"] == 40
+    assert first["requests"] == 100
     cpu = candidates["GET /cpu"]
     assert cpu["async_will_not_help"] and cpu["cpu_share"] >= 0.5, cpu
     assert first["blocked_thread_seconds_per_second"] > cpu["blocked_thread_seconds_per_second"]
@@ -131,11 +172,26 @@ def test_gateway_report_command_reads_a_running_gateway(sqlite_url):
 
         for _ in range(3):
             httpx.get(f"{url}/cpu").raise_for_status()
+        few = CliRunner().invoke(cli, ["report", "--url", url, "--window", "1m"])
+        with httpx.Client() as client:
+            for _ in range(100):
+                client.get(f"{url}/cpu").raise_for_status()
         result = CliRunner().invoke(cli, ["report", "--url", url])
-        as_json = CliRunner().invoke(cli, ["report", "--url", url, "--json"])
+        as_json = CliRunner().invoke(cli, ["report", "--url", url, "--json", "--window", "60"])
+        refused = CliRunner().invoke(cli, ["report", "--url", url, "--window", "2h"])
+    assert few.exit_code == 0, few.output
+    assert "GET /cpu" in few.output and "async will not help" not in few.output
     assert result.exit_code == 0, result.output
     assert "GET /cpu" in result.output and "async will not help" in result.output
-    assert '"candidates"' in as_json.output
+    report = json.loads(as_json.output)
+    assert report["requested_window_seconds"] == 60.0
+    assert next(c for c in report["candidates"] if c["key"] == "GET /cpu")["requests"] == 103
+    assert refused.exit_code == 1
+    [line] = refused.stderr.splitlines()
+    assert (
+        "answered 422, expected 200: query.window: window '2h' is 7200 s; expected 10 to 1800 s"
+        in line
+    )
 
 
 def test_gateway_report_command_names_an_unreachable_url():
