@@ -18,7 +18,7 @@ import math
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
@@ -167,6 +167,7 @@ def admin_router(
     access: AdminAccess,
     describe: Describe,
     report: WindowReport | None = None,
+    shadow: Callable[[], dict[str, Any]] | None = None,
 ) -> APIRouter:
     """Routes mounted under settings.admin_prefix.
 
@@ -206,8 +207,9 @@ def admin_router(
 
     @router.get("/history")
     async def history(
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        route: Annotated[str | None, Query(description="only this route key")] = None,
+        # Query() as defaults, not Annotated: FastAPI 0.100 with pydantic 2.x refuses those.
+        limit: int = Query(100, ge=1, le=1000),
+        route: str | None = Query(None, description="only this route key"),
         _: str | None = reader,
     ) -> JSONResponse:
         """The newest `limit` flag changes first."""
@@ -217,9 +219,14 @@ def admin_router(
             return _store_unavailable(exc)
         return JSONResponse({"history": [row.as_dict() for row in rows]})
 
+    @router.get("/shadow")
+    async def shadow_results(_: str | None = reader) -> dict[str, Any]:
+        """What shadow mode found per route: counts, learned noise, recent differences."""
+        return shadow() if shadow is not None else {"routes": []}
+
     @router.get("/report")
     async def migration_report(
-        window: Annotated[str | None, Query(description="300, 300s, 5m (default 5m)")] = None,
+        window: str | None = Query(None, description="300, 300s, 5m (default 5m)"),
         _: str | None = reader,
     ) -> Any:
         """The migration report over a recent window (async; never takes a worker thread)."""

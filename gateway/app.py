@@ -58,6 +58,7 @@ from gateway.logging import configure_logging, log_started, log_stopped, watch_f
 from gateway.metering import Metering
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import install_openapi, served_routes
+from gateway.outage import Outage, install_outage_handlers
 from gateway.overlaps import overlap_notes
 from gateway.page import page_router
 from gateway.recorder import ImplementationHeader, MetricsMiddleware, Recorder
@@ -72,6 +73,7 @@ from gateway.routing import (
     request_key_reader,
 )
 from gateway.settings import Settings
+from gateway.shadow import ShadowRunner
 from gateway.workers import is_supervisor
 
 __all__ = ["Gateway"]
@@ -108,6 +110,8 @@ class Gateway:
         self.follower: FlagFollower | None = None
         self.recorder: Recorder | None = None
         self.metering: Metering | None = None
+        self.outage: Outage | None = None
+        self.shadow: ShadowRunner | None = None
         self.gc = GcPolicy(
             freeze=self.settings.gc_freeze, thresholds=self.settings.gc_thresholds or None
         )
@@ -198,7 +202,10 @@ class Gateway:
         self.modes = ModeTable(
             [k for k, e in self.entries.items() if e.paired], default=self.modes.default
         )
-        ordered = dispatch_routes(layout, self.modes, request_key_reader(settings.canary_key))
+        self.shadow = ShadowRunner(self.database, registry=self.registry)
+        ordered = dispatch_routes(
+            layout, self.modes, request_key_reader(settings.canary_key), self.shadow
+        )
         for note in overlap_notes(layout):  # templates that overlap but do not pair
             log.warning("%s", note)
             self.notes.append(note)
@@ -227,6 +234,10 @@ class Gateway:
             app.user_middleware.extend(source.user_middleware)
             app.exception_handlers.update(source.exception_handlers)
             app.state = source.state
+        # After the app's own handlers: an outage 503 only where the app has no handler.
+        registry = self.registry if recorder is not None else None
+        self.outage = Outage(retry_after=settings.db_retry_after, registry=registry)
+        install_outage_handlers(app, self.outage)
         setattr(app.state, STATE_KEY, self.database)
         app.state.gateway = self
         app.state.gateway_metrics = recorder
@@ -256,7 +267,7 @@ class Gateway:
         if settings.flags_file:  # read here, so a bad file stops `gateway serve` at once
             seeds = read_flags_file(settings.flags_file, self.implementations)
         if self._store is None:
-            self._store = SqlFlagStore(settings.effective_database_url)
+            self._store = SqlFlagStore.from_settings(settings)
         return FlagFollower(
             self._store,
             self.modes,
@@ -312,7 +323,10 @@ class Gateway:
         admin.include_router(
             health_router(self.database, self.checks, self.follower, self._engine_watch)
         )
-        admin.include_router(admin_router(self.follower, access, self.describe_routes, report))
+        shadow = self.shadow.report if self.shadow is not None else None
+        admin.include_router(
+            admin_router(self.follower, access, self.describe_routes, report, shadow)
+        )
         admin.include_router(page_router(prefix))
         mounted = len(app.router.routes)
         app.include_router(admin)
@@ -345,6 +359,8 @@ class Gateway:
             stack.callback(log_stopped)  # runs last: after both pools are closed
             if self._engine_watch is not None:
                 stack.callback(self._engine_watch.close)
+            if self.outage is not None:
+                stack.enter_context(self.outage.watching())
             stack.push_async_callback(self.database.aclose)
             for hook in self._startup:
                 await _run(hook, self)
@@ -354,6 +370,8 @@ class Gateway:
             if self.metering is not None:
                 self.metering.start()
                 stack.push_async_callback(self.metering.stop)
+            if self.shadow is not None:
+                stack.push_async_callback(self.shadow.aclose)
             for host in self._hosts:
                 host_state = await stack.enter_async_context(host.router.lifespan_context(host))
                 if host_state:

@@ -9,7 +9,8 @@ async def read_user(user_id: int, db: AsyncDB): ...   # migrated: AsyncSession
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import ContextVar
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
 from gateway.compat import Engine, async_session_factory
+from gateway.db_errors import database_unavailable
 from gateway.exceptions import DatabaseUnreachable
 from gateway.settings import Settings
 from gateway.urls import derive_urls, mask_url
@@ -45,6 +47,7 @@ class Database:
         max_overflow: int = 10,
         pool_timeout: float = 30.0,
         statement_timeout_ms: int = 0,
+        pool_pre_ping: bool = True,
     ) -> None:
         self.url = url
         sync_url, async_url = derive_urls(url)
@@ -62,6 +65,8 @@ class Database:
             "pool_size": pool_size,
             "max_overflow": max_overflow,
             "pool_timeout": pool_timeout,
+            # A connection broken by a database restart is replaced, not handed to a request.
+            "pool_pre_ping": pool_pre_ping,
         }
         sync_pool, async_pool = dict(pool), dict(pool)
         if self.backend == "sqlite":
@@ -87,6 +92,7 @@ class Database:
             max_overflow=settings.max_overflow,
             pool_timeout=settings.pool_timeout,
             statement_timeout_ms=settings.statement_timeout_ms,
+            pool_pre_ping=settings.pool_pre_ping,
         )
 
     @property
@@ -130,13 +136,41 @@ def _database(request: Request) -> Database:
 def get_session(request: Request) -> Iterator[Session]:
     """One sync Session per request, closed on every path (a sync generator dependency)."""
     with _database(request).sync_sessions() as session:
-        yield session
+        try:
+            yield session
+        finally:
+            try:
+                session.close()
+            except Exception as exc:  # see get_async_session
+                if database_unavailable(exc) is None:
+                    raise
+
+
+candidate_sessions: ContextVar[Callable[[], AsyncSession] | None] = ContextVar(
+    "gateway_candidate_sessions", default=None
+)
+"""While gateway.shadow runs a candidate: where its AsyncDB sessions come from (a connection
+whose outer transaction is rolled back)."""
 
 
 async def get_async_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One AsyncSession per request (expire_on_commit=False), closed on every path."""
+    shadow = candidate_sessions.get()
+    if shadow is not None:
+        async with shadow() as session:
+            yield session
+        return
     async with _database(request).async_sessions() as session:
-        yield session
+        try:
+            yield session
+        finally:
+            # The answer may be sent already: a connection lost while rolling back loses
+            # nothing (the transaction went with it) and must not break that response.
+            try:
+                await session.close()
+            except Exception as exc:
+                if database_unavailable(exc) is None:
+                    raise
 
 
 SyncDB = Annotated[Session, Depends(get_session)]

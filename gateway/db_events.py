@@ -33,6 +33,8 @@ def _timed(info: RequestInfo, execute: Any, context: Any, *args: Any) -> bool:
         # A sync driver with a running loop in this thread: the whole loop waited.
         if not context.dialect.is_async and running_loop() is not None:
             info.loop_blocking_seconds += elapsed
+    if info.writes is not None:  # shadow mode compares what each side wrote
+        info.writes.record(context, args[0])
     return True  # executed here: SQLAlchemy skips its own call
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "check_change",
     "choose",
     "parse_flag",
+    "shadowed",
 ]
 
 BUCKETS = 10_000  # canary resolution: 0.01 %
@@ -38,26 +39,36 @@ class Implementation(StrEnum):
 
 
 class Mode(StrEnum):
-    """How a paired route picks its implementation. `shadow` is reserved for a later mode."""
+    """How a paired route picks its implementation.
+
+    legacy and async serve every request from one side; canary sends `percent` of requests
+    to async; shadow serves every request from legacy and also runs async on `percent` of
+    them, with its writes rolled back, to compare the two (gateway.shadow).
+    """
 
     LEGACY = "legacy"
     ASYNC = "async"
     CANARY = "canary"
+    SHADOW = "shadow"
 
 
 VALID_MODES = tuple(m.value for m in Mode)
-RESERVED_MODES = ("shadow",)
+RESERVED_MODES: tuple[str, ...] = ()
+_WITH_PERCENT = (Mode.CANARY, Mode.SHADOW)
 
 
 @dataclass(frozen=True, slots=True)
 class Flag:
-    """A route's mode; `percent` is the share served by async in canary mode (0-100)."""
+    """A route's mode; `percent` is the share served by async in canary mode (0-100), and
+    the share of requests also run on async (and compared) in shadow mode."""
 
     mode: Mode = Mode.LEGACY
     percent: float = 0.0
 
     def describe(self) -> str:
-        return f"canary {self.percent:g}%" if self.mode is Mode.CANARY else self.mode.value
+        if self.mode in _WITH_PERCENT:
+            return f"{self.mode.value} {self.percent:g}%"
+        return self.mode.value
 
 
 LEGACY = Flag(Mode.LEGACY)
@@ -83,7 +94,7 @@ def parse_flag(mode: str, percent: float | None = None) -> Flag:
         ) from None
     if percent is not None and (isinstance(percent, bool) or not isinstance(percent, int | float)):
         raise FlagError(f"percent={percent!r} is not a number; expected 0 to 100.", field="percent")
-    if parsed is not Mode.CANARY:
+    if parsed not in _WITH_PERCENT:
         implied = 100.0 if parsed is Mode.ASYNC else 0.0
         if percent is not None and percent != implied:
             raise FlagError(
@@ -93,6 +104,8 @@ def parse_flag(mode: str, percent: float | None = None) -> Flag:
             )
         return Flag(parsed, implied)
     if percent is None:
+        if parsed is Mode.SHADOW:
+            return Flag(parsed, 100.0)  # shadow every request unless told otherwise
         raise FlagError("Mode 'canary' needs percent, a number from 0 to 100.", field="percent")
     if not 0 <= percent <= 100:
         raise FlagError(f"percent={percent!r} is out of range; expected 0 to 100.", field="percent")
@@ -149,8 +162,8 @@ def choose(
     In canary mode a request key maps to a sticky bucket; buckets below percent go to async,
     so raising the percentage only ever adds buckets. Without a key, a random draw decides.
     """
-    if flag.mode is Mode.LEGACY:
-        return Implementation.LEGACY
+    if flag.mode is Mode.LEGACY or flag.mode is Mode.SHADOW:
+        return Implementation.LEGACY  # shadow: the client is always served by legacy
     if flag.mode is Mode.ASYNC:
         return Implementation.ASYNC
     threshold = flag.percent * (BUCKETS / 100)
@@ -213,3 +226,22 @@ class ModeTable:
     def on_change(self, listener: Callable[[str, Flag, Flag], None]) -> None:
         """Call `listener(key, old, new)` after every change."""
         self._listeners.append(listener)
+
+
+def shadowed(
+    flag: Flag,
+    *,
+    salt: str,
+    request_key: str | None,
+    draw: Callable[[], float] = random.random,
+) -> bool:
+    """Whether a request of a route in shadow mode also runs on async. Pure: no I/O.
+
+    Same buckets as canary: with a request key, a key is shadowed on every worker or never.
+    """
+    if flag.mode is not Mode.SHADOW or flag.percent <= 0:
+        return False
+    if flag.percent >= 100:
+        return True
+    position = bucket(salt, request_key) if request_key is not None else draw() * BUCKETS
+    return position < flag.percent * (BUCKETS / 100)

@@ -61,10 +61,10 @@ async def update(
     Returns the matched row count, like `Query.update()`.
     """
     result = await db.execute(sa_update(model).where(*where).values(**values))
-    return cast(CursorResult[Any], result).rowcount
+    return cast("CursorResult[Any]", result).rowcount
 
 
 async def delete(db: AsyncSession, model: type[Any], *where: ColumnElement[bool]) -> int:
     """`db.query(M).filter(...).delete()` -> `await delete(db, M, ...)`; returns the row count."""
     result = await db.execute(sa_delete(model).where(*where))
-    return cast(CursorResult[Any], result).rowcount
+    return cast("CursorResult[Any]", result).rowcount

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.concurrency import ThreadTiming
 from gateway.flags import Implementation
@@ -32,6 +33,7 @@ class RequestInfo:
     db_statements: int = 0
     loop_blocking_seconds: float = 0.0  # sync engine used on the event loop thread
     process_cpu_started: float | None = None  # time.process_time() when a thread job began
+    writes: Any = None  # a gateway.writeset.WriteCapture while gateway.shadow compares sides
 
 
 current_request: ContextVar[RequestInfo | None] = ContextVar("gateway_request", default=None)

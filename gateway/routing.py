@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse
@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.compat import RouteView, get_route_path, route_views
 from gateway.exceptions import RouteError, RouteKindError
-from gateway.flags import Implementation, Mode, ModeTable, choose
+from gateway.flags import Implementation, Mode, ModeTable, choose, shadowed
 from gateway.request_info import current_request
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "PrefixGuard",
     "RouteEntry",
     "RouteSlot",
+    "Shadow",
     "collect",
     "dispatch_routes",
     "pair",
@@ -252,14 +253,23 @@ def _add(entries: dict[str, RouteEntry], endpoint: Endpoint) -> RouteEntry:
     return entry
 
 
+class Shadow(Protocol):
+    """Serves a sampled request of a route in shadow mode (gateway.shadow.ShadowRunner)."""
+
+    async def serve(
+        self, entry: RouteEntry, scope: Scope, receive: Receive, send: Send
+    ) -> None: ...
+
+
 def dispatch_routes(
     layout: Iterable[RouteSlot | BaseRoute],
     table: ModeTable,
     request_key: Callable[[Scope], str | None],
+    shadow: Shadow | None = None,
 ) -> list[BaseRoute]:
     """The composed app's routes: a PathGroup for each slot `pair` laid out, others as is."""
     return [
-        PathGroup(item.context, item.entries, table, request_key)
+        PathGroup(item.context, item.entries, table, request_key, shadow)
         if isinstance(item, RouteSlot)
         else item
         for item in layout
@@ -284,6 +294,7 @@ class PathGroup(BaseRoute):
         entries: dict[str, RouteEntry],
         table: ModeTable,
         request_key: Callable[[Scope], str | None],
+        shadow: Shadow | None = None,
     ) -> None:
         if not entries:
             raise RouteError(f"PathGroup for {context.path!r} got no methods; expected one.")
@@ -292,6 +303,7 @@ class PathGroup(BaseRoute):
         self.entries = entries
         self.table = table
         self.request_key = request_key
+        self.shadow = shadow
         self.path_regex = context.path_regex
         self.param_convertors = context.param_convertors
         self.path_format = context.path_format
@@ -331,6 +343,13 @@ class PathGroup(BaseRoute):
             info.implementation = implementation
         scope["endpoint"] = endpoint.func
         scope["route"] = endpoint.context.original_route
+        if self.shadow is not None and entry.paired:
+            flag = self.table.get(entry.key)
+            if flag.mode is Mode.SHADOW and shadowed(
+                flag, salt=entry.key, request_key=self.request_key(scope)
+            ):
+                await self.shadow.serve(entry, scope, receive, send)
+                return
         await endpoint.app(scope, receive, send)
 
     def decide(self, entry: RouteEntry, scope: Scope) -> Implementation:

@@ -131,7 +131,7 @@ async def test_unknown_route_is_404_with_the_closest_keys(client, gateway):
     ("key", "body", "loc", "words"),
     [
         (PROBE, {"mode": "fast"}, ["body", "mode"], "expected one of legacy, async, canary"),
-        (PROBE, {"mode": "shadow"}, ["body", "mode"], "reserved"),
+        (PROBE, {"mode": "shadow", "percent": 101}, ["body", "percent"], "expected 0 to 100"),
         (PROBE, {"mode": "canary", "percent": 101}, ["body", "percent"], "expected 0 to 100"),
         (PROBE, {"mode": "canary"}, ["body", "percent"], "needs percent"),
         (PROBE, {"mode": "legacy", "percent": 5}, ["body", "percent"], "does not go with"),

@@ -46,7 +46,7 @@ def test_set_list_history_directly_on_the_database(database_url):
     [
         (["GET /prob", "async"], "Did you mean 'GET /probe'"),
         ([PROBE, "canary", "--percent", "150"], "percent: percent=150.0 is out of range"),
-        ([PROBE, "shadow"], "reserved"),
+        ([PROBE, "shadow", "--percent", "-5"], "percent: percent=-5.0 is out of range"),
         (["GET /legacy-only", "async"], "only a legacy implementation"),
     ],
 )

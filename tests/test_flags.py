@@ -41,8 +41,8 @@ def test_parse_flag_accepts(mode, percent, expected):
 @pytest.mark.parametrize(
     ("mode", "percent", "field", "words"),
     [
-        ("shadow", None, "mode", "reserved"),
-        ("asnyc", None, "mode", "expected one of legacy, async, canary"),
+        ("shadow", 101, "percent", "out of range; expected 0 to 100"),
+        ("asnyc", None, "mode", "expected one of legacy, async, canary, shadow"),
         ("canary", None, "percent", "needs percent"),
         ("canary", 100.5, "percent", "out of range; expected 0 to 100"),
         ("canary", -1, "percent", "out of range"),
@@ -130,3 +130,23 @@ def test_mode_table_notifies_changes_only():
     assert seen == [(KEY, Mode.LEGACY, Mode.ASYNC)]
     with pytest.raises(UnknownRouteError):
         table.set_mode("GET /nope", "async")
+
+
+def test_shadow_serves_legacy_and_samples_by_the_canary_buckets():
+    from gateway.flags import shadowed
+
+    assert parse_flag("shadow") == Flag(Mode.SHADOW, 100.0)
+    assert parse_flag("shadow", 10).describe() == "shadow 10%"
+    flag = Flag(Mode.SHADOW, 10)
+    keys = [f"user-{i}" for i in range(2000)]
+    assert {choose(flag, salt="GET /x", request_key=k) for k in keys} == {Implementation.LEGACY}
+    sampled = [k for k in keys if shadowed(flag, salt="GET /x", request_key=k)]
+    assert 0.07 <= len(sampled) / len(keys) <= 0.13
+    canary = Flag(Mode.CANARY, 10)
+    # The same keys: a canary at the same percent sends exactly the shadowed keys to async.
+    assert sampled == [
+        k for k in keys if choose(canary, salt="GET /x", request_key=k) is Implementation.ASYNC
+    ]
+    assert not shadowed(Flag(Mode.SHADOW, 0), salt="GET /x", request_key=None)
+    assert shadowed(Flag(Mode.SHADOW, 100), salt="GET /x", request_key=None)
+    assert not shadowed(Flag(Mode.CANARY, 100), salt="GET /x", request_key="k")
