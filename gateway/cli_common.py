@@ -13,12 +13,11 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
 from gateway.app import Gateway
 from gateway.exceptions import CommandError
-from gateway.flag_store import SqlFlagStore, StoredFlag, flags_table
+from gateway.flag_store import SqlFlagStore, StoredFlag
 
 __all__ = [
     "DEFAULT_URL",
@@ -163,21 +162,17 @@ def with_stored_modes(gateway: Gateway, stored: dict[str, StoredFlag]) -> list[d
 async def read_stored_flags(gateway: Gateway) -> dict[str, StoredFlag]:
     """The flags stored in the gateway's database, read without creating anything there:
     no SQLite file that is not there yet, no tables that are not there yet."""
-    url = gateway.settings.effective_database_url
+    url = gateway.settings.effective_flags_database_url
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
         return {}
-    store = SqlFlagStore(url)
+    store = SqlFlagStore.from_settings(gateway.settings)
     try:
-        async with store.engine.connect() as connection:
-            present = await connection.run_sync(
-                lambda sync: inspect(sync).has_table(flags_table.name)
-            )
-        return await store.load() if present else {}
+        return await store.load() if await store.exists() else {}
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CommandError(
-            f"cannot read the flag store at {store.masked_url}: {reason} "
+            f"cannot read the flag store at {store.where}: {reason} "
             "(or pass --url to ask a running gateway)"
         ) from None
     finally:

@@ -82,8 +82,9 @@ def _check_shape(key: str, mode: str, percent: float | None) -> Flag:
 
 
 def _store(database_url: str) -> SqlFlagStore:
+    schema = Settings.from_environ().flags_schema or None  # GATEWAY_FLAGS_SCHEMA applies too
     try:
-        return SqlFlagStore(database_url)
+        return SqlFlagStore(database_url, schema=schema)
     except ValueError as exc:
         raise CommandError(f"--database-url: {exc}") from None
 

@@ -5,7 +5,13 @@ the old flag, append a history row, write the flag (its version is the history r
 on PostgreSQL, NOTIFY the `gateway_flags` channel. How every worker follows the store is
 `gateway.flag_follower`.
 
-    store = SqlFlagStore("postgresql://app@db/app")
+On PostgreSQL the tables live in a schema of their own (`gateway`, GATEWAY_FLAGS_SCHEMA),
+created if missing, so the app's migrations (Alembic autogenerate reflects the default
+schema) never see them. Tables an earlier version made in the search_path's schema are
+kept there and used, with one log line saying how to move them; GATEWAY_FLAGS_DATABASE_URL
+puts the store in another database altogether.
+
+    store = SqlFlagStore("postgresql://app@db/app")          # tables in schema "gateway"
     await store.prepare()
     change = await store.change("GET /users", Flag(Mode.ASYNC, 100), actor="ops", reason="",
                                 default=Flag(Mode.LEGACY, 0))
@@ -16,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,17 +41,21 @@ from sqlalchemy import (
     Text,
     event,
     func,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from gateway.flags import Flag, Mode
+from gateway.settings import Settings
 from gateway.urls import derive_urls, mask_url
 
 __all__ = [
     "CHANNEL",
+    "DEFAULT_SCHEMA",
     "FlagChange",
     "FlagStore",
     "MemoryFlagStore",
@@ -55,6 +66,8 @@ __all__ = [
 log = logging.getLogger("gateway.flags")
 
 CHANNEL = "gateway_flags"
+DEFAULT_SCHEMA = "gateway"
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 metadata = MetaData()
 flags_table = Table(
@@ -185,13 +198,25 @@ class SqlFlagStore:
     """Flags in the gateway's database (PostgreSQL or SQLite), on a small pool of its own.
 
     The pool is separate from the application's so a flip never queues behind traffic.
+    `schema` is the PostgreSQL schema of the tables (None: the search_path's); SQLite has
+    none.
     """
 
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 5.0, schema: str | None = DEFAULT_SCHEMA
+    ) -> None:
         _, async_url = derive_urls(url)
         self.backend = async_url.get_backend_name()
         self.masked_url = mask_url(url)
         self.timeout = timeout
+        self.wanted_schema = schema if self.backend == "postgresql" else None
+        self.schema: str | None = None  # where the tables are, once _tables() has looked
+        self._bound: AsyncEngine | None = None
+        if schema is not None and not _IDENTIFIER.fullmatch(schema):
+            raise ValueError(
+                f"schema {schema!r} is not a plain PostgreSQL name; expected a letter or _, "
+                "then letters, digits or _ (at most 63), e.g. gateway"
+            )
         connect_args: dict[str, Any] = {"timeout": timeout}
         if self.backend == "postgresql":
             connect_args["command_timeout"] = timeout * 2
@@ -208,10 +233,83 @@ class SqlFlagStore:
             pool_timeout=timeout,
             pool_pre_ping=True,
         )
-        self._writer = self.engine.execution_options(gateway_write=True)
+        self._writer: AsyncEngine = self.engine  # set again with _bound
         if self.backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_connect)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SqlFlagStore:
+        """The store GATEWAY_FLAGS_DATABASE_URL (else GATEWAY_DATABASE_URL) and
+        GATEWAY_FLAGS_SCHEMA name."""
+        return cls(settings.effective_flags_database_url, schema=settings.flags_schema or None)
+
+    @property
+    def where(self) -> str:
+        """The masked URL, and the schema on PostgreSQL: what a log line names."""
+        schema = self.schema if self._bound is not None else self.wanted_schema
+        return f"{self.masked_url} (schema {schema})" if schema else self.masked_url
+
+    async def _tables(self) -> AsyncEngine:
+        """The engine, its tables' schema chosen on first use (one query, PostgreSQL only)."""
+        if self._bound is None:
+            schema = await self._choose_schema() if self.wanted_schema else None
+            self.schema = schema
+            self._bound = (
+                self.engine.execution_options(schema_translate_map={None: schema})
+                if schema
+                else self.engine
+            )
+            # Its transactions take SQLite's write lock at BEGIN (see _sqlite_begin).
+            self._writer = self._bound.execution_options(gateway_write=True)
+        return self._bound
+
+    async def _choose_schema(self) -> str | None:
+        wanted = self.wanted_schema
+        async with self.engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(
+                        func.current_schema(),
+                        func.to_regclass(f'"{wanted}".{flags_table.name}').is_not(None),
+                        func.to_regclass(
+                            func.quote_ident(func.current_schema()) + f".{flags_table.name}"
+                        ).is_not(None),
+                    )
+                )
+            ).one()
+        current, in_wanted, in_current = row
+        if in_wanted or not in_current or current == wanted:
+            return wanted
+        # Made by an earlier version: moving them under running workers of that version
+        # would break those, so they stay until someone moves them.
+        log.warning(
+            "flag store: the flag tables are in schema %r of %s, where earlier versions made "
+            "them, and are used there; to keep them out of the app's migrations, move them "
+            "when no older gateway runs: CREATE SCHEMA IF NOT EXISTS %s; ALTER TABLE %s.%s "
+            "SET SCHEMA %s; ALTER TABLE %s.%s SET SCHEMA %s",
+            current,
+            self.masked_url,
+            wanted,
+            current,
+            flags_table.name,
+            wanted,
+            current,
+            history_table.name,
+            wanted,
+        )
+        return str(current)
+
+    async def exists(self) -> bool:
+        """Whether the flag tables exist (nothing is created to find out)."""
+        engine = await self._tables()
+        schema = self.schema
+        async with engine.connect() as connection:
+            return bool(
+                await connection.run_sync(
+                    lambda sync: inspect(sync).has_table(flags_table.name, schema=schema)
+                )
+            )
 
     @property
     def pushes(self) -> bool:
@@ -219,14 +317,18 @@ class SqlFlagStore:
         return self.backend == "postgresql"
 
     async def prepare(self) -> None:
+        await self._tables()
         async with self._writer.begin() as connection:
             await self._lock(connection, "gateway_flags tables")
+            if self.schema:
+                quoted = connection.dialect.identifier_preparer.quote_schema(self.schema)
+                await connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quoted}"))
             await connection.run_sync(metadata.create_all)
 
     async def load(self) -> dict[str, StoredFlag]:
         columns = (flags_table.c.route_key, flags_table.c.mode, flags_table.c.percent)
         query = select(*columns, flags_table.c.version)
-        async with self.engine.connect() as connection:
+        async with (await self._tables()).connect() as connection:
             rows = (await connection.execute(query)).all()
         loaded = {}
         for key, mode, percent, version in rows:
@@ -247,6 +349,7 @@ class SqlFlagStore:
         only_if_missing: bool = False,
     ) -> FlagChange | None:
         at = _now()
+        await self._tables()
         async with self._writer.begin() as connection:
             await self._lock(connection, key)
             query = select(flags_table.c.mode, flags_table.c.percent)
@@ -289,7 +392,7 @@ class SqlFlagStore:
         query = select(history_table).order_by(history_table.c.id.desc()).limit(limit)
         if route is not None:
             query = query.where(history_table.c.route_key == route)
-        async with self.engine.connect() as connection:
+        async with (await self._tables()).connect() as connection:
             rows = (await connection.execute(query)).all()
         return [
             FlagChange(
