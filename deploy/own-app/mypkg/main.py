@@ -1,7 +1,7 @@
 """The legacy app as it was before the gateway: plain FastAPI with `def` routes, unchanged.
 
-    uvicorn mypkg.main:app                                  # how it ran before
-    gateway serve --legacy mypkg.main:app --async mypkg.migrated:router
+uvicorn mypkg.main:app                                  # how it ran before
+gateway serve --legacy mypkg.main:app --async mypkg.migrated:router
 """
 
 from fastapi import FastAPI
