@@ -59,6 +59,7 @@ from gateway.metering import Metering
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import install_openapi, served_routes
 from gateway.outage import Outage, install_outage_handlers
+from gateway.outage import Outage, install_outage_handlers
 from gateway.overlaps import overlap_notes
 from gateway.page import page_router
 from gateway.recorder import ImplementationHeader, MetricsMiddleware, Recorder
@@ -110,6 +111,7 @@ class Gateway:
         self.follower: FlagFollower | None = None
         self.recorder: Recorder | None = None
         self.metering: Metering | None = None
+        self.outage: Outage | None = None
         self.outage: Outage | None = None
         self.shadow: ShadowRunner | None = None
         self.gc = GcPolicy(
@@ -238,6 +240,10 @@ class Gateway:
         registry = self.registry if recorder is not None else None
         self.outage = Outage(retry_after=settings.db_retry_after, registry=registry)
         install_outage_handlers(app, self.outage)
+        # After the app's own handlers: an outage 503 only where the app has no handler.
+        registry = self.registry if recorder is not None else None
+        self.outage = Outage(retry_after=settings.db_retry_after, registry=registry)
+        install_outage_handlers(app, self.outage)
         setattr(app.state, STATE_KEY, self.database)
         app.state.gateway = self
         app.state.gateway_metrics = recorder
@@ -359,6 +365,8 @@ class Gateway:
             stack.callback(log_stopped)  # runs last: after both pools are closed
             if self._engine_watch is not None:
                 stack.callback(self._engine_watch.close)
+            if self.outage is not None:
+                stack.enter_context(self.outage.watching())
             if self.outage is not None:
                 stack.enter_context(self.outage.watching())
             stack.push_async_callback(self.database.aclose)

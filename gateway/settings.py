@@ -41,6 +41,30 @@ class Settings(BaseSettings):
     pool_timeout: float = Field(default=30.0, gt=0, le=3600)
     threadpool_size: int = Field(default=40, ge=1, le=10_000)
     statement_timeout_ms: int = Field(default=0, ge=0, description="0 disables the timeout")
+    pool_pre_ping: bool = Field(
+        default=True,
+        description="test each pooled connection before use, so one broken by a database "
+        "restart is replaced instead of failing a request",
+    )
+    db_retry_after: int = Field(
+        default=5,
+        ge=1,
+        le=3600,
+        description="Retry-After seconds of the 503 answered while the database is unreachable",
+    )
+    shutdown_drain_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="after SIGTERM: seconds of readiness 503 while still serving, each response "
+        "closing its connection, before the listener closes (load balancers stop sending)",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        le=3600,
+        description="after the listener closed: seconds requests in flight get to finish",
+    )
     default_mode: str = Field(default="legacy", description="mode of a paired route with no flag")
     canary_key: str = Field(
         default="header:x-user-id",

@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.flags import Flag, Mode
-from gateway.testing import free_port
+from tests.apps.private_postgres import PrivatePostgres
+from tests.apps.private_postgres import private_postgres as running_private_postgres
 from tests.apps.probe import (
     ADMIN_TOKEN,
     PROBE,
@@ -32,61 +28,11 @@ from tests.conftest import started_client
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-BIN = Path(os.environ.get("GATEWAY_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
-
-
-class PrivatePostgres:
-    """A throwaway PostgreSQL cluster this test may stop and start at will."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.data = root / "data"
-        self.port = free_port()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        # initdb refuses to run as root; run the cluster as the postgres user then.
-        self.user = "postgres" if os.geteuid() == 0 else None
-
-    def _run(self, *args: str) -> None:
-        subprocess.run(
-            [str(BIN / args[0]), *args[1:]],
-            check=True,
-            user=self.user,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def init(self) -> None:
-        if self.user:
-            shutil.chown(self.root, self.user)
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        log = str(self.root / "log")
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
 
 @pytest.fixture
 def private_postgres() -> Iterator[PrivatePostgres]:
-    if not (BIN / "initdb").exists():
-        pytest.skip(f"no PostgreSQL server binaries in {BIN} (set GATEWAY_TEST_PG_BIN)")
-    root = Path(tempfile.mkdtemp(prefix="gateway-pg-"))
-    cluster = PrivatePostgres(root)
-    try:
-        cluster.init()
-        cluster.start()
+    with running_private_postgres() as cluster:
         yield cluster
-    finally:
-        subprocess.run(
-            [str(BIN / "pg_ctl"), "-D", str(cluster.data), "-m", "immediate", "stop"],
-            user=cluster.user,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def eventually(check, timeout: float = 30.0) -> None:
