@@ -28,6 +28,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     GATEWAY_WORKERS=2 \
     GATEWAY_LOG_JSON=true
 WORKDIR /app
+# The example app is not in the package (it installs the gateway alone); it is served from
+# /app, the current directory, as from a checkout. Owned by root: read-only for the app.
+COPY --from=build /src/legacy_routes ./legacy_routes
+COPY --from=build /src/async_routes ./async_routes
+COPY --from=build /src/example ./example
 # Numeric, so a runtime that checks runAsNonRoot (Kubernetes) can see it is not root
 # without reading /etc/passwd from the image.
 USER 10001:10001

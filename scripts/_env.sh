@@ -3,16 +3,18 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PYTHON="${PYTHON:-python3}"
-EXTRAS="${GATEWAY_EXTRAS:-test}"
+EXTRAS="${GATEWAY_EXTRAS-test}"   # empty: the package alone (scripts/run)
+SPEC="."
+[ -n "$EXTRAS" ] && SPEC=".[$EXTRAS]"
 if [ ! -x .venv/bin/python ]; then
     echo "==> creating .venv" >&2
     "$PYTHON" -m venv .venv
 fi
 STAMP=".venv/.installed-$EXTRAS"
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || [ constraints.txt -nt "$STAMP" ]; then
-    echo "==> installing gateway[$EXTRAS] into .venv" >&2
+    echo "==> installing gateway ($SPEC) into .venv" >&2
     .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >&2
-    .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[$EXTRAS]" >&2
+    .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e "$SPEC" >&2
     touch "$STAMP"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
