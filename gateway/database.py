@@ -21,7 +21,6 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
 from gateway.compat import Engine, async_session_factory
 from gateway.db_errors import database_unavailable
-from gateway.db_errors import database_unavailable
 from gateway.exceptions import DatabaseUnreachable
 from gateway.settings import Settings
 from gateway.urls import derive_urls, mask_url
