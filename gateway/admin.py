@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,7 +167,7 @@ def admin_router(
     access: AdminAccess,
     describe: Describe,
     report: WindowReport | None = None,
-    shadow: Callable[[], dict[str, Any]] | None = None,
+    shadow: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> APIRouter:
     """Routes mounted under settings.admin_prefix.
 
@@ -222,7 +222,7 @@ def admin_router(
     @router.get("/shadow")
     async def shadow_results(_: str | None = reader) -> dict[str, Any]:
         """What shadow mode found per route: counts, learned noise, recent differences."""
-        return shadow() if shadow is not None else {"routes": []}
+        return await shadow() if shadow is not None else {"routes": []}
 
     @router.get("/report")
     async def migration_report(

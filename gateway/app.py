@@ -59,7 +59,6 @@ from gateway.metering import Metering
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import install_openapi, served_routes
 from gateway.outage import Outage, install_outage_handlers
-from gateway.outage import Outage, install_outage_handlers
 from gateway.overlaps import overlap_notes
 from gateway.page import page_router
 from gateway.recorder import ImplementationHeader, MetricsMiddleware, Recorder
@@ -75,6 +74,7 @@ from gateway.routing import (
 )
 from gateway.settings import Settings
 from gateway.shadow import ShadowRunner
+from gateway.shadow_store import ShadowStore
 from gateway.workers import is_supervisor
 
 __all__ = ["Gateway"]
@@ -111,7 +111,6 @@ class Gateway:
         self.follower: FlagFollower | None = None
         self.recorder: Recorder | None = None
         self.metering: Metering | None = None
-        self.outage: Outage | None = None
         self.outage: Outage | None = None
         self.shadow: ShadowRunner | None = None
         self.gc = GcPolicy(
@@ -204,7 +203,11 @@ class Gateway:
         self.modes = ModeTable(
             [k for k, e in self.entries.items() if e.paired], default=self.modes.default
         )
-        self.shadow = ShadowRunner(self.database, registry=self.registry)
+        self.shadow = ShadowRunner(
+            self.database,
+            registry=self.registry,
+            store=ShadowStore(settings.effective_database_url),
+        )
         ordered = dispatch_routes(
             layout, self.modes, request_key_reader(settings.canary_key), self.shadow
         )
@@ -236,10 +239,6 @@ class Gateway:
             app.user_middleware.extend(source.user_middleware)
             app.exception_handlers.update(source.exception_handlers)
             app.state = source.state
-        # After the app's own handlers: an outage 503 only where the app has no handler.
-        registry = self.registry if recorder is not None else None
-        self.outage = Outage(retry_after=settings.db_retry_after, registry=registry)
-        install_outage_handlers(app, self.outage)
         # After the app's own handlers: an outage 503 only where the app has no handler.
         registry = self.registry if recorder is not None else None
         self.outage = Outage(retry_after=settings.db_retry_after, registry=registry)
@@ -367,8 +366,6 @@ class Gateway:
                 stack.callback(self._engine_watch.close)
             if self.outage is not None:
                 stack.enter_context(self.outage.watching())
-            if self.outage is not None:
-                stack.enter_context(self.outage.watching())
             stack.push_async_callback(self.database.aclose)
             for hook in self._startup:
                 await _run(hook, self)
@@ -379,6 +376,7 @@ class Gateway:
                 self.metering.start()
                 stack.push_async_callback(self.metering.stop)
             if self.shadow is not None:
+                await self.shadow.start()
                 stack.push_async_callback(self.shadow.aclose)
             for host in self._hosts:
                 host_state = await stack.enter_async_context(host.router.lifespan_context(host))

@@ -24,7 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -43,6 +46,7 @@ from gateway.db_events import install_engine_events
 from gateway.exceptions import first_line
 from gateway.request_info import RequestInfo, current_request
 from gateway.routing import RouteEntry
+from gateway.shadow_store import ShadowStore
 from gateway.writeset import WriteCapture, install_session_events
 
 __all__ = ["LEARN_RUNS", "SAFE_METHODS", "ShadowRunner", "keep_out_of_shadow"]
@@ -128,8 +132,17 @@ class ShadowRunner:
         examples: int = 20,
         keep_bodies: bool = False,
         registry: CollectorRegistry = REGISTRY,
+        store: ShadowStore | None = None,
+        flush_interval: float = 2.0,
     ) -> None:
+        """`store` shares counts and examples with the other workers and hosts."""
         self.database = database
+        self.store = store
+        self.flush_interval = flush_interval
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._unsaved: deque[dict[str, Any]] = deque(maxlen=examples * 4)
+        self._dirty = False
+        self._flusher: asyncio.Task[None] | None = None
         self.timeout = timeout
         self.max_body = max_body
         self.keep_bodies = keep_bodies
@@ -354,6 +367,7 @@ class ShadowRunner:
             )
 
     def _count(self, route: RouteShadow, scope: Scope, outcome: str, why: str) -> None:
+        self._dirty = True
         route.counts[outcome] += 1
         method, _, path = route.key.partition(" ")
         self.metrics.comparisons.labels(path, method, outcome).inc()
@@ -363,19 +377,87 @@ class ShadowRunner:
 
     def _example(self, route: RouteShadow, scope: Scope, outcome: str, detail: Any) -> None:
         # Method and path only: no query string, headers, cookies or bodies unless asked.
-        route.examples.appendleft(
-            {
-                "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-                "method": scope["method"],
-                "path": scope["path"],
-                "outcome": outcome,
-                **({"detail": detail} if isinstance(detail, dict) else {}),
-            }
-        )
+        example = {
+            "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "route": route.key,
+            "method": scope["method"],
+            "path": scope["path"],
+            "outcome": outcome,
+            **({"detail": detail} if isinstance(detail, dict) else {}),
+        }
+        route.examples.appendleft(example)
+        self._unsaved.append(example)
 
-    def report(self) -> dict[str, Any]:
-        """What GET {prefix}/shadow answers: every shadowed route of this worker."""
-        return {"routes": [r.as_dict() for r in self.routes.values()]}
+    def local_report(self) -> dict[str, Any]:
+        """Every shadowed route as this worker alone saw it."""
+        return {"routes": [r.as_dict() for r in self.routes.values()], "scope": "this worker"}
+
+    async def report(self) -> dict[str, Any]:
+        """What GET {prefix}/shadow answers: every worker's and host's counts and examples
+        (from the store), with the noise this worker learned; this worker's alone if the
+        store cannot be read."""
+        if self.store is None:
+            return self.local_report()
+        try:
+            await self.flush()
+            shared = await self.store.load()
+        except Exception as exc:
+            found = self.local_report()
+            found["scope"] = f"this worker (the shadow store is unreachable: {first_line(exc)})"
+            return found
+        rows = []
+        for key in sorted(set(shared) | set(self.routes)):
+            row = self.route(key).as_dict()
+            counts = shared.get(key, {}).get("counts", {})
+            row.update(
+                compared=counts.get("same", 0) + counts.get("different", 0),
+                same=counts.get("same", 0),
+                different=counts.get("different", 0),
+                candidate_errors=counts.get("candidate_error", 0),
+                skipped=counts.get("skipped", 0),
+                examples=shared.get(key, {}).get("examples", [])[: self.examples],
+            )
+            rows.append(row)
+        return {"routes": rows, "scope": "every worker"}
+
+    async def flush(self) -> None:
+        """Write this worker's totals and new examples to the store (if anything changed)."""
+        if self.store is None or not self._dirty:
+            return
+        examples = list(self._unsaved)
+        counts = {key: dict(route.counts) for key, route in self.routes.items()}
+        self._dirty = False
+        try:
+            await self.store.save(self.worker, counts, examples)
+        except BaseException:
+            self._dirty = True
+            raise
+        for example in examples:
+            with contextlib.suppress(ValueError):
+                self._unsaved.remove(example)
+
+    async def start(self) -> None:
+        """Prepare the store and write to it every flush_interval (on the event loop)."""
+        if self.store is None:
+            return
+        try:
+            await self.store.prepare()
+        except Exception as exc:
+            log.warning(
+                "shadow: the shadow store is unreachable (%s); results stay per worker",
+                first_line(exc),
+            )
+        self._flusher = asyncio.ensure_future(self._flush_every())
+
+    async def _flush_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the next flush tries again; the counts are kept
+                log.warning("shadow: could not write results (%s)", first_line(exc))
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -405,6 +487,15 @@ class ShadowRunner:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(BaseException):
+                await self._flusher
+            self._flusher = None
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                await self.flush()
+            await self.store.aclose()
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None

@@ -127,7 +127,7 @@ async def test_a_correct_twin_is_the_same_and_leaves_the_database_as_legacy_alon
     gw, shadowed, contents = await run(fresh_url(), shadow=True)
     assert without_ids(shadowed) == without_ids(alone)
     assert contents == alone_contents
-    report = {row["route"]: row for row in gw.shadow.report()["routes"]}
+    report = {row["route"]: row for row in gw.shadow.local_report()["routes"]}
     assert set(report) == set(ROUTES)
     for key, row in report.items():
         assert row["different"] == 0, (key, row["examples"])
@@ -136,7 +136,7 @@ async def test_a_correct_twin_is_the_same_and_leaves_the_database_as_legacy_alon
 
 
 def route_report(gw, key):
-    return next(row for row in gw.shadow.report()["routes"] if row["route"] == key)
+    return next(row for row in gw.shadow.local_report()["routes"] if row["route"] == key)
 
 
 BUGS = [
@@ -162,7 +162,7 @@ async def test_each_bug_is_reported_on_its_route(fresh_url, bug, key, part, expe
         assert found == expected
     else:
         assert any(expected in item for item in found), found
-    others = [r for r in gw.shadow.report()["routes"] if r["route"] != key]
+    others = [r for r in gw.shadow.local_report()["routes"] if r["route"] != key]
     assert all(r["different"] == 0 for r in others), others
 
 
@@ -228,3 +228,26 @@ async def test_many_shadowed_writes_leave_only_legacys_rows(fresh_url):
     assert sorted(names) == sorted(["ada", "grace", "alan199"] + [f"writer{i}" for i in range(200)])
     assert route_report(gw, "POST /authors")["same"] == 200
     assert route_report(gw, "PATCH /authors/{author_id}")["same"] == 200
+
+
+async def test_every_worker_sees_the_comparisons_of_all_through_the_database(fresh_url):
+    url = fresh_url()
+    one, two = (twins_gateway(settings_for(url), {"field"}) for _ in range(2))
+    one.build(), two.build()
+    async for first in started_client(one.app):
+        async for second in started_client(two.app):
+            for gw in (one, two):
+                gw.modes.set_mode("GET /authors/{author_id}", "shadow", 100)
+            for client, ids in ((first, (1, 2)), (second, (2, 3, 99))):
+                for author_id in ids:
+                    await client.get(f"/authors/{author_id}")
+            for gw in (one, two):
+                await gw.shadow.settle()
+            await two.shadow.flush()
+            shared = (await first.get("/_gateway/shadow")).json()
+    row = next(r for r in shared["routes"] if r["route"] == "GET /authors/{author_id}")
+    assert shared["scope"] == "every worker"
+    # 5 requests over two workers: 4 found authors differ (the twin upper-cases), a 404 is the same.
+    assert (row["compared"], row["different"], row["same"]) == (5, 4, 1)
+    assert {e["path"] for e in row["examples"]} == {"/authors/1", "/authors/2", "/authors/3"}
+    assert all(e["detail"]["fields"] == ["$.name"] for e in row["examples"])
