@@ -1,7 +1,11 @@
-"""The operator's page at {admin_prefix}/: routes and modes, the migration ranking, flips.
+"""The operator's page at {admin_prefix}/: routes and modes, legacy and async side by side
+with a chart of each over the window, the migration ranking, the history, and flips
+(including a one-click, confirmed "back to legacy"), with a search over all of them.
 
-A static page (gateway/static/) on the admin JSON API: GET {prefix}/routes and
-GET {prefix}/report to show, PUT {prefix}/routes/{key} to flip. It holds no secret: the
+A static page (gateway/static/) on the admin JSON API: GET {prefix}/routes,
+GET {prefix}/report?window=5m and GET {prefix}/history to show (each route's last change is
+the newest history entry for it), PUT {prefix}/routes/{key} to flip. The charts are inline
+SVG drawn by page.js from the report's per-step series. It holds no secret: the
 operator types the admin token, the page keeps it in sessionStorage (this tab only) and
 sends it as `Authorization: Bearer <token>`. A strict Content-Security-Policy allows only
 the page's own script and style, so a route name can never run as code.

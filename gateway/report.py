@@ -354,12 +354,12 @@ def _side(row: RouteNumbers | None, seconds: float) -> Side:
 
 def side_by_side(window: Window, modes: Mapping[str, str]) -> list[Pair]:
     """Legacy and async of every paired route (the keys of `modes`) over `window`, with a
-    series per step of the window for the page's charts."""
+    series per step of the window for the page's charts; routes migrating come first."""
     totals = _by_side(window.numbers)
     steps = [(max(step.end - step.start, 1e-3), step.end, _by_side(step.numbers))
              for step in window.steps]  # fmt: skip
     pairs = []
-    for key in sorted(modes):
+    for key in modes:
         sides = {name: _side(totals.get((key, name)), window.seconds) for name in SIDES}
         per_step = [
             (end, {name: _side(found.get((key, name)), seconds) for name in SIDES})
@@ -372,6 +372,10 @@ def side_by_side(window: Window, modes: Mapping[str, str]) -> list[Pair]:
             p95_seconds={n: [s[n].p95_seconds for _, s in per_step] for n in SIDES},
         )
         pairs.append(Pair(key=key, mode=modes[key], sides=sides, series=series))
+    # What is migrating first (canary, async), then the busiest: what an operator watches.
+    pairs.sort(
+        key=lambda p: (p.mode == "legacy", -sum(s.requests for s in p.sides.values()), p.key)
+    )
     return pairs
 
 

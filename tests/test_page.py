@@ -2,6 +2,9 @@
 
 Open the page, enter the admin token, flip a route to async, and see the next request
 served by the async implementation (told by gateway_requests_total's implementation label).
+A canary with traffic on both sides shows side by side with its charts, and one click (and
+its confirmation) sends it back to legacy. Screenshots go to the test's tmp dir; run with
+`-s` to see their paths.
 """
 
 from __future__ import annotations
@@ -134,7 +137,6 @@ def test_page_flips_a_route_in_a_real_browser(server, browser):
     expect(mode).to_have_text("legacy", timeout=15_000)
     expect(page.locator("#refreshed")).to_contain_text("every 1 s")
 
-    page.screenshot(path="/tmp/gateway-page.png", full_page=True)
     page.close()
 
 
@@ -147,3 +149,98 @@ def test_page_is_served_with_a_strict_policy_and_no_secret(server):
     assert 'data-prefix="/_gateway"' in response.text
     assert httpx.get(f"{server}/_gateway/static/page.js").status_code == 200
     assert httpx.get(f"{server}/_gateway/static/..%2Fpage.py").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def canary_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    database = tmp_path_factory.mktemp("canary") / "gateway.db"
+    env = {
+        "GATEWAY_DATABASE_URL": f"sqlite:///{database}",
+        "GATEWAY_ADMIN_TOKENS": f"ops={TOKEN}",
+    }
+    with serve_in_subprocess(env=env, ready_path="/_gateway/live") as url:
+        yield url
+
+
+def test_page_compares_a_canary_side_by_side_and_rolls_it_back(canary_server, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    server = canary_server
+    flipped = httpx.put(
+        f"{server}/_gateway/routes/GET%20%2Fusers",
+        json={"mode": "canary", "percent": 50, "reason": "try async on half"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert flipped.status_code == 200, flipped.text
+    with httpx.Client() as client:
+        for user in range(120):  # the canary splits users, so both sides serve some
+            client.get(f"{server}/users", headers={"x-user-id": str(user)}).raise_for_status()
+    assert served(server, "legacy") > 0 and served(server, "async") > 0
+
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{server}/_gateway/?refresh=1")
+    page.fill("#token", TOKEN)
+    page.click("#token-use")
+    row = page.locator(f'#routes tr[data-route="{ROUTE}"]')
+    expect(row.locator("td.mode")).to_have_text("canary 50% async")
+    expect(row.locator("select")).to_have_value("canary")
+    expect(row.locator("input[name=percent]")).to_have_value("50")
+    expect(row.locator("td.change")).to_contain_text("ops")
+    expect(row.locator("td.change")).to_contain_text("try async on half")
+
+    # Both sides over the window, with their numbers and a chart of each.
+    sides = {
+        side: page.locator(f'#pairs tr[data-route="{ROUTE}"][data-side="{side}"]')
+        for side in ("legacy", "async")
+    }
+    for side in sides.values():
+        expect(side.locator("td.requests")).not_to_have_text("0")
+    counts = {name: int(side.locator("td.requests").inner_text()) for name, side in sides.items()}
+    assert counts["legacy"] + counts["async"] >= 120, counts
+    assert counts["legacy"] > 0 and counts["async"] > 0, counts
+    for field in ("rate_per_second", "p95_seconds"):
+        chart = page.locator(f'#pairs svg.chart[data-route="{ROUTE}"][data-field="{field}"]')
+        expect(chart.locator("path.line.legacy")).to_have_count(1)
+        expect(chart.locator("path.line.async")).to_have_count(1)
+    expect(page.locator("#history tbody tr").first).to_contain_text("legacy → canary 50%")
+
+    # Search narrows every list to the routes that match.
+    page.fill("#search", "users/first")
+    expect(page.locator("#routes tbody tr:visible")).to_have_count(1)
+    expect(page.locator('#routes tr[data-route="GET /users/first"]')).to_be_visible()
+    expect(row).to_be_hidden()
+    page.fill("#search", "")
+    expect(row).to_be_visible()
+
+    canary_shot = tmp_path / "page-canary.png"
+    page.screenshot(path=str(canary_shot), full_page=True)
+    print(f"screenshot of the canary side by side: {canary_shot}")
+
+    # One click asks first; cancelling changes nothing.
+    row.locator("button.back-start").click()
+    row.locator("button.back-cancel").click()
+    expect(row.locator("td.mode")).to_have_text("canary 50% async")
+    row.locator("button.back-start").click()
+    expect(row.locator(".confirm")).to_contain_text(f"Send every request of {ROUTE} to legacy?")
+    row.locator("button.back-confirm").click()
+    expect(page.locator("#message")).to_have_text(f"{ROUTE} now serves: legacy")
+    expect(row.locator("td.mode")).to_have_text("legacy")
+    expect(row.locator("button.back-start")).to_be_hidden()  # nothing to roll back now
+    expect(row.locator("select")).to_have_value("legacy")  # the form follows the new mode
+    expect(row.locator("td.change")).to_contain_text("back to legacy from the operator's page")
+    expect(page.locator("#history tbody tr").first).to_contain_text("canary 50% → legacy")
+
+    # Every user is on legacy again, including those the canary sent to async.
+    before = {impl: served(server, impl) for impl in ("legacy", "async")}
+    with httpx.Client() as client:
+        for user in range(20):
+            client.get(f"{server}/users", headers={"x-user-id": str(user)}).raise_for_status()
+    after = {impl: served(server, impl) for impl in ("legacy", "async")}
+    assert after == {"legacy": before["legacy"] + 20, "async": before["async"]}
+    history = httpx.get(f"{server}/_gateway/history").json()["history"]
+    assert [(h["new"]["mode"], h["by"]) for h in history] == [("legacy", "ops"), ("canary", "ops")]
+
+    rolled_back_shot = tmp_path / "page-rolled-back.png"
+    page.screenshot(path=str(rolled_back_shot), full_page=True)
+    print(f"screenshot after the rollback: {rolled_back_shot}")
+    page.close()

@@ -223,3 +223,56 @@ async def test_report_reads_follow_admin_read_requires_token(sqlite_url, require
     assert anonymous.status_code == (401 if required else 200)
     assert with_token.status_code == 200
     assert "s3cret-token-0123456789" not in anonymous.text
+
+
+PAIR = "GET /pair/{item_id}"
+
+
+@pytest.mark.anyio
+async def test_report_api_shows_modes_both_sides_and_migrated_routes(settings):
+    token = "ops-token-0123456789abcdef"
+    settings = settings.model_copy(update={"admin_tokens": f"ops={token}"})
+    gw = scenario_gateway(settings, CollectorRegistry())
+    gw.build()
+    auth = {"Authorization": f"Bearer {token}"}
+    async for client in started_client(gw.app):
+
+        async def flip(mode: str, percent: float | None = None) -> None:
+            body = {"mode": mode, "percent": percent, "reason": "test"}
+            answer = await client.put(f"/_gateway/routes/{PAIR}", json=body, headers=auth)
+            assert answer.status_code == 200, answer.text
+
+        for item in range(5):
+            assert (await client.get(f"/pair/{item}")).status_code == 200
+        await flip("canary", 50)
+        for user in range(40):
+            answer = await client.get("/pair/1", headers={"x-user-id": str(user)})
+            assert answer.status_code == 200
+        canary = (await client.get("/_gateway/report", params={"window": "1m"})).json()
+        await flip("async")
+        for item in range(3):
+            assert (await client.get(f"/pair/{item}")).status_code == 200
+        migrated = (await client.get("/_gateway/report")).json()
+        refused = await client.get("/_gateway/report", params={"window": "soon"})
+    assert canary["requested_window_seconds"] == 60.0 and canary["window_filled"] is False
+    [pair] = [p for p in canary["pairs"] if p["key"] == PAIR]
+    assert canary["pairs"][0] is not None and canary["pairs"][0]["key"] == PAIR  # migrating first
+    assert pair["mode"] == "canary 50%"
+    legacy, async_ = pair["sides"]["legacy"], pair["sides"]["async"]
+    assert legacy["requests"] + async_["requests"] == 45
+    assert legacy["requests"] > 5 and async_["requests"] > 0  # users split between sides
+    assert async_["error_share"] == 0.0 and async_["p95_seconds"] is not None
+    assert len(pair["series"]["at"]) == len(pair["series"]["rate_per_second"]["async"]) >= 1
+    [ranked] = [c for c in canary["candidates"] if c["key"] == PAIR]
+    assert ranked["mode"] == "canary 50%" and ranked["requests"] == legacy["requests"]
+
+    assert PAIR not in [c["key"] for c in migrated["candidates"]]
+    [moved] = migrated["migrated"]
+    assert moved["key"] == PAIR and moved["requests"] == async_["requests"] + 3
+    assert moved["legacy_requests"] == legacy["requests"]
+    assert migrated["requested_window_seconds"] == 300.0
+
+    assert refused.status_code == 422
+    [error] = refused.json()["detail"]
+    assert error["loc"] == ["query", "window"]
+    assert error["msg"].startswith("window 'soon' is not a duration; expected seconds (300)")

@@ -162,3 +162,13 @@ def test_parse_window_reads_seconds_and_units(text, seconds):
 def test_parse_window_refuses_with_the_value_and_the_range(text, message):
     with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         parse_window(text)
+
+
+def test_pairs_list_what_is_migrating_first_then_the_busiest():
+    rows = [totals("legacy", 5), RouteNumbers("/b", "GET", "legacy", requests=50)]
+    snapshots = Snapshots()
+    snapshots.add(0.0, [])
+    window = snapshots.window(10.0, rows, 60.0)
+    modes = {"GET /a": "legacy", "GET /b": "legacy", "GET /c": "async", USERS: "legacy"}
+    report = window_report(window, modes=modes)
+    assert [p.key for p in report.pairs] == ["GET /c", "GET /b", USERS, "GET /a"]
