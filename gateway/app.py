@@ -56,7 +56,7 @@ from gateway.health import Check, EngineWatch, HealthChecks, health_router
 from gateway.legacy import legacy_app_for
 from gateway.logging import configure_logging, log_started, log_stopped, watch_flips
 from gateway.metering import Metering
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import GatewayMetrics, scrape_registry
 from gateway.openapi import install_openapi, served_routes
 from gateway.outage import Outage, install_outage_handlers
 from gateway.overlaps import overlap_notes
@@ -73,7 +73,7 @@ from gateway.routing import (
     request_key_reader,
 )
 from gateway.settings import Settings
-from gateway.shadow import ShadowRunner
+from gateway.shadow import ShadowRunner, shadow_totals
 from gateway.shadow_store import ShadowStore
 from gateway.workers import is_supervisor
 
@@ -351,7 +351,10 @@ class Gateway:
             described = {key: flag.describe() for key, flag in modes.snapshot().items()}
             now, totals = time.time(), metering.totals()
             window = metering.snapshots.window(now, totals, seconds, chart_keys=set(described))
-            return window_report(window, modes=described, where=where).as_dict()
+            found = window_report(window, modes=described, where=where).as_dict()
+            # Shadowed routes since start, every worker of this host (the metrics' sums).
+            found["shadow"] = shadow_totals(scrape_registry(recorder.registry))
+            return found
 
         return report
 

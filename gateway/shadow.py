@@ -49,7 +49,7 @@ from gateway.routing import RouteEntry
 from gateway.shadow_store import ShadowStore
 from gateway.writeset import WriteCapture, install_session_events
 
-__all__ = ["LEARN_RUNS", "SAFE_METHODS", "ShadowRunner", "keep_out_of_shadow"]
+__all__ = ["LEARN_RUNS", "SAFE_METHODS", "ShadowRunner", "keep_out_of_shadow", "shadow_totals"]
 
 log = logging.getLogger("gateway.shadow")
 
@@ -616,3 +616,20 @@ def _json_or_none(body: bytes) -> Any:
 
 def _text(body: bytes) -> str:
     return body[:4096].decode("utf-8", "replace")
+
+
+def shadow_totals(registry: CollectorRegistry) -> list[dict[str, Any]]:
+    """Per shadowed route, the comparisons the metrics counted (one worker or a host's all)."""
+    found: dict[str, dict[str, int]] = {}
+    for family in registry.collect():
+        if family.name != "gateway_shadow_comparisons":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                key = f"{sample.labels['method']} {sample.labels['route']}"
+                counts = found.setdefault(key, dict.fromkeys(OUTCOMES, 0))
+                counts[sample.labels["outcome"]] += int(sample.value)
+    return [
+        {"route": key, "compared": c["same"] + c["different"], **c}
+        for key, c in sorted(found.items())
+    ]

@@ -251,3 +251,20 @@ async def test_every_worker_sees_the_comparisons_of_all_through_the_database(fre
     assert (row["compared"], row["different"], row["same"]) == (5, 4, 1)
     assert {e["path"] for e in row["examples"]} == {"/authors/1", "/authors/2", "/authors/3"}
     assert all(e["detail"]["fields"] == ["$.name"] for e in row["examples"])
+
+
+async def test_the_cli_and_the_report_show_each_shadowed_route(fresh_url):
+    from gateway.cli_shadow import format_shadow
+
+    gw, _, _ = await run(fresh_url(), shadow=True, bugs={"no_where"})
+    table = format_shadow(gw.shadow.local_report())
+    lines = table.splitlines()
+    assert lines[0].split() == ["ROUTE", "COMPARED", "SAME", "DIFFERENT", "ERRORS", "SKIPPED"]
+    assert max(len(line) for line in lines) <= 80
+    bio = next(line for line in lines if line.startswith("PUT /authors/{author_id}/bio"))
+    assert bio.split()[-5:] == ["2", "0", "2", "0", "0"]  # with no WHERE, id 42 "exists" too
+    assert any(
+        "write: async only: update authors set bio='admiral' with no WHERE" in line
+        for line in lines
+    ), table
+    assert "No route has been shadowed yet" in format_shadow({"routes": []})
