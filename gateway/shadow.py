@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.compare import COMPARED_HEADERS, Comparison, Noise, Outcome, compare
+from gateway.compat import SQLALCHEMY
 from gateway.database import Database, candidate_sessions
 from gateway.db_events import install_engine_events
 from gateway.exceptions import first_line
@@ -142,6 +143,7 @@ class ShadowRunner:
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._unsaved: deque[dict[str, Any]] = deque(maxlen=examples * 4)
         self._dirty = False
+        self._told_version = False
         self._flusher: asyncio.Task[None] | None = None
         self.timeout = timeout
         self.max_body = max_body
@@ -165,6 +167,17 @@ class ShadowRunner:
         if legacy is None or candidate is None:
             raise LookupError(f"{entry.key} is not paired; only paired routes are shadowed")
         route = self.route(entry.key)
+        if SQLALCHEMY < (2, 0, 0):  # join_transaction_mode, which the rollback relies on
+            if not self._told_version:
+                log.warning(
+                    "shadow: needs SQLAlchemy 2.0 or newer; %s is served by legacy "
+                    "and not compared",
+                    entry.key,
+                )
+                self._told_version = True
+            self._count(route, scope, "skipped", "needs SQLAlchemy 2.0")
+            await legacy.app(scope, receive, send)
+            return
         body, complete = await _read_body(receive, self.max_body)
         replay = _replay(body, receive)
         if not complete or getattr(candidate.func, _NO_SHADOW, False):
