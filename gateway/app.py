@@ -31,6 +31,7 @@ uses. Pass `database=`, `registry=`, `store=` or `tokens=` to replace one (tests
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -205,6 +206,9 @@ class Gateway:
         )
         self.shadow = ShadowRunner(
             self.database,
+            timeout=settings.shadow_timeout,
+            concurrency=settings.shadow_concurrency,
+            keep_bodies=settings.shadow_keep_bodies,
             registry=self.registry,
             store=ShadowStore(settings.effective_database_url),
         )
@@ -352,6 +356,7 @@ class Gateway:
             now, totals = time.time(), metering.totals()
             window = metering.snapshots.window(now, totals, seconds, chart_keys=set(described))
             found = window_report(window, modes=described, where=where).as_dict()
+            found["worker_pid"] = os.getpid()  # each worker windows its own snapshots
             # Shadowed routes since start, every worker of this host (the metrics' sums).
             found["shadow"] = shadow_totals(scrape_registry(recorder.registry))
             return found

@@ -74,6 +74,21 @@ class Settings(BaseSettings):
     admin_tokens: str = Field(default="", repr=False)
     admin_tokens_file: str = Field(default="")
     admin_read_requires_token: bool = False
+    shadow_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        le=600,
+        description="seconds a shadowed request's async twin may run before it is skipped "
+        "(a write's client waits for it: keep it short)",
+    )
+    shadow_concurrency: int = Field(
+        default=4, ge=1, le=1000, description="async twins running at once per worker"
+    )
+    shadow_keep_bodies: bool = Field(
+        default=False,
+        description="keep both bodies of a differing shadowed request in its example "
+        "(they may hold personal data; off by default)",
+    )
     flags_file: str = Field(default="")
     flags_poll_interval: float = Field(default=1.0, gt=0, le=3600)
     flags_resync_interval: float = Field(default=30.0, gt=0, le=86400)
