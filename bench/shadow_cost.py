@@ -118,9 +118,8 @@ def summarize(found: dict[str, Any]) -> str:
             rows = cases[f"{kind} {percent}%"]
             rps = statistics.median(r["rps"] for r in rows)
             p50 = statistics.median(r["p50_ms"] for r in rows)
-            ratio_rps = statistics.median(
-                r["rps"] / b["rps"] for r, b in zip(rows, base, strict=True)
-            )
+            pairs = list(zip(rows, base, strict=True))
+            ratio_rps = statistics.median(r["rps"] / b["rps"] for r, b in pairs)
             ratio_p50 = statistics.median(r["p50_ms"] / b["p50_ms"] for r, b in pairs)
             lines.append(
                 f"{kind + ' ' + str(percent) + '%':<12}{rps:>8.0f}{p50:>9.2f}"
