@@ -30,6 +30,7 @@ from gateway.flags import Flag, Implementation, Mode, ModeTable
 from gateway.health import add_check
 from gateway.legacy_plan import keep_fastapi_handler
 from gateway.settings import Settings
+from gateway.shadow import keep_out_of_shadow
 
 __all__ = [
     "AsyncDB",
@@ -56,6 +57,7 @@ __all__ = [
     "get_async_session",
     "get_session",
     "keep_fastapi_handler",
+    "keep_out_of_shadow",
     "queries",
 ]
 
