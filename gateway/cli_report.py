@@ -23,9 +23,9 @@ CPU_BOUND = "*"  # after the CPU share; the legend under the table says what it 
 COLUMNS = (
     ("REQ/S", "rate_per_second", "{:.2f}"),
     ("BLOCKED/S", "blocked_thread_seconds_per_second", "{:.3f}"),
-    ("P50", "p50_seconds", "ms"),
-    ("P95", "p95_seconds", "ms"),
-    ("QUEUE", "mean_queue_wait_seconds", "ms"),
+    ("P50", "p50_seconds", "ms-"),
+    ("P95", "p95_seconds", "ms-"),
+    ("QUEUE", "mean_queue_wait_seconds", "ms-"),
     ("DB", "db_share", "%"),
     ("CPU", "cpu_share", "%"),
 )
@@ -37,8 +37,8 @@ SIDE_COLUMNS = (
     ("P95", "p95_seconds", "ms"),
 )
 LEGEND = (
-    "BLOCKED/S: thread-seconds blocked per second (the ranking); QUEUE: mean wait for a "
-    "worker thread; DB, CPU: shares of the route's thread time."
+    "BLOCKED/S: thread-seconds blocked per second (the ranking); P50, P95: latency in ms; "
+    "QUEUE: mean wait for a worker thread in ms; DB, CPU: shares of the route's thread time."
 )
 
 Window = Annotated[
@@ -52,6 +52,8 @@ def _cell(value: Any, style: str) -> str:
         return "-"
     if style == "ms":
         return f"{value * 1000:.1f}ms"
+    if style == "ms-":  # the header or the legend says ms
+        return f"{value * 1000:.1f}"
     if style == "%":
         return f"{value * 100:.0f}%"
     if style == "%1":
