@@ -7,9 +7,8 @@ on PostgreSQL, NOTIFY the `gateway_flags` channel. How every worker follows the 
 
 On PostgreSQL the tables live in a schema of their own (`gateway`, GATEWAY_FLAGS_SCHEMA),
 created if missing, so the app's migrations (Alembic autogenerate reflects the default
-schema) never see them. Tables an earlier version made in the search_path's schema are
-kept there and used, with one log line saying how to move them; GATEWAY_FLAGS_DATABASE_URL
-puts the store in another database altogether.
+schema) never see them; tables an earlier version left elsewhere are used where they are
+(`gateway.flag_schema`). GATEWAY_FLAGS_DATABASE_URL puts the store in another database.
 
     store = SqlFlagStore("postgresql://app@db/app")          # tables in schema "gateway"
     await store.prepare()
@@ -22,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -49,6 +47,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from gateway.flag_schema import FLAGS_TABLE, HISTORY_TABLE, check_schema_name, choose_schema
 from gateway.flags import Flag, Mode
 from gateway.settings import Settings
 from gateway.urls import derive_urls, mask_url
@@ -67,11 +66,10 @@ log = logging.getLogger("gateway.flags")
 
 CHANNEL = "gateway_flags"
 DEFAULT_SCHEMA = "gateway"
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 metadata = MetaData()
 flags_table = Table(
-    "gateway_flags",
+    FLAGS_TABLE,
     metadata,
     Column("route_key", String(400), primary_key=True),
     Column("mode", String(16), nullable=False),
@@ -81,7 +79,7 @@ flags_table = Table(
     Column("updated_by", String(100), nullable=False),
 )
 history_table = Table(
-    "gateway_flag_history",
+    HISTORY_TABLE,
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
     Column("at", DateTime(timezone=True), nullable=False),
@@ -212,11 +210,8 @@ class SqlFlagStore:
         self.wanted_schema = schema if self.backend == "postgresql" else None
         self.schema: str | None = None  # where the tables are, once _tables() has looked
         self._bound: AsyncEngine | None = None
-        if schema is not None and not _IDENTIFIER.fullmatch(schema):
-            raise ValueError(
-                f"schema {schema!r} is not a plain PostgreSQL name; expected a letter or _, "
-                "then letters, digits or _ (at most 63), e.g. gateway"
-            )
+        if schema is not None:
+            check_schema_name(schema)
         connect_args: dict[str, Any] = {"timeout": timeout}
         if self.backend == "postgresql":
             connect_args["command_timeout"] = timeout * 2
@@ -253,7 +248,8 @@ class SqlFlagStore:
     async def _tables(self) -> AsyncEngine:
         """The engine, its tables' schema chosen on first use (one query, PostgreSQL only)."""
         if self._bound is None:
-            schema = await self._choose_schema() if self.wanted_schema else None
+            wanted, url = self.wanted_schema, self.masked_url
+            schema = await choose_schema(self.engine, wanted, masked_url=url) if wanted else None
             self.schema = schema
             self._bound = (
                 self.engine.execution_options(schema_translate_map={None: schema})
@@ -263,42 +259,6 @@ class SqlFlagStore:
             # Its transactions take SQLite's write lock at BEGIN (see _sqlite_begin).
             self._writer = self._bound.execution_options(gateway_write=True)
         return self._bound
-
-    async def _choose_schema(self) -> str | None:
-        wanted = self.wanted_schema
-        async with self.engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(
-                        func.current_schema(),
-                        func.to_regclass(f'"{wanted}".{flags_table.name}').is_not(None),
-                        func.to_regclass(
-                            func.quote_ident(func.current_schema()) + f".{flags_table.name}"
-                        ).is_not(None),
-                    )
-                )
-            ).one()
-        current, in_wanted, in_current = row
-        if in_wanted or not in_current or current == wanted:
-            return wanted
-        # Made by an earlier version: moving them under running workers of that version
-        # would break those, so they stay until someone moves them.
-        log.warning(
-            "flag store: the flag tables are in schema %r of %s, where earlier versions made "
-            "them, and are used there; to keep them out of the app's migrations, move them "
-            "when no older gateway runs: CREATE SCHEMA IF NOT EXISTS %s; ALTER TABLE %s.%s "
-            "SET SCHEMA %s; ALTER TABLE %s.%s SET SCHEMA %s",
-            current,
-            self.masked_url,
-            wanted,
-            current,
-            flags_table.name,
-            wanted,
-            current,
-            history_table.name,
-            wanted,
-        )
-        return str(current)
 
     async def exists(self) -> bool:
         """Whether the flag tables exist (nothing is created to find out)."""
