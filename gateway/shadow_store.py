@@ -28,9 +28,11 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gateway.flag_schema import check_schema_name
 from gateway.urls import derive_urls, mask_url
 
 __all__ = ["ShadowStore"]
@@ -57,16 +59,26 @@ examples_table = Table(
 class ShadowStore:
     """Shadow counts and examples in the database, on a one-connection pool of its own."""
 
-    def __init__(self, url: str, *, keep: int = 20) -> None:
+    def __init__(self, url: str, *, keep: int = 20, schema: str = "gateway") -> None:
+        """On PostgreSQL the tables go into `schema`, beside the flag tables (out of sight
+        of the app's migrations); SQLite has no schemas."""
         _, async_url = derive_urls(url)
         self.masked_url = mask_url(url)
         self.keep = keep
-        self.engine: AsyncEngine = create_async_engine(
+        self._pool = create_async_engine(
             async_url, pool_size=1, max_overflow=1, pool_timeout=5.0, pool_pre_ping=True
+        )
+        self.schema = check_schema_name(schema) if self._pool.dialect.name == "postgresql" else None
+        self.engine: AsyncEngine = (
+            self._pool.execution_options(schema_translate_map={None: self.schema})
+            if self.schema
+            else self._pool
         )
 
     async def prepare(self) -> None:
         async with self.engine.begin() as connection:
+            if self.schema:
+                await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             await connection.run_sync(metadata.create_all)
 
     async def save(
@@ -136,4 +148,4 @@ class ShadowStore:
         return found
 
     async def aclose(self) -> None:
-        await self.engine.dispose()
+        await self._pool.dispose()
