@@ -116,8 +116,9 @@ def _detail(response: httpx.Response) -> str:
 
 
 def format_mode(mode: str, percent: float | None) -> str:
-    """'canary 10%' for a canary, the mode's name otherwise."""
-    return f"canary {percent:g}%" if mode == "canary" and percent is not None else mode
+    """'canary 10%' for a canary, 'shadow 100%' in shadow, the mode's name otherwise."""
+    with_percent = mode in ("canary", "shadow") and percent is not None
+    return f"{mode} {percent:g}%" if with_percent else mode
 
 
 def print_routes(rows: Sequence[Mapping[str, Any]]) -> None:

@@ -167,9 +167,13 @@ def list_(
 @flags_cli.command("set")
 def set_(
     key: Annotated[str, typer.Argument(help='route key, e.g. "GET /users/{user_id}"')],
-    mode: Annotated[str, typer.Argument(help="legacy, async or canary")],
+    mode: Annotated[str, typer.Argument(help="legacy, async, canary or shadow")],
     percent: Annotated[
-        float | None, typer.Option(help="canary: share of requests served by async, 0-100")
+        float | None,
+        typer.Option(
+            help="canary: share of requests served by async; shadow: share also run on "
+            "async and compared (default 100); 0-100"
+        ),
     ] = None,
     reason: Annotated[str, typer.Option(help="why, recorded in the history")] = "",
     url: Url = None,
