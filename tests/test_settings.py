@@ -66,7 +66,7 @@ def test_in_memory_sqlite_is_refused():
     [
         ("postgresql://u:p@h:5432/d", "postgresql+psycopg", "postgresql+asyncpg"),
         ("postgres://u@h/d", "postgresql+psycopg", "postgresql+asyncpg"),
-        ("postgresql+psycopg2://u@h/d", "postgresql+psycopg", "postgresql+asyncpg"),
+        ("postgresql+psycopg2://u@h/d", "postgresql+psycopg2", "postgresql+asyncpg"),
         ("sqlite:///tmp/x.db", "sqlite+pysqlite", "sqlite+aiosqlite"),
     ],
 )
