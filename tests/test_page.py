@@ -178,6 +178,15 @@ def test_page_compares_a_canary_side_by_side_and_rolls_it_back(canary_server, br
     assert served(server, "legacy") > 0 and served(server, "async") > 0
 
     page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []  # a CSP violation, a script error or a failed fetch lands here
+
+    def on_console(message) -> None:
+        # The browser's own favicon request is the one 404 allowed (the page has no icon).
+        if message.type == "error" and not message.location["url"].endswith("/favicon.ico"):
+            errors.append(f"{message.text} ({message.location['url']})")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{server}/_gateway/?refresh=1")
     page.fill("#token", TOKEN)
     page.click("#token-use")
@@ -244,3 +253,4 @@ def test_page_compares_a_canary_side_by_side_and_rolls_it_back(canary_server, br
     page.screenshot(path=str(rolled_back_shot), full_page=True)
     print(f"screenshot after the rollback: {rolled_back_shot}")
     page.close()
+    assert errors == []
