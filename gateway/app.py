@@ -54,6 +54,8 @@ from gateway.flagfile import read_flags_file
 from gateway.flags import Flag, Implementation, ModeTable, parse_flag
 from gateway.gcpolicy import GcPolicy
 from gateway.health import Check, EngineWatch, HealthChecks, health_router
+from gateway.judge import CanaryJudge, judge_for
+from gateway.judge_admin import rollout_router
 from gateway.legacy import legacy_app_for
 from gateway.logging import configure_logging, log_started, log_stopped, watch_flips
 from gateway.metering import Metering
@@ -114,6 +116,7 @@ class Gateway:
         self.metering: Metering | None = None
         self.outage: Outage | None = None
         self.shadow: ShadowRunner | None = None
+        self.judge: CanaryJudge | None = None
         self.gc = GcPolicy(
             freeze=self.settings.gc_freeze, thresholds=self.settings.gc_thresholds or None
         )
@@ -223,6 +226,9 @@ class Gateway:
 
         self.follower = self._follower()
         recorder = self._recorder()
+        self.judge = judge_for(settings, self.follower, registry=self.registry)
+        if recorder is not None:  # the judge counts what the recorder observes
+            recorder.listeners.append(self.judge.tally.observe)
         source = self._legacy_app
         header = settings.implementation_header  # which side served, on each route's answer
         if recorder is not None:
@@ -335,8 +341,17 @@ class Gateway:
             health_router(self.database, self.checks, self.follower, self._engine_watch)
         )
         shadow = self.shadow.report if self.shadow is not None else None
+        judge = self.judge
+        describe = self.describe_routes
+        if judge is not None:
+
+            def describe() -> list[dict[str, Any]]:
+                return judge.describe(self.describe_routes())
+
+            admin.include_router(rollout_router(judge, access))
+        after_flip = judge.after_flip if judge is not None else None
         admin.include_router(
-            admin_router(self.follower, access, self.describe_routes, report, shadow)
+            admin_router(self.follower, access, describe, report, shadow, after_flip)
         )
         admin.include_router(page_router(prefix))
         mounted = len(app.router.routes)
@@ -382,6 +397,9 @@ class Gateway:
             if self.follower is not None:
                 await self.follower.start()
                 stack.push_async_callback(self.follower.stop)
+            if self.judge is not None:
+                await self.judge.start()
+                stack.push_async_callback(self.judge.stop)
             if self.metering is not None:
                 self.metering.start()
                 stack.push_async_callback(self.metering.stop)
@@ -425,6 +443,7 @@ class Gateway:
                     "kinds": {
                         e.side.value: e.kind for e in (entry.legacy, entry.async_) if e is not None
                     },
+                    "fallback": entry.legacy.fallback if entry.legacy else None,
                 }
             )
         return rows

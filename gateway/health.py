@@ -92,7 +92,9 @@ class EngineWatch:
                 event.remove(target, name, listener)
 
     def _on_error(self, context: ExceptionContext) -> None:
-        if context.dialect.is_async:  # the async engines have a check of their own
+        # SQLAlchemy 1.4's ExceptionContext has the engine, not the dialect.
+        dialect = getattr(context, "dialect", None) or getattr(context.engine, "dialect", None)
+        if dialect is not None and dialect.is_async:  # the async engines have a check of their own
             return
         if context.is_disconnect or context.connection is None:
             self.failure = first_line(context.original_exception)
