@@ -7,46 +7,68 @@ same object. Several workers (or --reload): each worker process builds its own a
 `AppTarget`, which uvicorn calls as a factory; the supervisor builds it once beforehand only
 to fail fast, in one line, when the app or its database is broken (not with --reload, whose
 point is to wait for the fix).
+
+SIGTERM drains each serving process before uvicorn's own graceful shutdown (`Drain`):
+
+    SIGTERM      readiness answers 503 at once; requests keep being served, each response
+                 with `Connection: close`, and the listener stays open, so every request
+                 already sent (on a keep-alive connection or in the listen backlog) is read
+    + drain      (GATEWAY_SHUTDOWN_DRAIN_SECONDS, 5) the listener and idle connections close
+    + grace      (GATEWAY_SHUTDOWN_GRACE_SECONDS, 20) requests in flight finish; then the
+                 lifespan closes the pools and the process exits 0
+
+5 + 20 s stays inside Kubernetes' default terminationGracePeriodSeconds (30 s) with time
+left to close the pools; the drain is what a preStop `sleep 5` would buy, done by the
+server itself: long enough for endpoints to drop this replica, the way Envoy drains
+listeners before it closes them. A second SIGTERM ends the drain at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.supervisors import ChangeReload
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 from gateway.flagfile import read_flags_file
 from gateway.loader import AppTarget, gateway_of
+from gateway.logging import log_event
+from gateway.settings import Settings
 from gateway.workers import become_supervisor, prepare_multiprocess
 
-__all__ = ["STARTED_ENV", "check_before_serving", "run"]
+__all__ = ["STARTED_ENV", "Drain", "DrainingApp", "check_before_serving", "run"]
 
 # When `gateway serve` started, for every worker's report window (set once, inherited).
 STARTED_ENV = "GATEWAY_SERVE_STARTED"
-GRACEFUL_SHUTDOWN_SECONDS = 30
 
 
 def run(target: AppTarget, *, workers: int = 1, reload: bool = False, **options: Any) -> None:
     """Serve `target`; `options` are uvicorn.Config's (host, port, root_path, ...)."""
     os.environ.setdefault(STARTED_ENV, repr(time.time()))
+    settings = Settings.from_environ()
     config = uvicorn.Config(
         target.path,
         factory=True,
         workers=workers,
         reload=reload,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,  # type: ignore[arg-type]
         **options,
     )
     # Given the path, uvicorn sets up --reload (it reloads only apps named by a string);
     # given the target, every worker and every reload builds through AppTarget.load.
-    config.app = target
+    config.app = _DrainingTarget(target, settings.shutdown_drain_seconds)
     # uvicorn re-raises SIGTERM after its graceful shutdown; a clean stop should exit 0.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if reload:
@@ -60,11 +82,11 @@ def run(target: AppTarget, *, workers: int = 1, reload: bool = False, **options:
 
         # The supervisor built the app only to check it; it serves nothing.
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
-        _Draining(config, sockets=[config.bind_socket()]).run()
+        _Supervisor(config, sockets=[config.bind_socket()]).run()
     else:
         app = target.load()
         check_before_serving(app)
-        config.app, config.factory = app, False
+        config.app, config.factory = serve_draining(app, settings.shutdown_drain_seconds), False
         server = uvicorn.Server(config)
         server.run()
         if not server.started:
@@ -81,7 +103,7 @@ def check_before_serving(app: FastAPI) -> None:
         read_flags_file(gateway.settings.flags_file, routes)  # raises SettingsError
 
 
-class _Draining(Multiprocess):
+class _Supervisor(Multiprocess):
     """uvicorn's multi-worker supervisor, but it stops listening on SIGTERM at once.
 
     Otherwise the supervisor's copy of the listening socket keeps accepting into the
@@ -92,3 +114,119 @@ class _Draining(Multiprocess):
         for sock in self.sockets:
             sock.close()
         super().terminate_all()
+
+
+class Drain:
+    """SIGTERM in one serving process: unready at once, keep serving `seconds`, then stop.
+
+    drain = Drain(seconds=5)
+    app = DrainingApp(app, drain)     # arms itself once the lifespan has started
+    await drain.readiness()           # None, or why /ready answers 503
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.draining = False
+        self._stop: Callable[[], None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def readiness(self) -> str | None:
+        """A readiness check (gateway.health): failing from the moment SIGTERM arrives."""
+        if self.draining:
+            return "draining after SIGTERM: this process is shutting down, send requests elsewhere"
+        return None
+
+    def arm(self) -> None:
+        """Take SIGTERM over from uvicorn; its own handler runs when the drain ends.
+
+        Only in the main thread with a running loop (where uvicorn installs its handler).
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def stop() -> None:
+            if callable(previous):
+                previous(signal.SIGTERM, None)
+            else:  # nobody handled it before: let the default action happen
+                signal.signal(signal.SIGTERM, previous)
+                signal.raise_signal(signal.SIGTERM)
+
+        def on_sigterm(_sig: int, _frame: FrameType | None) -> None:
+            # A signal handler must not touch the loop's internals: hand over to it.
+            loop.call_soon_threadsafe(self._finish if self.draining else self._begin, loop)
+            self.draining = True  # readiness fails from here, before the loop even wakes
+
+        self._stop = stop
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+    def _begin(self, loop: asyncio.AbstractEventLoop) -> None:
+        log_event(
+            "draining: readiness answers 503 and responses close their connections; "
+            "the listener closes after the drain",
+            drain_seconds=self.seconds,
+            pid=os.getpid(),
+        )
+        self._timer = loop.call_later(self.seconds, self._finish, loop)
+
+    def _finish(self, _loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        stop, self._stop = self._stop, None
+        if stop is not None:
+            log_event("drained: closing the listener", pid=os.getpid())
+            stop()
+
+
+class DrainingApp:
+    """The ASGI app uvicorn serves: `app`, plus `Connection: close` while draining."""
+
+    def __init__(self, app: ASGIApp, drain: Drain) -> None:
+        self.app = app
+        self.drain = drain
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._arming(send))
+        elif scope["type"] == "http" and self.drain.draining:
+            await self.app(scope, receive, _closing(send))
+        else:
+            await self.app(scope, receive, send)
+
+    def _arming(self, send: Send) -> Send:
+        async def arming(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                self.drain.arm()
+            await send(message)
+
+        return arming
+
+
+def _closing(send: Send) -> Send:
+    async def closing(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+            message = {**message, "headers": [*headers, (b"connection", b"close")]}
+        await send(message)
+
+    return closing
+
+
+def serve_draining(app: FastAPI, drain_seconds: float) -> DrainingApp:
+    """`app` as one process serves it: drained on SIGTERM, its readiness failing meanwhile."""
+    drain = Drain(drain_seconds)
+    gateway_of(app).add_check("shutdown", drain.readiness)
+    return DrainingApp(app, drain)
+
+
+@dataclass(frozen=True)
+class _DrainingTarget:
+    """The factory each worker (or each reload) calls: build the app, then serve it drained."""
+
+    target: AppTarget
+    drain_seconds: float
+
+    def __call__(self) -> DrainingApp:
+        return serve_draining(self.target.load(), self.drain_seconds)

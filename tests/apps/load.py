@@ -119,9 +119,13 @@ async def hammer(
     stop: Callable[[], bool],
     seconds: float,
     pause: float = 0.0,
+    outcomes: list[Outcome] | None = None,
 ) -> list[Outcome]:
-    """Send requests on `connections` keep-alive connections until `stop()` or `seconds`."""
-    outcomes: list[Outcome] = []
+    """Send requests on `connections` keep-alive connections until `stop()` or `seconds`.
+
+    Pass `outcomes` to watch them grow from another thread.
+    """
+    outcomes = [] if outcomes is None else outcomes
     deadline = time.monotonic() + seconds
     await asyncio.gather(
         *(
