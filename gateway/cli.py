@@ -38,6 +38,7 @@ from gateway.cli_common import (
 from gateway.cli_flags import flags_cli
 from gateway.cli_report import report_command
 from gateway.cli_shadow import shadow_command
+from gateway.translate_cli import translate_command
 from gateway.exceptions import CommandError, GatewayError
 from gateway.loader import DEFAULT_APP, AppTarget, gateway_of
 
@@ -94,6 +95,7 @@ cli = typer.Typer(
 cli.add_typer(flags_cli, name="flags")
 cli.command("report")(report_command)
 cli.command("shadow")(shadow_command)
+cli.command("translate")(translate_command)
 
 
 def _print_version(value: bool) -> None:

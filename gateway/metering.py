@@ -27,6 +27,7 @@ from gateway.cpuload import CpuLoad
 from gateway.database import Database
 from gateway.db_events import install_engine_events, watch_pool
 from gateway.flags import ModeTable
+from gateway.lazy_loads import LazyLoads
 from gateway.looplag import Sampler
 from gateway.metrics import scrape_registry
 from gateway.readings import Snapshots, route_numbers
@@ -49,6 +50,7 @@ class Metering:
         self.sampler = Sampler(recorder.metrics.loop_lag, interval)
         self.sampler.also(self._tick)
         self.snapshots = Snapshots()
+        self.lazy_loads = LazyLoads(recorder.registry)
         install_engine_events()
         for key in modes:
             recorder.show_mode(key, modes.get(key))
@@ -90,9 +92,11 @@ class Metering:
         recorder.cpu_factor = self.cpu.probe()
         self.snapshots.add(recorder.started, self.totals())
         self.sampler.start()
+        self.lazy_loads.install()
 
     async def stop(self) -> None:
         await self.sampler.stop()
+        self.lazy_loads.uninstall()
         self.recorder.flush()
         directory = os.environ.get(MULTIPROC_ENV)
         if directory:
