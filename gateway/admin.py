@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from gateway.auth import AdminAccess
 from gateway.exceptions import FlagError, UnknownRouteError, first_line
 from gateway.flag_follower import FlagFollower
+from gateway.flag_store import FlagChange
 from gateway.readings import parse_window
 
 __all__ = ["REASON_LIMIT", "BodyError", "FlagBody", "admin_router", "parse_flag_body"]
@@ -34,7 +35,7 @@ log = logging.getLogger("gateway.flags")
 
 
 REASON_LIMIT = 500  # characters of a flip's reason kept in the history
-_FIELDS = ("mode", "percent", "reason")
+_FIELDS = ("mode", "percent", "reason", "judge")
 # Characters a reason may not hold: controls (a carriage return rewrites a terminal line),
 # lone surrogates (not encodable), and the bidirectional overrides that reorder a line.
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -47,6 +48,7 @@ class FlagBody:
     mode: str
     percent: float | None = None
     reason: str = ""
+    judge: bool | None = None  # False: the canary judge leaves this canary alone
 
 
 class BodyError(ValueError):
@@ -102,7 +104,15 @@ def parse_flag_body(raw: bytes) -> FlagBody:
             f"mode must be a string such as 'canary', got a JSON {_json_type(mode)}.",
             "string_type",
         )
-    return FlagBody(mode, _percent(data.get("percent")), _reason(data.get("reason", "")))
+    judge = data.get("judge")
+    if judge is not None and not isinstance(judge, bool):
+        raise BodyError(
+            ["body", "judge"],
+            f"judge must be true or false, got a JSON {_json_type(judge)}.",
+            "bool_type",
+        )
+    reason = _reason(data.get("reason", ""))
+    return FlagBody(mode, _percent(data.get("percent")), reason, judge)
 
 
 def _percent(value: Any) -> float | None:
@@ -168,6 +178,7 @@ def admin_router(
     describe: Describe,
     report: WindowReport | None = None,
     shadow: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    after_flip: Callable[[FlagChange, bool | None], Awaitable[None]] | None = None,
 ) -> APIRouter:
     """Routes mounted under settings.admin_prefix.
 
@@ -203,6 +214,11 @@ def admin_router(
             return _unprocessable(exc, route_key, body)
         except Exception as exc:
             return _store_unavailable(exc)
+        if after_flip is not None:  # the canary judge's switch for this flip
+            try:
+                await after_flip(change, body.judge)
+            except Exception as exc:
+                return _store_unavailable(exc)
         return JSONResponse(change.as_dict())
 
     @router.get("/history")

@@ -223,6 +223,8 @@ class Recorder:
         self.owner = threading.get_ident()  # the thread that observes; set again at startup
         self.async_pool_wait: PendingHistogram | None = None
         self._in_progress_shown: set[tuple[str, str, str]] = set()
+        # Called with (info, status, seconds) after each request (the canary judge's tally).
+        self.listeners: list[Callable[[RequestInfo, int, float], None]] = []
         metrics.recorders.add(self)
         for labels in routes:
             self.child(*labels)
@@ -261,6 +263,8 @@ class Recorder:
         labels = self.labels_of(info)
         children = self.children.get(labels) or self.child(*labels)
         children.status(status).inc()
+        for listener in self.listeners:
+            listener(info, status, elapsed)
         children.duration.observe(elapsed)
         thread = info.thread
         if thread is not None:

@@ -117,6 +117,32 @@ class Settings(BaseSettings):
         description="PostgreSQL schema of the flag tables, created if missing, so the app's "
         "migrations never see them; empty means the connection's search_path",
     )
+    judge: bool = Field(
+        default=True,
+        description="the canary judge: compare the two arms of every canary and roll a worse "
+        'async back to legacy by itself (per flip: "judge": false, --no-judge)',
+    )
+    judge_alpha: float = Field(
+        default=0.01,
+        gt=0,
+        lt=0.5,
+        description="the chance that a canary whose async is as good as legacy is ever rolled "
+        "back; lower needs more evidence, so a worse async serves a little longer",
+    )
+    judge_interval: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="seconds between each worker's count writes and the judge's decisions; "
+        "shorter decides sooner and writes more rows",
+    )
+    judge_min_requests: int = Field(
+        default=200,
+        ge=1,
+        le=10_000_000,
+        description="requests each arm serves at a rollout step before it moves up; more is "
+        "a surer step and a slower rollout of a quiet route",
+    )
     log_json: bool = False
     log_level: str = Field(default="info")
 
