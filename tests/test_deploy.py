@@ -87,7 +87,13 @@ def test_dockerfile_is_multi_stage_slim_and_non_root():
     assert users and users[-1].split(":")[0] not in ("root", "0")
     final = steps[max(i for i, (ins, _) in enumerate(steps) if ins == "FROM") :]
     copies = [args for ins, args in final if ins == "COPY"]
-    assert copies == ["--from=build /opt/venv /opt/venv"], "the runtime stage copies only the venv"
+    # Nothing from the build context: the venv, and the example app served from /app (it
+    # is not in the package), both from the build stage.
+    assert copies[0] == "--from=build /opt/venv /opt/venv", copies
+    for copy in copies[1:]:
+        assert re.fullmatch(r"--from=build /src/(\w+) \./\1", copy), copy
+    served = {copy.split()[-1].removeprefix("./") for copy in copies[1:]}
+    assert served == {"legacy_routes", "async_routes", "example"}, served
     install = " ".join(args for ins, args in steps if ins == "RUN" and "pip install" in args)
     assert '".[vector]"' in install and "test" not in install and "bench" not in install
 
