@@ -8,7 +8,7 @@ import pytest
 
 from gateway.flag_store import MemoryFlagStore
 from gateway.settings import Settings
-from tests.apps.canary import BROKEN, FINE, create_canary_gateway
+from tests.apps.canary import BROKEN, FINE, PLAIN, create_canary_gateway
 from tests.apps.probe import ADMIN_TOKEN
 from tests.conftest import started_client
 
@@ -112,35 +112,35 @@ async def test_a_rollout_walks_a_fine_twin_to_async_and_records_each_step(databa
     gateway.judge.clock = lambda: now[0]
     async for client in started_client(app):
         response = await client.put(
-            f"/_gateway/rollouts/{path_of(FINE)}",
+            f"/_gateway/rollouts/{path_of(PLAIN)}",
             json={"steps": "10,50,100", "hold": "1m", "reason": "ship it"},
             headers=AUTH,
         )
         assert response.status_code == 200, response.text
-        assert gateway.modes.get(FINE).describe() == "canary 10%"
-        await traffic(client, "/fine", 100)
+        assert gateway.modes.get(PLAIN).describe() == "canary 10%"
+        await traffic(client, "/plain", 100)
         await gateway.judge.tick()
-        state = gateway.judge.states[FINE]
+        state = gateway.judge.states[PLAIN]
         assert state.step == 0
         assert "waiting" in state.note and "held 0s of 1m" in state.note
         seen = []
         for _ in range(10):
             now[0] += timedelta(seconds=61)
-            await traffic(client, "/fine", 300)
+            await traffic(client, "/plain", 300)
             await gateway.judge.tick()
-            seen.append(gateway.modes.get(FINE).describe())
+            seen.append(gateway.modes.get(PLAIN).describe())
             if seen[-1] == "async":
                 break
         assert seen[-1] == "async", seen
         assert "canary 50%" in seen
-        history = (await client.get("/_gateway/history", params={"route": FINE})).json()
+        history = (await client.get("/_gateway/history", params={"route": PLAIN})).json()
         reasons = [(h["by"], h["new"]["mode"], h["reason"]) for h in history["history"]]
         assert reasons[0][:2] == ("judge", "async")
         assert reasons[0][2].startswith("rollout step 3/3")
         assert reasons[-1][0] == "ops" and reasons[-1][2].startswith("rollout step 1/3")
-        assert gateway.judge.states[FINE].status == "done"
+        assert gateway.judge.states[PLAIN].status == "done"
         bad = await client.put(
-            f"/_gateway/rollouts/{path_of(FINE)}", json={"steps": [5, 1, 100], "hold": 60},
+            f"/_gateway/rollouts/{path_of(PLAIN)}", json={"steps": [5, 1, 100], "hold": 60},
             headers=AUTH,
         )  # fmt: skip
         assert bad.status_code == 422

@@ -3,7 +3,9 @@
     gateway serve tests.apps.canary:create_canary_app --workers 2
 
 GET /broken/{item_id}: the async twin answers 500 for ids divisible by 3 (legacy never);
-GET /fine/{item_id}: both answer alike. Every answer names its worker's pid.
+GET /fine/{item_id}: both answer alike, each after a `SELECT 1` on the gateway's database
+(sync or async engine), so a database outage fails both arms alike. Every answer names its
+worker's pid. GET /plain/{item_id}: both alike without a database.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import os
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException
+from sqlalchemy import text
 
-from gateway import Gateway, Settings
+from gateway import AsyncDB, Gateway, Settings, SyncDB
 
-__all__ = ["BROKEN", "FINE", "create_canary_app", "create_canary_gateway"]
+__all__ = ["BROKEN", "FINE", "PLAIN", "create_canary_app", "create_canary_gateway"]
 
 BROKEN = "GET /broken/{item_id}"
 FINE = "GET /fine/{item_id}"
+PLAIN = "GET /plain/{item_id}"
 
 
 def create_canary_gateway(settings: Settings | None = None, **parts: Any) -> Gateway:
@@ -36,11 +40,21 @@ def create_canary_gateway(settings: Settings | None = None, **parts: Any) -> Gat
         return {"implementation": "async", "item": item_id, "pid": os.getpid()}
 
     @legacy.get("/fine/{item_id}")
-    def fine(item_id: int) -> dict[str, Any]:
+    def fine(item_id: int, db: SyncDB) -> dict[str, Any]:
+        db.execute(text("SELECT 1"))
         return {"implementation": "legacy", "item": item_id, "pid": os.getpid()}
 
     @migrated.get("/fine/{item_id}")
-    async def fine_async(item_id: int) -> dict[str, Any]:
+    async def fine_async(item_id: int, db: AsyncDB) -> dict[str, Any]:
+        await db.execute(text("SELECT 1"))
+        return {"implementation": "async", "item": item_id, "pid": os.getpid()}
+
+    @legacy.get("/plain/{item_id}")
+    def plain(item_id: int) -> dict[str, Any]:
+        return {"implementation": "legacy", "item": item_id, "pid": os.getpid()}
+
+    @migrated.get("/plain/{item_id}")
+    async def plain_async(item_id: int) -> dict[str, Any]:
         return {"implementation": "async", "item": item_id, "pid": os.getpid()}
 
     gateway = Gateway(settings, **parts)
