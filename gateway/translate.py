@@ -254,6 +254,8 @@ class _FunctionReader(cst.CSTVisitor):
         self.returned: list[Chain] = []
         self.handled: set[int] = set()
         self.chains: list[Chain] = []
+        self.orm_names: set[str] = set()  # locals holding ORM objects
+        self.expired = False  # a rollback() or expire_all() happened above, in source order
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -270,11 +272,25 @@ class _FunctionReader(cst.CSTVisitor):
             resolve=self.owner.resolve,
             code=self.code,
             variables=self.variables,
+            nested=self._exists_entity,
         )
         if chain is not None:
             self._check_arguments(chain, node)
             self.chains.append(chain)
         return chain
+
+    def _exists_entity(self, node: cst.BaseExpression) -> Any:
+        """`db.query(<query>.exists())`: the inner query's EXISTS, as a column."""
+        from gateway.translate_chains import Entity
+
+        if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)):
+            return None
+        if node.func.attr.value != "exists":
+            return None
+        inner = self.chain_of(node)
+        if inner is None or inner.terminal is None or inner.terminal.name != "exists":
+            return None
+        return Entity(inner.render_exists(), "column")
 
     def _check_arguments(self, chain: Chain, node: cst.BaseExpression) -> None:
         """Chain arguments are copied as source: they must not need translating themselves."""
@@ -379,6 +395,7 @@ class _FunctionReader(cst.CSTVisitor):
             return False
         self._terminal(value, chain)
         self._record_result(name, chain)
+        self.orm_names.add(name)
         return False
 
     def _is_query_builder(self, value: cst.BaseExpression) -> bool:
@@ -389,10 +406,22 @@ class _FunctionReader(cst.CSTVisitor):
 
     def _track_constructed(self, name: str, value: cst.BaseExpression) -> None:
         self._forget(name)
+        if self._session_result(value):
+            self.orm_names.add(name)
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Name):
             mapped = self.owner.resolve(value.func.value)
             if isinstance(mapped, type) and relationship_paths_possible(mapped):
                 self.results[name] = _Result(None, mapped)
+
+    def _session_result(self, value: cst.BaseExpression) -> bool:
+        while isinstance(value, cst.Await):
+            value = value.expression
+        return (
+            isinstance(value, cst.Call)
+            and isinstance(value.func, cst.Attribute)
+            and _is_name(value.func.value, self.session)
+        ) or (isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and (
+            relationship_paths_possible_name(self.owner, value.func.value)))  # fmt: skip
 
     def _forget(self, name: str) -> None:
         if name in self.results or name in self.variables:
@@ -418,8 +447,26 @@ class _FunctionReader(cst.CSTVisitor):
         self._loop(node.target, node.iter)
         return None
 
+    def visit_ListComp(self, node: cst.ListComp) -> None:
+        self._comprehension(node.for_in)
+
+    def visit_SetComp(self, node: cst.SetComp) -> None:
+        self._comprehension(node.for_in)
+
+    def visit_DictComp(self, node: cst.DictComp) -> None:
+        self._comprehension(node.for_in)
+
+    def _comprehension(self, for_in: cst.CompFor) -> None:
+        # The element is visited before its `for`: name the loop variables first.
+        current: cst.CompFor | None = for_in
+        while current is not None:
+            self._loop(current.target, current.iter)
+            self.handled.add(id(current))
+            current = current.inner_for_in
+
     def visit_CompFor(self, node: cst.CompFor) -> bool | None:
-        self._loop(node.target, node.iter)
+        if id(node) not in self.handled:
+            self._loop(node.target, node.iter)
         return None
 
     def _loop(self, target: cst.BaseAssignTargetExpression, iterable: cst.BaseExpression) -> None:
@@ -492,6 +539,9 @@ class _FunctionReader(cst.CSTVisitor):
                     self.owner.returned(self, _Result(chain, entity))
                 self._pending_get = chain
                 return False
+        if method in ("rollback", "expire_all", "expire"):
+            # Expired attributes load on their next read: I/O an AsyncSession refuses.
+            self.expired = True
         if method in AWAITED:
             self.await_call(node)
             return None
@@ -541,6 +591,10 @@ class _FunctionReader(cst.CSTVisitor):
         return False
 
     def visit_Attribute(self, node: cst.Attribute) -> bool | None:
+        if self.expired and isinstance(node.value, cst.Name) and node.value.value in self.orm_names:
+            self.problems.append(
+                (node, f"{self.code(node)} is read after the session expired it (rollback/expire)")
+            )
         found = self._relationship_of(node)
         if found is not None:
             result, path, _mapped = found
@@ -584,6 +638,11 @@ class _FunctionReader(cst.CSTVisitor):
             )
         elif node.value in self.variables:
             self.problems.append((node, f"query object {node.value!r} is used as a value"))
+
+
+def relationship_paths_possible_name(owner: _ModuleTranslator, name: str) -> bool:
+    value = owner.module.__dict__.get(name)
+    return isinstance(value, type) and relationship_paths_possible(value)
 
 
 def relationship_paths_possible(mapped: type) -> bool:
@@ -827,18 +886,14 @@ class _ModuleTranslator:
         session = param.name.value if param else "db"
         args = _call_arguments(function)
         self.needed.add("legacy")
-        body_code = (
-            f"# {MARK}: {reason}\n"
-            f"return await {session}.run_sync(lambda {session}: _legacy.{function.name.value}({args}))\n"
-        )
-        statements = list(cst.parse_module(body_code).body)
-        comment = cst.parse_module(body_code).body[0].leading_lines
-        docstring = function.get_docstring(clean=False)
+        call = f"_legacy.{function.name.value}({args})"
+        statement = cst.parse_statement(
+            f"return await {session}.run_sync(lambda {session}: {call})\n"
+        ).with_changes(leading_lines=[cst.EmptyLine(comment=cst.Comment(f"# {MARK}: {reason}"))])
         body: list[Any] = []
-        if docstring is not None:
+        if function.get_docstring(clean=False) is not None:
             body.append(function.body.body[0])  # type: ignore[attr-defined]
-        body.extend(statements)
-        del comment
+        body.append(statement)
         route = _is_route(function)
 
         def edit(updated: cst.CSTNode) -> cst.CSTNode:

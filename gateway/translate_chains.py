@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import libcst as cst
@@ -93,7 +94,7 @@ class Chain:
     """A `db.query(...)` chain read from source: the entities, steps and terminal."""
 
     session: str
-    entities: list[Entity]
+    entities: list[Entity]  # what rows hold (with_entities replaces them)
     steps: list[Step]
     terminal: Step | None = None
     base_code: str | None = None  # a tracked query variable the chain starts from
@@ -101,6 +102,7 @@ class Chain:
     loaded: set[tuple[str, ...]] = field(default_factory=set)  # paths the options load
     unknown_options: bool = False
     inherited_unique: bool = False  # the tracked variable it starts from needs .unique()
+    selected: list[Entity] = field(default_factory=list)  # db.query(...)'s own arguments
 
     @property
     def single_entity(self) -> bool:
@@ -124,7 +126,8 @@ class Chain:
 
     def statement(self, *, with_options: bool = True) -> str:
         """The `select()` code of everything before the terminal."""
-        code = self.base_code or f"select({', '.join(e.code for e in self.entities)})"
+        selected = self.selected or self.entities
+        code = self.base_code or f"select({', '.join(e.code for e in selected)})"
         for step in self.steps:
             if step.name == "options" and not with_options:
                 continue
@@ -208,6 +211,12 @@ class Chain:
         return f'{stmt}.with_only_columns(literal_column("1")).select_from({self.primary.code}).exists()'
 
 
+def _arg_code(arg: cst.Arg, code: Callable[[cst.CSTNode], str]) -> str:
+    keyword = f"{arg.keyword.value}=" if arg.keyword else ""
+    star = arg.star if isinstance(arg.star, str) else ""
+    return f"{star}{keyword}{code(arg.value)}"
+
+
 def _split_write_args(name: str, args: str) -> tuple[str, str]:
     """("values", "synchronize_session=...") from `.update(...)`'s or `.delete(...)`'s
     argument source; anything else is not certain."""
@@ -249,6 +258,26 @@ def classify(node: cst.BaseExpression, code: str, resolve: Callable[[str], Any])
     if not isinstance(root, cst.Name):
         raise Untranslatable(f"query entity {code!r} is not a name the module imports")
     value = resolve(root.value)
+    if isinstance(node, cst.Attribute) and isinstance(value, ModuleType):
+        # models.User / models.User.name: look the dotted name up in the module imported.
+        dotted: cst.BaseExpression = node
+        hops: list[str] = []
+        while isinstance(dotted, cst.Attribute):
+            hops.insert(0, dotted.attr.value)
+            dotted = dotted.value
+        for hop in hops[:-1]:
+            value = getattr(value, hop, None)
+        if isinstance(value, ModuleType):
+            found = getattr(value, hops[-1], None)
+            if isinstance(sa_inspect(found, raiseerr=False), Mapper):
+                return Entity(code, "entity", found)
+            raise Untranslatable(f"query entity {code!r} is not a mapped class")
+        attribute = getattr(value, hops[-1], None)
+        if isinstance(attribute, QueryableAttribute) and not isinstance(
+            attribute.property, RelationshipProperty
+        ):
+            return Entity(code, "column")
+        raise Untranslatable(f"query entity {code!r} is neither a mapped class nor a column")
     if isinstance(node, cst.Name):
         if isinstance(sa_inspect(value, raiseerr=False), Mapper):
             return Entity(code, "entity", value)
@@ -273,6 +302,7 @@ def read_chain(
     resolve: Callable[[str], Any],
     code: Callable[[cst.CSTNode], str],
     variables: dict[str, Chain] | None = None,
+    nested: Callable[[cst.BaseExpression], Entity | None] | None = None,
 ) -> Chain | None:
     """The chain `node` is (`db.query(...)...` or a tracked query variable's steps), or None
     when it is no query chain at all. Raises Untranslatable for a chain with unknown parts."""
@@ -281,9 +311,9 @@ def read_chain(
     while True:
         if isinstance(current, cst.Call) and isinstance(current.func, cst.Attribute):
             owner, name = current.func.value, current.func.attr.value
-            args = ", ".join(code(a) for a in current.args)
+            args = ", ".join(_arg_code(a, code) for a in current.args)
             if isinstance(owner, cst.Name) and owner.value == session and name == "query":
-                return _finish(current, steps, session, resolve, code)
+                return _finish(current, steps, session, resolve, code, nested)
             if isinstance(owner, cst.Name) and variables and owner.value in variables:
                 base = variables[owner.value]
                 chain = Chain(session, list(base.entities), [], base_code=owner.value)
@@ -310,11 +340,16 @@ def _finish(
     session: str,
     resolve: Callable[[str], Any],
     code: Callable[[cst.CSTNode], str],
+    nested: Callable[[cst.BaseExpression], Entity | None] | None,
 ) -> Chain:
     if not query.args or any(a.keyword or a.star for a in query.args):
         raise Untranslatable(f"{session}.query() without plain entity arguments")
-    entities = [classify(a.value, code(a.value), resolve) for a in query.args]
-    return _with_steps(Chain(session, entities, []), steps, resolve, code)
+    entities = []
+    for arg in query.args:
+        inner = nested(arg.value) if nested else None
+        entities.append(inner or classify(arg.value, code(arg.value), resolve))
+    chain = Chain(session, entities, [], selected=list(entities))
+    return _with_steps(chain, steps, resolve, code)
 
 
 def _with_steps(

@@ -74,6 +74,7 @@ class Run:
 _LABEL = re.compile(r"\b(\w+)\.(\w+) AS (\w+)\b")
 _PYFORMAT = re.compile(r"%\((\w+)\)s")
 _NUMBERED = re.compile(r"\$\d+")
+_CAST = re.compile(r"%s::[A-Z_ ]+?(?:\[\])?(?:\(\d+(?:,\s*\d+)?\))?(?=[\s,)]|$)")
 
 
 def normalise_sql(sql: str, parameters: Any) -> tuple[str, tuple[Any, ...]]:
@@ -93,6 +94,12 @@ def normalise_sql(sql: str, parameters: Any) -> tuple[str, tuple[Any, ...]]:
     for label, column in labels.items():
         sql = re.sub(rf"\.{label}\b", f".{column}", sql)
     values: tuple[Any, ...]
+    if isinstance(parameters, list | tuple) and parameters and isinstance(
+        parameters[0], dict | list | tuple
+    ):
+        # executemany: one parameter set per row.
+        rows = [normalise_sql(sql, row) for row in parameters]
+        return rows[0][0], tuple(row[1] for row in rows)
     if isinstance(parameters, dict):
         names = _PYFORMAT.findall(sql)
         values = tuple(parameters.get(n) for n in names)
@@ -103,6 +110,8 @@ def normalise_sql(sql: str, parameters: Any) -> tuple[str, tuple[Any, ...]]:
         values = ()
     # The sync and async drivers of one database differ in paramstyle only (?, %s, $1).
     sql = _NUMBERED.sub("%s", sql).replace("?", "%s")
+    # ...and in the casts they add to parameters (asyncpg casts every one, psycopg some).
+    sql = _CAST.sub("%s", sql)
     return " ".join(sql.split()), tuple(_plain(v) for v in values)
 
 
@@ -193,7 +202,8 @@ def response_model_of(function: Callable[..., Any]) -> Any:
     """The response_model of the route whose endpoint is `function`, or None."""
     module = sys.modules.get(getattr(function, "__module__", ""))
     for value in vars(module).values() if module else ():
-        for route in getattr(value, "routes", None) or ():
+        routes = getattr(value, "routes", None)
+        for route in routes if isinstance(routes, list) else ():
             if getattr(route, "endpoint", None) is function:
                 return getattr(route, "response_model", None)
     return None
@@ -201,7 +211,7 @@ def response_model_of(function: Callable[..., Any]) -> Any:
 
 def _short(value: Any) -> str:
     text = repr(value)
-    return text if len(text) < 300 else text[:297] + "..."
+    return text if len(text) < 3000 else text[:2997] + "..."
 
 
 def _run_legacy(
@@ -219,6 +229,8 @@ def _run_legacy(
         capture.attach(connection, session)
         try:
             run.result = _outcome(lambda: function(**_with_session(function, arguments, session)))
+            if run.result[0] == "raises":
+                session.rollback()  # to the savepoint, so the tables can still be read
             capture.detach(connection, session)
             run.result = _serialised(run.result, model)
             run.tables = _tables(connection, metadata)
@@ -250,6 +262,7 @@ async def _run_async(
                 run.result = ("returns", value)
             except Exception as exc:
                 run.result = _raised(exc)
+                await session.rollback()
             capture.detach(connection.sync_connection, session.sync_session)
             run.result = _serialised(run.result, model)
             run.tables = await connection.run_sync(lambda c: _tables(c, metadata))
@@ -425,15 +438,21 @@ def _restore(connection: Connection, sequences: list[tuple[str, Any, Any]]) -> N
 
 
 def _samples(connection: Connection, metadata: MetaData | None) -> dict[str, list[Any]]:
-    """Values from the tables by column name, so generated arguments find rows."""
-    found: dict[str, list[Any]] = {}
+    """Values from the tables by column name, so generated arguments find rows; values
+    found in several rows first (where `one()` and `scalar()` raise)."""
+    counts: dict[str, dict[Any, int]] = {}
     if metadata is None:
-        return found
+        return {}
     for table in metadata.sorted_tables:
-        for row in connection.execute(table.select().limit(3)).mappings():
+        for row in connection.execute(table.select().limit(50)).mappings():
             for key, value in row.items():
-                if value is not None and value not in found.setdefault(key, []):
-                    found[key].append(value)
+                if value is not None:
+                    seen = counts.setdefault(key, {})
+                    seen[value] = seen.get(value, 0) + 1
+    found = {}
+    for key, seen in counts.items():
+        repeated = [v for v, n in seen.items() if n > 1]
+        found[key] = repeated[:1] + [v for v in seen if v not in repeated[:1]]
     return found
 
 
