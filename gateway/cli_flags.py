@@ -36,6 +36,7 @@ from gateway.cli_common import (
     request_gateway,
     with_stored_modes,
 )
+from gateway.cli_rollout import print_canaries, rollout_command
 from gateway.exceptions import CommandError, FlagError, GatewayError
 from gateway.flag_store import SqlFlagStore
 from gateway.flags import Flag, check_change, parse_flag
@@ -46,6 +47,7 @@ from gateway.settings import Settings
 __all__ = ["flags_cli"]
 
 flags_cli = typer.Typer(help="List, set and audit route modes.", no_args_is_help=True)
+flags_cli.command("rollout")(rollout_command)
 
 DatabaseUrl = Annotated[
     str | None,
@@ -159,6 +161,7 @@ def list_(
         typer.echo(json.dumps(rows, indent=2))
         return
     print_routes(rows)
+    print_canaries(rows)
     if not store.get("up", True):
         source = "last known flags" if store.get("flags_from") == "store" else "defaults"
         typer.echo(f"note: that gateway cannot reach its flag store; it serves the {source}")
@@ -184,6 +187,9 @@ def set_(
     async_: Async = None,
     app_dir: AppDir = "",
     prefix: Prefix = "/_gateway",
+    no_judge: Annotated[
+        bool, typer.Option("--no-judge", help="canary: the judge leaves this canary alone")
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Change one route's mode; every worker follows within moments.
@@ -206,6 +212,8 @@ def set_(
                 )
         except FlagError as exc:
             raise CommandError(f"{exc.field}: {exc}") from None
+        if no_judge:
+            _note("--no-judge is recorded through a gateway only (--url); the judge decides here")
         actor = f"db:{getpass.getuser()}"
 
         async def work(store: Any) -> Any:
@@ -213,7 +221,9 @@ def set_(
 
         row = anyio.run(_in_database, database_url, work).as_dict()
     else:
-        body = {"mode": mode, "percent": percent, "reason": reason}
+        body: dict[str, Any] = {"mode": mode, "percent": percent, "reason": reason}
+        if no_judge:
+            body["judge"] = False
         row = request_gateway(
             "PUT", url, f"{prefix}/routes/{quote(key, safe='')}", token, json=body
         )
