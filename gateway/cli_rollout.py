@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import typer
 
-from gateway.cli_common import AsJson, Prefix, Token, Url, request_gateway
+from gateway.cli_common import AsJson, Prefix, Token, Url, format_mode, request_gateway
 from gateway.exceptions import CommandError
 from gateway.rollout import RolloutPlan
 
@@ -54,7 +54,10 @@ def rollout_command(
         typer.echo(json.dumps(body, indent=2))
         return
     change = body["change"]
-    typer.echo(f"#{change['id']} {change['at']} {change['by']}: {key} -> {change['reason']}")
+    new = format_mode(change["new"]["mode"], change["new"]["percent"])
+    typer.echo(
+        f"#{change['id']} {change['at']} {change['by']}: {key} -> {new}  ({change['reason']})"
+    )
 
 
 def print_canaries(rows: Sequence[Mapping[str, Any]]) -> None:
