@@ -75,7 +75,9 @@ class Translation:
         return {f.function for f in self.fallbacks}
 
 
-def translate_file(source: Path, *, async_helpers: dict[str, set[str]] | None = None) -> Translation:
+def translate_file(
+    source: Path, *, async_helpers: dict[str, set[str]] | None = None
+) -> Translation:
     """Translate one module; `async_helpers` maps other translated modules (dotted names)
     to the functions that became async there, so calls of them get `await` too."""
     return translate_files([source], async_helpers=async_helpers)[0]
@@ -605,7 +607,9 @@ class _FunctionReader(cst.CSTVisitor):
                 )
         return None
 
-    def _relationship_of(self, node: cst.BaseExpression) -> tuple[_Result, tuple[str, ...], type] | None:
+    def _relationship_of(
+        self, node: cst.BaseExpression
+    ) -> tuple[_Result, tuple[str, ...], type] | None:
         """(result, path, class) when `node` is `var.rel[.rel2...]` of a known result."""
         hops: list[str] = []
         current = node
@@ -706,7 +710,10 @@ class _Applier(cst.CSTTransformer):
         if original in self.comments and isinstance(
             updated, cst.SimpleStatementLine | cst.BaseCompoundStatement
         ):
-            lines = [cst.EmptyLine(comment=cst.Comment(f"# {MARK}: {c}")) for c in self.comments[original]]
+            lines = [
+                cst.EmptyLine(comment=cst.Comment(f"# {MARK}: {c}"))
+                for c in self.comments[original]
+            ]
             updated = updated.with_changes(leading_lines=[*updated.leading_lines, *lines])
         return updated
 
@@ -882,7 +889,9 @@ class _ModuleTranslator:
                 self.needed.add("sa_delete")
         self.needed.add("queries")
 
-    def _whole_fallback(self, function: cst.FunctionDef, param: cst.Param | None, reason: str) -> Edit:
+    def _whole_fallback(
+        self, function: cst.FunctionDef, param: cst.Param | None, reason: str
+    ) -> Edit:
         session = param.name.value if param else "db"
         args = _call_arguments(function)
         self.needed.add("legacy")
@@ -892,7 +901,7 @@ class _ModuleTranslator:
         ).with_changes(leading_lines=[cst.EmptyLine(comment=cst.Comment(f"# {MARK}: {reason}"))])
         body: list[Any] = []
         if function.get_docstring(clean=False) is not None:
-            body.append(function.body.body[0])  # type: ignore[attr-defined]
+            body.append(function.body.body[0])
         body.append(statement)
         route = _is_route(function)
 
@@ -903,7 +912,9 @@ class _ModuleTranslator:
 
         return edit
 
-    def _signature(self, function: cst.FunctionDef, param: cst.Param | None, route: bool) -> cst.FunctionDef:
+    def _signature(
+        self, function: cst.FunctionDef, param: cst.Param | None, route: bool
+    ) -> cst.FunctionDef:
         function = function.with_changes(asynchronous=cst.Asynchronous())
         if param is None:
             return function
@@ -918,7 +929,9 @@ class _ModuleTranslator:
         if route and old.default is not None:
             self.needed.add("AsyncDB")
             new = old.with_changes(
-                annotation=cst.Annotation(cst.Name("AsyncDB")), default=None, equal=cst.MaybeSentinel.DEFAULT
+                annotation=cst.Annotation(cst.Name("AsyncDB")),
+                default=None,
+                equal=cst.MaybeSentinel.DEFAULT,
             )
             current[index] = new
             earlier_default = any(p.default is not None for p in positional[:index])
@@ -947,11 +960,15 @@ class _ModuleTranslator:
             positional = current
         else:
             kwonly = current
-        return function.with_changes(params=params.with_changes(params=positional, kwonly_params=kwonly))
+        return function.with_changes(
+            params=params.with_changes(params=positional, kwonly_params=kwonly)
+        )
 
     def _with_imports(self, tree: cst.Module) -> cst.Module:
         lines = []
-        sqlalchemy_names = sorted(n for n in ("func", "literal_column", "select") if n in self.needed)
+        sqlalchemy_names = sorted(
+            n for n in ("func", "literal_column", "select") if n in self.needed
+        )
         writes = [f"{n[3:]} as {n}" for n in ("sa_delete", "sa_update") if n in self.needed]
         for name in [*sqlalchemy_names, "queries", "AsyncDB", "AsyncSession", "selectinload"]:
             self._check_free(name)
@@ -986,7 +1003,10 @@ class _ModuleTranslator:
             return
         value = self.module.__dict__[name]
         origin = getattr(value, "__module__", "") or ""
-        if not (origin.startswith(("sqlalchemy", "gateway")) or getattr(value, "__name__", "").startswith("gateway")):
+        if not (
+            origin.startswith(("sqlalchemy", "gateway"))
+            or getattr(value, "__name__", "").startswith("gateway")
+        ):
             raise CommandError(
                 f"{self.path}: the module already defines {name!r} ({value!r}); the "
                 f"translation needs that name for its own import. Rename it and translate again."
@@ -1007,9 +1027,12 @@ def _call_arguments(function: cst.FunctionDef) -> str:
 def _is_route(function: cst.FunctionDef) -> bool:
     for decorator in function.decorators:
         call = decorator.decorator
-        if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute):
-            if call.func.attr.value in ROUTE_METHODS:
-                return True
+        if (
+            isinstance(call, cst.Call)
+            and isinstance(call.func, cst.Attribute)
+            and call.func.attr.value in ROUTE_METHODS
+        ):
+            return True
     return False
 
 
@@ -1023,7 +1046,7 @@ def _response_model(function: cst.FunctionDef, module: ModuleType) -> type[BaseM
             if arg.keyword and arg.keyword.value == "response_model":
                 code = cst.Module([]).code_for_node(arg.value)
                 try:
-                    value = eval(code, dict(module.__dict__))  # noqa: S307 - the module's own names
+                    value = eval(code, dict(module.__dict__))
                 except Exception:
                     return None
                 return _model_in(value)

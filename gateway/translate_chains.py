@@ -153,7 +153,8 @@ class Chain:
             if terminal.args:
                 raise Untranslatable(".count() with arguments")
             inner = self.statement()
-            return f"(await {db}.execute(select(func.count()).select_from({inner}.subquery()))).scalar_one()"
+            count = f"select(func.count()).select_from({inner}.subquery())"
+            return f"(await {db}.execute({count})).scalar_one()"
         if terminal.args:
             raise Untranslatable(f".{name}() with arguments")
         stmt = self.statement()
@@ -208,7 +209,8 @@ class Chain:
         if self.entities[0].kind != "entity":
             raise Untranslatable(".exists() of a query whose first entity is not a class")
         stmt = self.statement(with_options=False)
-        return f'{stmt}.with_only_columns(literal_column("1")).select_from({self.primary.code}).exists()'
+        only = 'with_only_columns(literal_column("1"))'
+        return f"{stmt}.{only}.select_from({self.primary.code}).exists()"
 
 
 def _arg_code(arg: cst.Arg, code: Callable[[cst.CSTNode], str]) -> str:
@@ -241,13 +243,13 @@ def _split_write_args(name: str, args: str) -> tuple[str, str]:
 
 def relationship_target(mapped: type, name: str) -> type | None:
     """The class a relationship `name` of `mapped` loads, or None if it is not one."""
-    mapper = sa_inspect(mapped, raiseerr=False)
+    mapper: Any = sa_inspect(mapped, raiseerr=False)
     if not isinstance(mapper, Mapper):
         return None
     prop = mapper.relationships.get(name) if name in mapper.relationships else None
     if not isinstance(prop, RelationshipProperty):
         return None
-    return prop.mapper.class_  # type: ignore[no-any-return]
+    return prop.mapper.class_
 
 
 def classify(node: cst.BaseExpression, code: str, resolve: Callable[[str], Any]) -> Entity:
@@ -360,9 +362,7 @@ def _with_steps(
 ) -> Chain:
     for index, step in enumerate(steps):
         last = index == len(steps) - 1
-        if last and step.name in TERMINALS:
-            chain.terminal = step
-        elif step.name == "exists" and last:
+        if (last and step.name in TERMINALS) or (step.name == "exists" and last):
             chain.terminal = step
         elif step.name in SAME_STEPS:
             if step.name == "with_entities":

@@ -33,9 +33,9 @@ from types import ModuleType
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
+from pydantic_core import PydanticUndefined
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy import inspect as sa_inspect
-from pydantic_core import PydanticUndefined
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, LegacyAPIWarning, SADeprecationWarning
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
@@ -95,8 +95,10 @@ def normalise_sql(sql: str, parameters: Any) -> tuple[str, tuple[Any, ...]]:
     for label, column in labels.items():
         sql = re.sub(rf"\.{label}\b", f".{column}", sql)
     values: tuple[Any, ...]
-    if isinstance(parameters, list | tuple) and parameters and isinstance(
-        parameters[0], dict | list | tuple
+    if (
+        isinstance(parameters, list | tuple)
+        and parameters
+        and isinstance(parameters[0], dict | list | tuple)
     ):
         # executemany: one parameter set per row.
         rows = [normalise_sql(sql, row) for row in parameters]
@@ -189,13 +191,13 @@ async def _check_function(
         runs += 1
         shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
         if before.result != after.result:
-            return Verdict(name, "differs", runs, f"result with ({shown}): legacy "
-                           f"{_short(before.result)}, translated {_short(after.result)}")  # fmt: skip
+            found = f"legacy {_short(before.result)}, translated {_short(after.result)}"
+            return Verdict(name, "differs", runs, f"result with ({shown}): {found}")
         if before.tables != after.tables:
             return Verdict(name, "differs", runs, f"table contents afterwards with ({shown})")
         if before.statements != after.statements:
-            return Verdict(name, "differs", runs, f"SQL with ({shown}): legacy "
-                           f"{_short(before.statements)}, translated {_short(after.statements)}")  # fmt: skip
+            found = f"legacy {_short(before.statements)}, translated {_short(after.statements)}"
+            return Verdict(name, "differs", runs, f"SQL with ({shown}): {found}")
     return Verdict(name, "fallback" if fallback else "verified", runs)
 
 
@@ -311,7 +313,9 @@ class _Capture:
         self.run.statements.append(normalise_sql(sql, parameters))
 
 
-def _with_session(function: Callable[..., Any], arguments: dict[str, Any], session: Any) -> dict[str, Any]:
+def _with_session(
+    function: Callable[..., Any], arguments: dict[str, Any], session: Any
+) -> dict[str, Any]:
     name = _session_name(function)
     return {**arguments, name: session} if name else dict(arguments)
 
@@ -356,8 +360,9 @@ def _serialised(outcome: tuple[Any, ...], model: Any) -> Any:
     value = outcome[1]
     if model is not None and not _is_response(value):
         try:
-            return ("returns", TypeAdapter(model).dump_python(
-                TypeAdapter(model).validate_python(value, from_attributes=True), mode="json"))  # fmt: skip
+            adapter = TypeAdapter(model)
+            validated = adapter.validate_python(value, from_attributes=True)
+            return ("returns", adapter.dump_python(validated, mode="json"))
         except Exception as exc:
             return ("serialising raises", type(exc).__name__)
     try:
@@ -373,7 +378,11 @@ def _is_response(value: Any) -> bool:
 def _plain_value(value: Any) -> Any:
     """Results as data: ORM objects by class and loaded column values, rows as tuples."""
     if _is_response(value):
-        return (type(value).__name__, getattr(value, "status_code", None), bytes(getattr(value, "body", b"")))
+        return (
+            type(value).__name__,
+            getattr(value, "status_code", None),
+            bytes(getattr(value, "body", b"")),
+        )
     mapper = sa_inspect(type(value), raiseerr=False) if not isinstance(value, type) else None
     if isinstance(mapper, Mapper):
         state = sa_inspect(value)
@@ -400,7 +409,7 @@ def _tables(connection: Connection, metadata: MetaData | None) -> dict[str, list
     found = {}
     for table in metadata.sorted_tables:
         rows = connection.execute(table.select()).all()
-        found[table.name] = sorted((tuple(map(repr, row)) for row in rows))
+        found[table.name] = sorted(tuple(map(repr, row)) for row in rows)
     return found
 
 
@@ -408,7 +417,9 @@ def _require_tables(engine: Any, metadata: MetaData | None, url: str) -> None:
     if metadata is None:
         return
     with engine.connect() as connection:
-        missing = [t.name for t in metadata.sorted_tables if not sa_inspect(connection).has_table(t.name)]
+        missing = [
+            t.name for t in metadata.sorted_tables if not sa_inspect(connection).has_table(t.name)
+        ]
     if missing:
         raise CommandError(
             f"The database at {mask_url(url)} has no table {', '.join(map(repr, missing))}; "
@@ -418,9 +429,11 @@ def _require_tables(engine: Any, metadata: MetaData | None, url: str) -> None:
 
 def _metadata_of(module: ModuleType) -> MetaData | None:
     for value in vars(module).values():
-        mapper = sa_inspect(value, raiseerr=False) if isinstance(value, type | DeclarativeMeta) else None
+        mapper = (
+            sa_inspect(value, raiseerr=False) if isinstance(value, type | DeclarativeMeta) else None
+        )
         if isinstance(mapper, Mapper):
-            return mapper.local_table.metadata  # type: ignore[union-attr]
+            return mapper.local_table.metadata
     return None
 
 
@@ -462,7 +475,9 @@ def _samples(connection: Connection, metadata: MetaData | None) -> dict[str, lis
     return found
 
 
-def argument_sets(function: Callable[..., Any], samples: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+def argument_sets(
+    function: Callable[..., Any], samples: dict[str, list[Any]]
+) -> Iterator[dict[str, Any]]:
     """A small, deterministic set of arguments for `function`: per parameter a value that
     finds a row, one that finds none, and the default; at most MAX_RUNS combinations."""
     choices: dict[str, list[Any]] = {}
@@ -488,16 +503,18 @@ def _values(name: str, annotation: Any, default: Any, samples: dict[str, list[An
     keys = [name, name.split("_")[-1], "id" if name.endswith("_id") else name]
     pool = next((samples[k] for k in keys if k in samples), [])
     if annotation is int or annotation == "int":
-        found = [v for v in pool if isinstance(v, int)][:2] + [0, 2]
+        found = [*[v for v in pool if isinstance(v, int)][:2], 0, 2]
         found = [v for v in found if v >= 0] or [1]
     elif annotation is str or annotation == "str":
-        found = [v for v in pool if isinstance(v, str)][:2] + ["no-such-value"]
+        found = [*[v for v in pool if isinstance(v, str)][:2], "no-such-value"]
     elif annotation is bool:
         found = [True, False]
     if plain_default:
         found = [default, *[v for v in found if v != default]]
     elif _is_fastapi_param(default) and getattr(default, "default", MISSING) not in (
-        MISSING, ..., PydanticUndefined
+        MISSING,
+        ...,
+        PydanticUndefined,
     ):
         found = [default.default, *found]
     unique: list[Any] = []

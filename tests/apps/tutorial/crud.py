@@ -75,7 +75,9 @@ def titles(db: Session):
 
 
 def emails_of_active(db: Session):
-    return db.query(User).filter(User.is_active).with_entities(User.email).order_by(User.email).all()
+    return (
+        db.query(User).filter(User.is_active).with_entities(User.email).order_by(User.email).all()
+    )
 
 
 def user_exists(db: Session, email: str):
@@ -143,8 +145,10 @@ def rename_user(db: Session, user_id: int, name: str):
 
 
 def deactivate_users(db: Session, name: str):
-    count = db.query(User).filter(User.name == name).update(
-        {"is_active": False}, synchronize_session="fetch"
+    count = (
+        db.query(User)
+        .filter(User.name == name)
+        .update({"is_active": False}, synchronize_session="fetch")
     )
     db.commit()
     return count
