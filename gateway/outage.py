@@ -162,10 +162,13 @@ class Outage:
                     event.remove(Engine, name, listener)
 
     def _on_error(self, context: ExceptionContext) -> None:
-        if getattr(context, "is_pre_ping", False):  # the pool replaces that connection itself
+        # Only a failed connect: a pooled connection found dead after a restart (by a part
+        # without pre-ping) is replaced by its pool, and a request it fails answers 503,
+        # which starts the outage through respond().
+        if context.connection is not None or getattr(context, "is_pre_ping", False):
             return
         error = context.sqlalchemy_exception or context.original_exception
-        if context.is_disconnect or database_unavailable(error) is Cause.UNREACHABLE:
+        if database_unavailable(error) is Cause.UNREACHABLE:
             self.failed(first_line(context.original_exception))
 
     def _on_checkout(self, _dbapi_connection: Any, _record: Any, _proxy: Any) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -104,11 +105,20 @@ def check_before_serving(app: FastAPI) -> None:
 
 
 class _Supervisor(Multiprocess):
-    """uvicorn's multi-worker supervisor, but it stops listening on SIGTERM at once.
+    """uvicorn's multi-worker supervisor, but SIGTERM reaches the workers at once.
 
-    Otherwise the supervisor's copy of the listening socket keeps accepting into the
-    backlog while the workers drain, and those connections are reset when it exits.
+    uvicorn's supervisor looks at its signals every 0.5 s, so the workers would start
+    draining (and fail readiness) up to half a second late. It closes its own copy of the
+    listening socket: the workers' copies keep it open while they drain.
     """
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+        super().__init__(config, sockets)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, sig: int, _frame: FrameType | None) -> None:
+        self.signal_queue.append(sig)
+        self.should_exit.set()  # wakes the supervisor's wait: terminate_all runs now
 
     def terminate_all(self) -> None:
         for sock in self.sockets:
