@@ -26,11 +26,11 @@ from types import ModuleType
 from typing import Any
 
 import libcst as cst
-import sqlalchemy
 from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from gateway.compat import SQLALCHEMY
 from gateway.exceptions import CommandError
 from gateway.translate_chains import Chain, Untranslatable, read_chain, relationship_target
 from gateway.translate_models import relationship_paths
@@ -111,9 +111,10 @@ def translate_files(
 
 
 def _require_sqlalchemy_2() -> None:
-    if sqlalchemy.__version__.startswith("1."):
+    if SQLALCHEMY < (2, 0, 0):
+        found = ".".join(map(str, SQLALCHEMY))
         raise CommandError(
-            f"gateway translate needs SQLAlchemy 2.0 or newer (found {sqlalchemy.__version__}); "
+            f"gateway translate needs SQLAlchemy 2.0 or newer (found {found}); "
             "the gateway itself runs on 1.4, but the translation table is 2.0's select() API. "
             "Translate in an environment with SQLAlchemy 2.x."
         )
