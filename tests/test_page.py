@@ -254,3 +254,35 @@ def test_page_compares_a_canary_side_by_side_and_rolls_it_back(canary_server, br
     print(f"screenshot after the rollback: {rolled_back_shot}")
     page.close()
     assert errors == []
+
+
+def test_page_sets_a_route_in_shadow_and_shows_its_comparisons(server, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    key = "GET /users/{user_id}"
+    page = browser.new_page()
+    page.goto(f"{server}/_gateway/?refresh=1")
+    page.fill("#token", TOKEN)
+    page.click("#token-use")
+    row = page.locator(f'#routes tr[data-route="{key}"]')
+    row.locator("select").select_option("shadow")
+    expect(row.locator("input[name=percent]")).to_have_value("100")
+    row.locator("input.reason").fill("compare first")
+    row.locator("button.apply").click()
+    expect(page.locator("#message")).to_have_text(f"{key} now serves: shadow 100% (legacy serves)")
+    for user_id in (1, 2, 3, 999):
+        assert httpx.get(f"{server}/users/{user_id}").status_code in (200, 404)
+    shadow = page.locator(f'#shadow tr[data-route="{key}"]')
+    # Four comparisons, all the same: the example's twin is correct.
+    expect(shadow.locator("td").nth(1)).to_have_text("4", timeout=15_000)
+    expect(shadow.locator("td").nth(3)).to_have_text("0")
+    expect(page.locator("#shadow-state")).to_contain_text("every worker")
+    page.screenshot(path=str(tmp_path / "page-shadow.png"), full_page=True)
+    print(f"screenshot: {tmp_path / 'page-shadow.png'}")
+    back = httpx.put(
+        f"{server}/_gateway/routes/GET%20%2Fusers%2F%7Buser_id%7D",
+        json={"mode": "legacy", "reason": "done comparing"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert back.status_code == 200
+    page.close()

@@ -62,13 +62,16 @@ function say(text, kind) {
   message.className = kind || "";
 }
 
+const WITH_PERCENT = new Set(["canary", "shadow"]);
+
 function describe(route) {
   if (route.mode === "canary") return "canary " + route.percent + "% async";
+  if (route.mode === "shadow") return "shadow " + route.percent + "% (legacy serves)";
   return route.mode;
 }
 
 function describeFlag(flag) {
-  return flag.mode === "canary" ? "canary " + flag.percent + "%" : flag.mode;
+  return WITH_PERCENT.has(flag.mode) ? flag.mode + " " + flag.percent + "%" : flag.mode;
 }
 
 function when(iso) {
@@ -93,18 +96,19 @@ function applySearch() {
 function controls(route) {
   const form = el("form", { "data-route": route.key, "aria-label": "flip " + route.key });
   const mode = el("select", { name: "mode", "aria-label": "mode for " + route.key });
-  for (const value of ["legacy", "async", "canary"]) {
+  for (const value of ["legacy", "async", "canary", "shadow"]) {
     mode.append(el("option", { value }, value));
   }
   mode.value = route.mode;
   const percent = el("input", {
     name: "percent", type: "number", min: "0", max: "100", step: "any",
-    "aria-label": "canary percent for " + route.key, placeholder: "%",
+    "aria-label": "percent for " + route.key, placeholder: "%",
   });
-  percent.value = route.mode === "canary" ? String(route.percent) : "";
-  percent.disabled = route.mode !== "canary";
+  percent.value = WITH_PERCENT.has(route.mode) ? String(route.percent) : "";
+  percent.disabled = !WITH_PERCENT.has(route.mode);
   mode.addEventListener("change", () => {
-    percent.disabled = mode.value !== "canary";
+    percent.disabled = !WITH_PERCENT.has(mode.value);
+    if (mode.value === "shadow" && !percent.value) percent.value = "100";
   });
   const reason = el("input", {
     name: "reason", class: "reason", type: "text", maxlength: "500",
@@ -125,8 +129,8 @@ function controls(route) {
   const follow = (current) => {
     if (edited || form.contains(document.activeElement)) return;
     mode.value = current.mode;
-    percent.value = current.mode === "canary" ? String(current.percent) : "";
-    percent.disabled = current.mode !== "canary";
+    percent.value = WITH_PERCENT.has(current.mode) ? String(current.percent) : "";
+    percent.disabled = !WITH_PERCENT.has(current.mode);
   };
   return { form, reason, follow };
 }
@@ -165,7 +169,7 @@ async function flip(key, mode, percent, reason, button) {
     return false;
   }
   const body = { mode, reason };
-  body.percent = mode === "canary" ? Number(percent) : null;
+  body.percent = WITH_PERCENT.has(mode) && percent !== "" ? Number(percent) : null;
   button.disabled = true;
   try {
     const result = await api("/routes/" + encodeURIComponent(key), {
@@ -174,7 +178,7 @@ async function flip(key, mode, percent, reason, button) {
       body: JSON.stringify(body),
     });
     if (result.status === 200) {
-      say(key + " now serves: " + (mode === "canary" ? "canary " + body.percent + "% async" : mode), "ok");
+      say(key + " now serves: " + describe({ mode, percent: body.percent === null ? 100 : body.percent }), "ok");
       return true;
     } else if (result.status === 401) {
       say("The token was rejected (401): " + detail(result.body), "error");
@@ -421,6 +425,40 @@ function renderReport(report) {
       " s): the gateway has not run that long";
 }
 
+// -- shadow -------------------------------------------------------------------------
+
+function renderShadow(found) {
+  const tbody = document.querySelector("#shadow tbody");
+  const list = document.getElementById("shadow-examples");
+  tbody.replaceChildren();
+  list.replaceChildren();
+  for (const row of found.routes) {
+    const tr = el("tr", { "data-route": row.route });
+    tr.append(el("td", {}, row.route));
+    for (const [value, alarm] of [[row.compared, false], [row.same, false],
+      [row.different, row.different > 0], [row.candidate_errors, row.candidate_errors > 0],
+      [row.skipped, false]]) {
+      tr.append(el("td", { class: alarm ? "num bad" : "num" }, String(value)));
+    }
+    tr.append(el("td", {}, (row.noise || []).join(", ") || "-"));
+    tbody.append(tr);
+    for (const example of (row.examples || []).slice(0, 3)) {
+      if (example.outcome === "same") continue;
+      const found = example.detail || {};
+      const parts = [].concat(found.fields || [], found.writes || [], found.work || []);
+      if (found.status) parts.push("status legacy " + found.status.legacy + ", async " + found.status.async);
+      if (found.error) parts.push(found.error);
+      const item = el("li", { "data-route": row.route });
+      item.append(el("span", { class: "when" }, when(example.at)), " ",
+        el("code", {}, example.method + " " + example.path), ": " + parts.join("; "));
+      list.append(item);
+    }
+  }
+  document.getElementById("shadow-state").textContent = found.routes.length
+    ? "Counts from " + (found.scope || "this worker") + "."
+    : "No route has been shadowed yet: choose shadow as a route's mode.";
+}
+
 async function refresh() {
   try {
     const routes = await api("/routes");
@@ -435,6 +473,10 @@ async function refresh() {
       document.getElementById("ranking-state").textContent =
         "Report unavailable (" + report.status + "): " + detail(report.body);
     }
+    const shadow = await api("/shadow");
+    if (shadow.status === 200) renderShadow(shadow.body);
+    else document.getElementById("shadow-state").textContent =
+      "Shadow results unavailable (" + shadow.status + "): " + detail(shadow.body);
     await refreshHistory();
     applySearch();
     document.getElementById("refreshed").textContent =
