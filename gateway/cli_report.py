@@ -107,6 +107,13 @@ def format_report(report: dict[str, Any], width: int | None = None) -> str:
                 f"  {item['key']}{where}: {item['requests_blocking']} requests, loop blocked "
                 f"{item['loop_blocked_seconds']:.3f} s"
             )
+    if report.get("shadow"):
+        console.print("\nShadowed (async run rolled back and compared; gateway shadow for detail):")
+        for item in report["shadow"]:
+            console.print(
+                f"  {item['route']}: {item['compared']} compared, {item['different']} differed, "
+                f"{item['candidate_error']} async errors, {item['skipped']} skipped"
+            )
     return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
 
 

@@ -268,3 +268,28 @@ async def test_the_cli_and_the_report_show_each_shadowed_route(fresh_url):
         for line in lines
     ), table
     assert "No route has been shadowed yet" in format_shadow({"routes": []})
+
+
+def test_gateway_report_has_a_line_per_shadowed_route():
+    from gateway.cli_report import format_report
+
+    report = {
+        "window_seconds": 300.0,
+        "requested_window_seconds": 300.0,
+        "window_filled": True,
+        "candidates": [],
+        "regressions": [],
+        "shadow": [
+            {
+                "route": "PATCH /users/{user_id}",
+                "compared": 40,
+                "same": 38,
+                "different": 2,
+                "candidate_error": 1,
+                "skipped": 3,
+            },
+        ],
+    }
+    text = format_report(report)
+    assert "  PATCH /users/{user_id}: 40 compared, 2 differed, 1 async errors, 3 skipped" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
