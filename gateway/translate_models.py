@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from gateway.translate_chains import relationship_target
 
-__all__ = ["relationship_paths"]
+__all__ = ["model_in", "relationship_paths"]
 
 
 def relationship_paths(
@@ -32,7 +32,7 @@ def relationship_paths(
             if target is None:
                 continue
             found.add((attribute,))
-            inner = _model_in(info.annotation)
+            inner = model_in(info.annotation)
             if inner is not None:
                 for path in relationship_paths(inner, target, seen | {model}):
                     found.add((attribute, *path))
@@ -43,11 +43,12 @@ def _alias(alias: Any) -> str | None:
     return alias if isinstance(alias, str) else None
 
 
-def _model_in(annotation: Any) -> type[BaseModel] | None:
+def model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model in an annotation, unwrapping `list[...]` and `Optional[...]`."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in typing.get_args(annotation):
-        found = _model_in(arg)
+        found = model_in(arg)
         if found is not None:
             return found
     return None
