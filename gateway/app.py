@@ -213,9 +213,7 @@ class Gateway:
             concurrency=settings.shadow_concurrency,
             keep_bodies=settings.shadow_keep_bodies,
             registry=self.registry,
-            store=ShadowStore(
-                settings.effective_flags_database_url, schema=settings.flags_schema
-            ),
+            store=ShadowStore(settings.effective_flags_database_url, schema=settings.flags_schema),
         )
         ordered = dispatch_routes(
             layout, self.modes, request_key_reader(settings.canary_key), self.shadow

@@ -38,9 +38,9 @@ from gateway.cli_common import (
 from gateway.cli_flags import flags_cli
 from gateway.cli_report import report_command
 from gateway.cli_shadow import shadow_command
-from gateway.translate_cli import translate_command
 from gateway.exceptions import CommandError, GatewayError
 from gateway.loader import DEFAULT_APP, AppTarget, gateway_of
+from gateway.translate_cli import translate_command
 
 __all__ = ["cli", "main"]
 
