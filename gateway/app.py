@@ -56,6 +56,7 @@ from gateway.gcpolicy import GcPolicy
 from gateway.health import Check, EngineWatch, HealthChecks, health_router
 from gateway.judge import CanaryJudge, judge_for
 from gateway.judge_admin import rollout_router
+from gateway.lazy_loads import lazy_load_totals
 from gateway.legacy import legacy_app_for
 from gateway.logging import configure_logging, log_started, log_stopped, watch_flips
 from gateway.metering import Metering
@@ -373,7 +374,9 @@ class Gateway:
             found = window_report(window, modes=described, where=where).as_dict()
             found["worker_pid"] = os.getpid()  # each worker windows its own snapshots
             # Shadowed routes since start, every worker of this host (the metrics' sums).
-            found["shadow"] = shadow_totals(scrape_registry(recorder.registry))
+            scraped = scrape_registry(recorder.registry)
+            found["shadow"] = shadow_totals(scraped)
+            found["lazy_loads"] = lazy_load_totals(scraped)
             return found
 
         return report

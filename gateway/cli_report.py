@@ -107,6 +107,11 @@ def format_report(report: dict[str, Any], width: int | None = None) -> str:
                 f"  {item['key']}{where}: {item['requests_blocking']} requests, loop blocked "
                 f"{item['loop_blocked_seconds']:.3f} s"
             )
+    if report.get("lazy_loads"):
+        console.print("\nLazy loads: async will raise here unless these are eager-loaded:")
+        for item in report["lazy_loads"]:
+            loads = ", ".join(f"{rel} ({n})" for rel, n in item["relationships"].items())
+            console.print(f"  {item['route']}: {loads}")
     if report.get("shadow"):
         console.print("\nShadowed (async run rolled back and compared; gateway shadow for detail):")
         for item in report["shadow"]:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from gateway.flags import Implementation
 from gateway.request_info import current_request
 
-__all__ = ["LazyLoads"]
+__all__ = ["LazyLoads", "lazy_load_totals"]
 
 
 class LazyLoads:
@@ -58,3 +58,21 @@ class LazyLoads:
         path = state.loader_strategy_path.path
         relationship = str(path[-1]) if path else "(unknown)"
         self.counter.labels(info.route, relationship).inc()
+
+
+def lazy_load_totals(registry: CollectorRegistry) -> list[dict[str, Any]]:
+    """Per legacy route, the relationships it loaded lazily and how often (from the metrics:
+    one worker, or a host's all), most first: what its async twin must eager-load."""
+    found: dict[str, dict[str, int]] = {}
+    for family in registry.collect():
+        if family.name != "gateway_lazy_loads":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.value:
+                by_route = found.setdefault(sample.labels["route"], {})
+                relationship = sample.labels["relationship"]
+                by_route[relationship] = by_route.get(relationship, 0) + int(sample.value)
+    return [
+        {"route": route, "relationships": dict(sorted(rels.items(), key=lambda kv: -kv[1]))}
+        for route, rels in sorted(found.items())
+    ]
