@@ -44,7 +44,12 @@ LATENCY_BOUNDS: tuple[float, ...] = tuple(0.0005 * 1.2**i for i in range(65))
 # while the share of responses above legacy's median can at most double (from 1/2 to 1).
 # Fewer points decide sooner on the ratios they hold; each ratio between them still wins.
 COUNT_RATIOS = (1.5, 2.0, 4.0, 8.0, 16.0)
-LATENCY_RATIOS = (1.1, 1.25, 1.5, 2.0)
+LATENCY_RATIOS = (1.5, 1.75, 2.0)
+# How much more often async may be slower than legacy's median before it counts as worse:
+# two implementations of one route never have exactly one latency distribution, and with
+# thousands of requests a minute a test against "no difference at all" finds one. Errors
+# get no such allowance.
+LATENCY_TOLERATED = 1.25
 MIN_BASELINE = 20  # legacy responses needed before its median is a threshold
 # The share of alpha each test spends: server errors are what a canary is mostly for.
 SHARES = {"5xx": 0.6, "4xx": 0.2, "latency": 0.2}
@@ -132,20 +137,28 @@ class RatioTest:
     `log_e` is the log of the e-value (the mixture likelihood ratio), 0 at the start.
     """
 
-    def __init__(self, ratios: Sequence[float] = COUNT_RATIOS) -> None:
-        if not ratios or min(ratios) <= 1:
-            raise ValueError(f"ratios {tuple(ratios)!r} must be non-empty and all above 1")
+    def __init__(self, ratios: Sequence[float] = COUNT_RATIOS, tolerated: float = 1.0) -> None:
+        """`tolerated`: the rate ratio still counted as no worse (the null hypothesis is
+        ratio <= tolerated; the likelihood ratio against its boundary stays an e-process
+        for every ratio below it, the binomial family having a monotone likelihood ratio)."""
+        if not ratios or min(ratios) <= tolerated or tolerated < 1:
+            raise ValueError(
+                f"ratios {tuple(ratios)!r} must be non-empty and all above tolerated="
+                f"{tolerated!r}, itself at least 1"
+            )
         self.ratios = tuple(ratios)
+        self.tolerated = tolerated
         self._log_lr = [0.0] * len(ratios)
 
     def update(self, ours: int, theirs: int, share: float) -> None:
         """One batch: `ours` events on async, `theirs` on legacy, async's share `share`."""
         if ours + theirs == 0 or not 0 < share < 1:
             return  # nothing could tell the arms apart
+        base = share * self.tolerated / (share * self.tolerated + 1 - share)
         for index, ratio in enumerate(self.ratios):
             theta = share * ratio / (share * ratio + 1 - share)
-            self._log_lr[index] += ours * math.log(theta / share) + theirs * math.log(
-                (1 - theta) / (1 - share)
+            self._log_lr[index] += ours * math.log(theta / base) + theirs * math.log(
+                (1 - theta) / (1 - base)
             )
 
     @property
@@ -177,7 +190,7 @@ class Evidence:
         self.tests = {
             "5xx": RatioTest(COUNT_RATIOS),
             "4xx": RatioTest(COUNT_RATIOS),
-            "latency": RatioTest(LATENCY_RATIOS),
+            "latency": RatioTest(LATENCY_RATIOS, tolerated=LATENCY_TOLERATED),
         }
 
     def add(self, async_: ArmCounts, legacy: ArmCounts) -> None:
