@@ -16,7 +16,7 @@ import typer
 from sqlalchemy.engine import make_url
 
 from gateway.app import Gateway
-from gateway.exceptions import CommandError
+from gateway.exceptions import CommandError, first_line
 from gateway.flag_store import SqlFlagStore, StoredFlag
 
 __all__ = [
@@ -171,9 +171,8 @@ async def read_stored_flags(gateway: Gateway) -> dict[str, StoredFlag]:
     try:
         return await store.load() if await store.exists() else {}
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CommandError(
-            f"cannot read the flag store at {store.where}: {reason} "
+            f"cannot read the flag store at {store.where}: {first_line(exc)} "
             "(or pass --url to ask a running gateway)"
         ) from None
     finally:

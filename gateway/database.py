@@ -21,7 +21,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
 from gateway.compat import Engine, async_session_factory
 from gateway.db_errors import database_unavailable
-from gateway.exceptions import DatabaseUnreachable
+from gateway.exceptions import DatabaseUnreachable, first_line
 from gateway.settings import Settings
 from gateway.urls import derive_urls, mask_url
 
@@ -105,9 +105,8 @@ class Database:
             with self.sync_engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except Exception as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DatabaseUnreachable(
-                f"Cannot connect to the database at {self.masked_url}: {reason}"
+                f"Cannot connect to the database at {self.masked_url}: {first_line(exc)}"
             ) from None
 
     async def aclose(self) -> None:

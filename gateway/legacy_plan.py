@@ -30,6 +30,7 @@ from gateway.compat import (
     is_gen,
     override_dependant,
 )
+from gateway.naming import qualified_name
 
 __all__ = [
     "Step",
@@ -184,5 +185,4 @@ def _walk(step: Step) -> Iterator[Step]:
 
 
 def _name(call: Callable[..., Any]) -> str:
-    module = getattr(call, "__module__", None) or type(call).__module__
-    return f"{module}.{getattr(call, '__qualname__', type(call).__qualname__)}"
+    return qualified_name(call)

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.compat import RouteView, get_route_path, route_views
 from gateway.exceptions import RouteError, RouteKindError
 from gateway.flags import Implementation, Mode, ModeTable, choose, shadowed
+from gateway.naming import qualified_name
 from gateway.request_info import current_request
 
 __all__ = [
@@ -66,10 +67,7 @@ class Endpoint:
 
     @property
     def where(self) -> str:
-        func = self.func
-        module = getattr(func, "__module__", "?")
-        name = getattr(func, "__qualname__", type(func).__name__)
-        return f"{module}.{name}"
+        return qualified_name(self.func)
 
     @property
     def kind(self) -> str:
@@ -143,7 +141,7 @@ def _check_kind(context: RouteView, side: Implementation) -> None:
     if func is None or _is_async(func):
         return
     methods = ",".join(sorted(context.methods or ()))
-    where = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', func)}"
+    where = qualified_name(func)
     raise RouteKindError(
         f"Async route '{methods} {context.path}' ({where}) is a plain 'def'; migrated routes "
         "must be 'async def'. Mount sync routes with include_legacy."

@@ -100,8 +100,7 @@ def check_before_serving(app: FastAPI) -> None:
     gateway.database.check()  # raises DatabaseUnreachable
     gateway.database.sync_engine.dispose()
     if gateway.settings.flags_file:
-        routes = {key: entry.implementations for key, entry in gateway.entries.items()}
-        read_flags_file(gateway.settings.flags_file, routes)  # raises SettingsError
+        read_flags_file(gateway.settings.flags_file, gateway.implementations)  # SettingsError
 
 
 class _Supervisor(Multiprocess):
