@@ -31,8 +31,6 @@ uses. Pass `database=`, `registry=`, `store=` or `tokens=` to replace one (tests
 from __future__ import annotations
 
 import logging
-import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -56,17 +54,17 @@ from gateway.gcpolicy import GcPolicy
 from gateway.health import Check, EngineWatch, HealthChecks, health_router
 from gateway.judge import CanaryJudge, judge_for
 from gateway.judge_admin import rollout_router
-from gateway.lazy_loads import lazy_load_totals
 from gateway.legacy import legacy_app_for
 from gateway.logging import configure_logging, log_started, log_stopped, watch_flips
 from gateway.metering import Metering
-from gateway.metrics import GatewayMetrics, scrape_registry
+from gateway.metrics import GatewayMetrics
 from gateway.openapi import install_openapi, served_routes
 from gateway.outage import Outage, install_outage_handlers
 from gateway.overlaps import overlap_notes
 from gateway.page import page_router
 from gateway.recorder import ImplementationHeader, MetricsMiddleware, Recorder
-from gateway.report import window_report
+from gateway.report_maker import report_maker
+from gateway.route_rows import describe_entries, routes_summary
 from gateway.routing import (
     PathGroup,
     PrefixGuard,
@@ -77,7 +75,7 @@ from gateway.routing import (
     request_key_reader,
 )
 from gateway.settings import Settings
-from gateway.shadow import ShadowRunner, shadow_totals
+from gateway.shadow import ShadowRunner
 from gateway.shadow_store import ShadowStore
 from gateway.workers import is_supervisor
 
@@ -359,27 +357,9 @@ class Gateway:
         app.router.routes[:] = guarded + app.router.routes[:mounted]
 
     def _report_maker(self, recorder: Recorder | None) -> Callable[[float], dict[str, Any]] | None:
-        metering = self.metering
-        if recorder is None or metering is None:
+        if recorder is None or self.metering is None:
             return None
-        # A regression's code: the async side, or a legacy `async def` with no twin yet.
-        where = {k: found.where for k, e in self.entries.items() if (found := e.async_ or e.legacy)}
-        modes = self.modes
-
-        def report(seconds: float) -> dict[str, Any]:
-            """The report over the last `seconds`, from this worker's snapshots."""
-            described = {key: flag.describe() for key, flag in modes.snapshot().items()}
-            now, totals = time.time(), metering.totals()
-            window = metering.snapshots.window(now, totals, seconds, chart_keys=set(described))
-            found = window_report(window, modes=described, where=where).as_dict()
-            found["worker_pid"] = os.getpid()  # each worker windows its own snapshots
-            # Shadowed routes since start, every worker of this host (the metrics' sums).
-            scraped = scrape_registry(recorder.registry)
-            found["shadow"] = shadow_totals(scraped)
-            found["lazy_loads"] = lazy_load_totals(scraped)
-            return found
-
-        return report
+        return report_maker(self.metering, self.entries, self.modes)
 
     @asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -429,35 +409,11 @@ class Gateway:
     def describe_routes(self) -> list[dict[str, Any]]:
         """Every route: key, implementations, mode (for paired routes), where each lives
         and its kind (`kinds`: {"legacy": "def" or "async def", "async": "async def"})."""
-        rows = []
-        for key, entry in self.entries.items():
-            flag: Flag | None = self.modes.get(key) if entry.paired else None
-            rows.append(
-                {
-                    "key": key,
-                    "implementations": [i.value for i in entry.implementations],
-                    "mode": flag.mode.value if flag else entry.implementations[0].value,
-                    "percent": flag.percent if flag else None,
-                    "paired": entry.paired,
-                    "legacy": entry.legacy.where if entry.legacy else None,
-                    "async": entry.async_.where if entry.async_ else None,
-                    "kinds": {
-                        e.side.value: e.kind for e in (entry.legacy, entry.async_) if e is not None
-                    },
-                    "fallback": entry.legacy.fallback if entry.legacy else None,
-                }
-            )
-        return rows
+        return describe_entries(self.entries, self.modes)
 
     def startup_summary(self) -> dict[str, Any]:
         """What the startup log line says: engines, pools, threadpool, GC policy, routes."""
         database, settings = self.database, self.settings
-        modes = {key: flag.describe() for key, flag in self.modes.snapshot().items()}
-        single = {
-            key: entry.implementations[0].value
-            for key, entry in self.entries.items()
-            if not entry.paired
-        }
         return {
             "database": database.masked_url,
             "sync_engine": database.sync_engine.url.drivername,
@@ -467,10 +423,7 @@ class Gateway:
             "threadpool": settings.threadpool_size,
             "gc_freeze": settings.gc_freeze,
             "gc_threshold": settings.gc_threshold or "python",
-            "routes": len(self.entries),
-            "paired": len(modes),
-            "modes": modes,
-            "single": single,
+            **routes_summary(self.entries, self.modes),
             "notes": self.notes,
         }
 
