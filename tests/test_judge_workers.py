@@ -151,7 +151,8 @@ def test_a_database_outage_during_a_canary_rolls_nothing_back():
                     history = (await admin.get(f"{url}/_gateway/history")).json()["history"]
                 modes = {r["key"]: (r["mode"], r["percent"]) for r in routes}
                 judged = [h for h in history if h["by"] == "judge"]
-                assert (modes[FINE], judged) == (("canary", 50.0), []), (load.statuses, [h["reason"] for h in judged])
+                reasons = [h["reason"] for h in judged]
+                assert (modes[FINE], judged) == (("canary", 50.0), []), (load.statuses, reasons)
                 failed = sum(n for s, n in load.statuses["fine"].items() if s != 200)
                 assert failed > 0, load.statuses  # the outage did reach both arms
 
