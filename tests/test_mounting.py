@@ -107,6 +107,10 @@ def build_legacy_app(database_path: str) -> tuple[FastAPI, object, list[str]]:
     def health(request: Request):
         return {"started": request.app.state.started, "greeting": request.state.greeting}
 
+    @app.get("/ready")
+    async def ready(request: Request):  # real apps mix async def routes in
+        return {"ready": True, "greeting": request.state.greeting}
+
     return app, get_db, events
 
 
@@ -177,6 +181,12 @@ async def test_cors_middleware(client):
 async def test_app_level_route_sees_lifespan_state(client):
     response = await client.get("/health")
     assert response.json() == {"started": True, "greeting": "hello"}
+
+
+async def test_an_async_def_legacy_route_is_served_as_it_is(client):
+    response = await client.get("/ready")
+    assert response.status_code == 200
+    assert response.json() == {"ready": True, "greeting": "hello"}
 
 
 async def test_dependency_overrides_from_legacy_tests(client, legacy):
