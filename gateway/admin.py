@@ -200,6 +200,13 @@ def admin_router(
         """Change one paired route's mode; the store records it and every worker follows."""
         try:
             body = parse_flag_body(await request.body())
+            if access.tokens.appears_in(body.reason):
+                raise BodyError(
+                    ["body", "reason"],
+                    "reason holds an admin token; the history is readable by every operator, "
+                    "so nothing was recorded: leave tokens out, and replace that one.",
+                    "value_error",
+                )
         except BodyError as exc:
             return JSONResponse({"detail": [exc.as_dict()]}, status_code=422)
         try:

@@ -98,6 +98,10 @@ class AdminTokens:
     def __bool__(self) -> bool:
         return bool(self.by_name)
 
+    def appears_in(self, text: str) -> bool:
+        """Whether any configured token occurs in `text` (a flip's reason, say)."""
+        return any(known.decode() in text for known in self.by_name.values())
+
     def identify(self, token: str) -> str | None:
         """The name of the token equal to `token`, or None; every token is compared in full."""
         # Digests first, so the comparison does not even reveal the tokens' lengths.

@@ -165,3 +165,17 @@ async def test_no_generated_body_gets_a_500_or_503(sqlite_url):
             if response.status_code == 422:
                 assert response.json()["detail"][0]["loc"][0] in ("body", "path")
     assert answered.get(422, 0) > 0
+
+
+@pytest.mark.anyio
+async def test_a_token_pasted_into_a_reason_is_refused_and_never_stored(sqlite_url):
+    gateway = create_probe_gateway(probe_settings(sqlite_url))
+    gateway.build()
+    async for client in started_client(gateway.app):
+        body = {"mode": "async", "reason": f"flipped with {ADMIN_TOKEN} oops"}
+        response = await client.put(URL, json=body, headers=AUTH)
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["body", "reason"]
+        assert ADMIN_TOKEN not in response.text
+        history = await client.get("/_gateway/history")
+        assert history.json() == {"history": []} and ADMIN_TOKEN not in history.text
