@@ -77,7 +77,7 @@ def test_page_flips_a_route_in_a_real_browser(server, browser):
     page = browser.new_page()
     page.goto(f"{server}/_gateway/?refresh=1")
     row = page.locator(f'#routes tr[data-route="{ROUTE}"]')
-    mode = row.locator("td.mode")
+    mode = row.locator("td.mode .mode-name")
     expect(mode).to_have_text("legacy")
     expect(page.locator("#token-state")).to_have_text("no token: read-only")
 
@@ -191,7 +191,8 @@ def test_page_compares_a_canary_side_by_side_and_rolls_it_back(canary_server, br
     page.fill("#token", TOKEN)
     page.click("#token-use")
     row = page.locator(f'#routes tr[data-route="{ROUTE}"]')
-    expect(row.locator("td.mode")).to_have_text("canary 50% async")
+    expect(row.locator("td.mode .mode-name")).to_have_text("canary 50% async")
+    expect(row.locator("td.mode .judge")).to_contain_text("judge: judged")
     expect(row.locator("select")).to_have_value("canary")
     expect(row.locator("input[name=percent]")).to_have_value("50")
     expect(row.locator("td.change")).to_contain_text("ops")
@@ -228,12 +229,12 @@ def test_page_compares_a_canary_side_by_side_and_rolls_it_back(canary_server, br
     # One click asks first; cancelling changes nothing.
     row.locator("button.back-start").click()
     row.locator("button.back-cancel").click()
-    expect(row.locator("td.mode")).to_have_text("canary 50% async")
+    expect(row.locator("td.mode .mode-name")).to_have_text("canary 50% async")
     row.locator("button.back-start").click()
     expect(row.locator(".confirm")).to_contain_text(f"Send every request of {ROUTE} to legacy?")
     row.locator("button.back-confirm").click()
     expect(page.locator("#message")).to_have_text(f"{ROUTE} now serves: legacy")
-    expect(row.locator("td.mode")).to_have_text("legacy")
+    expect(row.locator("td.mode .mode-name")).to_have_text("legacy")
     expect(row.locator("button.back-start")).to_be_hidden()  # nothing to roll back now
     expect(row.locator("select")).to_have_value("legacy")  # the form follows the new mode
     expect(row.locator("td.change")).to_contain_text("back to legacy from the operator's page")

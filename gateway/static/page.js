@@ -226,8 +226,14 @@ function renderRoutes(data) {
       entry = { row, modeCell, changeCell, back, follow, paired: route.paired };
       rows.set(route.key, entry);
     }
-    entry.modeCell.textContent = describe(route);
+    entry.modeCell.replaceChildren(el("span", { class: "mode-name" }, describe(route)));
     entry.modeCell.className = "mode mode-" + route.mode;
+    // The canary judge's state: judged, rolling out (step and why it waits), rolled back.
+    const canary = route.canary;
+    if (canary && canary.status && canary.status !== "stopped") {
+      entry.modeCell.append(el("div", { class: "judge sub" },
+        "judge: " + canary.status + (canary.note ? ": " + canary.note : "")));
+    }
     if (entry.back) entry.back.hidden = route.mode === "legacy";
     if (entry.follow) entry.follow(route);
   }
