@@ -38,6 +38,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from gateway.rollout import RolloutPlan
 from gateway.sequential import ArmCounts
@@ -190,7 +191,12 @@ class SqlJudgeStore:
         if self.backend == "postgresql":
             args["command_timeout"] = timeout * 2
         engine = create_async_engine(
-            async_url, connect_args=args, pool_size=2, max_overflow=1, pool_pre_ping=True
+            async_url,
+            connect_args=args,
+            poolclass=AsyncAdaptedQueuePool,  # SQLAlchemy 1.4 gives SQLite files a NullPool
+            pool_size=2,
+            max_overflow=1,
+            pool_pre_ping=True,
         )
         self._engine = engine
         self.engine: AsyncEngine = (

@@ -31,6 +31,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from gateway.flag_schema import check_schema_name
 from gateway.urls import derive_urls, mask_url
@@ -66,7 +67,12 @@ class ShadowStore:
         self.masked_url = mask_url(url)
         self.keep = keep
         self._pool = create_async_engine(
-            async_url, pool_size=1, max_overflow=1, pool_timeout=5.0, pool_pre_ping=True
+            async_url,
+            poolclass=AsyncAdaptedQueuePool,  # SQLAlchemy 1.4 gives SQLite files a NullPool
+            pool_size=1,
+            max_overflow=1,
+            pool_timeout=5.0,
+            pool_pre_ping=True,
         )
         self.schema = check_schema_name(schema) if self._pool.dialect.name == "postgresql" else None
         self.engine: AsyncEngine = (

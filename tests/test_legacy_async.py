@@ -15,8 +15,10 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from gateway import AsyncDB, Gateway, Settings
+from gateway.compat import SYNC_POSTGRES_DRIVER
 from tests.conftest import started_client
 
 pytestmark = pytest.mark.anyio
@@ -28,12 +30,18 @@ def legacy_engine_url(database_url: str) -> str:
     # The legacy app brings its own engine and driver, as a real one does.
     url = make_url(database_url)
     if url.get_backend_name() == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
+        url = url.set(drivername=SYNC_POSTGRES_DRIVER)  # psycopg2 on SQLAlchemy 1.4
     return url.render_as_string(hide_password=False)
 
 
 def legacy_app(database_url: str) -> tuple[FastAPI, object]:
-    engine = create_engine(legacy_engine_url(database_url), pool_size=2, max_overflow=0)
+    # QueuePool named, and SQLite's thread check off, as SQLAlchemy 2.x does by itself
+    # (1.4 gives SQLite files a NullPool, which takes no sizes).
+    url = legacy_engine_url(database_url)
+    sqlite = {"check_same_thread": False} if url.startswith("sqlite") else {}
+    engine = create_engine(
+        url, poolclass=QueuePool, pool_size=2, max_overflow=0, connect_args=sqlite
+    )
     SessionLocal = sessionmaker(engine)
 
     def get_db() -> Iterator[Session]:
