@@ -83,7 +83,9 @@ def settings(database_url: str) -> Settings:
 
 async def started_client(app) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client on the app in-process, with its lifespan run around it."""
-    async with LifespanManager(app) as manager:
+    # Generous timeouts: on a loaded machine a shutdown (pools, the flag listener, the
+    # judge's and shadow's last writes) can take longer than asgi-lifespan's default 5 s.
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
