@@ -47,7 +47,7 @@ class Database:
         max_overflow: int = 10,
         pool_timeout: float = 30.0,
         statement_timeout_ms: int = 0,
-        pool_pre_ping: bool = True,
+        pool_pre_ping: bool = False,
     ) -> None:
         self.url = url
         sync_url, async_url = derive_urls(url)

@@ -42,9 +42,10 @@ class Settings(BaseSettings):
     threadpool_size: int = Field(default=40, ge=1, le=10_000)
     statement_timeout_ms: int = Field(default=0, ge=0, description="0 disables the timeout")
     pool_pre_ping: bool = Field(
-        default=True,
-        description="test each pooled connection before use, so one broken by a database "
-        "restart is replaced instead of failing a request",
+        default=False,
+        description="test each pooled connection before use (one round trip per checkout). "
+        "Off, SQLAlchemy invalidates a pool when a request meets a broken connection, which "
+        "covers a restart under traffic; on, it also covers a pool idle through the outage",
     )
     db_retry_after: int = Field(
         default=5,
