@@ -98,3 +98,24 @@ def test_against_a_running_gateway(sqlite_url):
         )
         history = json.loads(flags("history", "--json", "--url", url).output)
         assert [(h["by"], h["new"]["mode"]) for h in history] == [("ops", "async")]
+
+
+def test_history_lines_escape_control_characters_of_stored_reasons(capsys):
+    # Entries stored before reasons were checked may hold a carriage return or an escape.
+    from gateway.cli_flags import _print_history
+
+    row = {
+        "id": 7,
+        "at": "2026-12-01T00:00:00Z",
+        "by": "ops",
+        "route": "GET /probe",
+        "old": {"mode": "legacy", "percent": 0.0},
+        "new": {"mode": "async", "percent": 100.0},
+        "reason": "done\rforged \x1b[2J",
+    }
+    _print_history([row])
+    line = capsys.readouterr().out
+    assert (
+        line
+        == "#7 2026-12-01T00:00:00Z ops: GET /probe legacy -> async  (done\\x0dforged \\x1b[2J)\n"
+    )
