@@ -63,11 +63,10 @@ class BodyError(ValueError):
         return {"loc": self.loc, "msg": self.msg, "type": self.type}
 
 
-def parse_flag_body(raw: bytes) -> FlagBody:
-    """Read a flip's body strictly; raise BodyError naming the field (pure, no I/O).
+def read_json_object(raw: bytes, fields: tuple[str, ...], example: str) -> dict[str, Any]:
+    """An admin body as a JSON object holding only `fields`; BodyError otherwise (pure).
 
-    Strict types: a percent is a JSON number (not a string, not a boolean), finite, and
-    -0 is 0; a mode is a string; a reason is at most REASON_LIMIT printable characters.
+    `example` is shown when the body is not JSON at all.
     """
     try:
         data = json.loads(raw)
@@ -75,24 +74,34 @@ def parse_flag_body(raw: bytes) -> FlagBody:
         raise BodyError(
             ["body"],
             f"The body is not valid JSON ({first_line(exc)}); expected an object such as "
-            '{"mode": "canary", "percent": 10, "reason": "why"}.',
+            f"{example}.",
             "json_invalid",
         ) from None
     if not isinstance(data, dict):
         raise BodyError(
             ["body"],
             f"The body is a JSON {type(data).__name__}; expected an object with "
-            "mode, percent and reason.",
+            f"{', '.join(fields)}.",
             "model_attributes_type",
         )
     for name in data:
-        if name not in _FIELDS:
+        if name not in fields:
             raise BodyError(
                 ["body", str(name)],
                 f"Extra inputs are not permitted: {str(name)[:40]!r}; "
-                f"expected only {', '.join(_FIELDS)}.",
+                f"expected only {', '.join(fields)}.",
                 "extra_forbidden",
             )
+    return data
+
+
+def parse_flag_body(raw: bytes) -> FlagBody:
+    """Read a flip's body strictly; raise BodyError naming the field (pure, no I/O).
+
+    Strict types: a percent is a JSON number (not a string, not a boolean), finite, and
+    -0 is 0; a mode is a string; a reason is at most REASON_LIMIT printable characters.
+    """
+    data = read_json_object(raw, _FIELDS, '{"mode": "canary", "percent": 10, "reason": "why"}')
     if "mode" not in data:
         raise BodyError(
             ["body", "mode"], "Field required: mode, one of legacy, async, canary.", "missing"

@@ -10,13 +10,12 @@ GET    /_gateway/rollouts               every canary's judge state, plan and ste
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from gateway.admin import REASON_LIMIT, BodyError
+from gateway.admin import REASON_LIMIT, BodyError, read_json_object
 from gateway.auth import AdminAccess
 from gateway.exceptions import FlagError, UnknownRouteError, first_line
 from gateway.judge import CanaryJudge
@@ -29,27 +28,7 @@ _FIELDS = ("steps", "hold", "reason")
 
 def parse_rollout_body(raw: bytes) -> tuple[RolloutPlan, str]:
     """The plan and reason of a PUT /rollouts body; BodyError naming the field (pure)."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise BodyError(
-            ["body"],
-            f"The body is not valid JSON ({first_line(exc)}); expected an object such as "
-            '{"steps": [1, 5, 25, 50, 100], "hold": "10m"}.',
-            "json_invalid",
-        ) from None
-    if not isinstance(data, dict):
-        raise BodyError(
-            ["body"], "The body must be a JSON object with steps and hold.", "dict_type"
-        )
-    for name in data:
-        if name not in _FIELDS:
-            raise BodyError(
-                ["body", str(name)],
-                f"Extra inputs are not permitted: {str(name)[:40]!r}; "
-                f"expected only {', '.join(_FIELDS)}.",
-                "extra_forbidden",
-            )
+    data = read_json_object(raw, _FIELDS, '{"steps": [1, 5, 25, 50, 100], "hold": "10m"}')
     for name in ("steps", "hold"):
         if name not in data:
             raise BodyError(["body", name], f"Field required: {name}.", "missing")
