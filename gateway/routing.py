@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.compat import RouteView, get_route_path, route_views
 from gateway.exceptions import RouteError, RouteKindError
-from gateway.flags import Implementation, Mode, ModeTable, choose, shadowed
+from gateway.flags import Flag, Implementation, Mode, ModeTable, choose, shadowed
 from gateway.naming import qualified_name
 from gateway.request_info import current_request
 
@@ -332,7 +332,8 @@ class PathGroup(BaseRoute):
         if entry is None:
             await self.method_not_allowed(scope, receive, send)
             return
-        implementation = self.decide(entry, scope)
+        flag = self.table.get(entry.key) if entry.paired else None  # read once per request
+        implementation = self.decide(entry, scope, flag)
         endpoint = entry.endpoint(implementation)
         info = current_request.get()
         if info is not None:
@@ -341,21 +342,20 @@ class PathGroup(BaseRoute):
             info.implementation = implementation
         scope["endpoint"] = endpoint.func
         scope["route"] = endpoint.context.original_route
-        if self.shadow is not None and entry.paired:
-            flag = self.table.get(entry.key)
-            if flag.mode is Mode.SHADOW and shadowed(
-                flag, salt=entry.key, request_key=self.request_key(scope)
-            ):
-                await self.shadow.serve(entry, scope, receive, send)
-                return
+        if (
+            flag is not None
+            and flag.mode is Mode.SHADOW
+            and self.shadow is not None
+            and shadowed(flag, salt=entry.key, request_key=self.request_key(scope))
+        ):
+            await self.shadow.serve(entry, scope, receive, send)
+            return
         await endpoint.app(scope, receive, send)
 
-    def decide(self, entry: RouteEntry, scope: Scope) -> Implementation:
-        if entry.async_ is None:
-            return Implementation.LEGACY
-        if entry.legacy is None:
-            return Implementation.ASYNC
-        flag = self.table.get(entry.key)
+    def decide(self, entry: RouteEntry, scope: Scope, flag: Flag | None) -> Implementation:
+        """The implementation for this request; `flag` is the route's (None: not paired)."""
+        if flag is None:
+            return Implementation.LEGACY if entry.async_ is None else Implementation.ASYNC
         key = self.request_key(scope) if flag.mode is Mode.CANARY else None
         return choose(flag, salt=entry.key, request_key=key)
 
