@@ -31,6 +31,7 @@ __all__ = [
     "Url",
     "format_mode",
     "print_routes",
+    "printable",
     "read_stored_flags",
     "request_gateway",
     "with_stored_modes",
@@ -177,3 +178,8 @@ async def read_stored_flags(gateway: Gateway) -> dict[str, StoredFlag]:
         ) from None
     finally:
         await store.aclose()
+
+
+def printable(text: Any) -> str:
+    """Control characters escaped: a stored reason, key or path never rewrites the terminal."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in str(text))

@@ -33,6 +33,7 @@ from gateway.cli_common import (
     Url,
     format_mode,
     print_routes,
+    printable,
     request_gateway,
     with_stored_modes,
 )
@@ -108,19 +109,14 @@ async def _in_database(database_url: str, work: Any) -> Any:
 # -- printing ------------------------------------------------------------------------------
 
 
-def _printable(text: Any) -> str:
-    """Control characters escaped: a stored reason or key never rewrites the terminal."""
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in str(text))
-
-
 def _print_history(rows: list[dict[str, Any]]) -> None:
     if not rows:
         typer.echo("no flag changes yet")
     for row in rows:
         old = format_mode(row["old"]["mode"], row["old"]["percent"])
         new = format_mode(row["new"]["mode"], row["new"]["percent"])
-        reason = f"  ({_printable(row['reason'])})" if row["reason"] else ""
-        route, by = _printable(row["route"]), _printable(row["by"])
+        reason = f"  ({printable(row['reason'])})" if row["reason"] else ""
+        route, by = printable(row["route"]), printable(row["by"])
         typer.echo(f"#{row['id']} {row['at']} {by}: {route} {old} -> {new}{reason}")
 
 

@@ -11,18 +11,13 @@ from typing import Any
 
 import typer
 
-from gateway.cli_common import AsJson, Prefix, Token, Url, request_gateway
+from gateway.cli_common import AsJson, Prefix, Token, Url, printable, request_gateway
 
 __all__ = ["format_shadow", "shadow_command"]
 
 COLUMNS = ("compared", "same", "different", "candidate_errors", "skipped")
 HEADINGS = ("COMPARED", "SAME", "DIFFERENT", "ERRORS", "SKIPPED")
 CELL = 10  # characters per number column: 30 are left for the route in 80
-
-
-def _printable(text: str) -> str:
-    # Paths and field names come from requests: never let one rewrite the terminal.
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in str(text))
 
 
 def format_shadow(found: dict[str, Any], examples: int = 3) -> str:
@@ -34,7 +29,7 @@ def format_shadow(found: dict[str, Any], examples: int = 3) -> str:
     width = min(width, 80 - CELL * len(COLUMNS))
     lines = ["ROUTE".ljust(width) + "".join(h.rjust(CELL) for h in HEADINGS)]
     for row in routes:
-        key = _printable(row["route"])
+        key = printable(row["route"])
         key = key if len(key) <= width else key[: width - 1] + "…"
         lines.append(key.ljust(width) + "".join(str(row.get(c, 0)).rjust(CELL) for c in COLUMNS))
     for row in routes:
@@ -42,21 +37,21 @@ def format_shadow(found: dict[str, Any], examples: int = 3) -> str:
         if not shown:
             continue
         lines.append("")
-        lines.append(f"{_printable(row['route'])}: newest differences")
+        lines.append(f"{printable(row['route'])}: newest differences")
         for example in shown:
-            lines.append(f"  {example['at']}  {example['method']} {_printable(example['path'])}")
+            lines.append(f"  {example['at']}  {example['method']} {printable(example['path'])}")
             detail = example.get("detail", {})
             for part in ("fields", "writes", "work"):
                 for item in detail.get(part, []):
                     lines.append(
-                        f"    {part[:-1] if part != 'work' else 'work'}: {_printable(item)}"
+                        f"    {part[:-1] if part != 'work' else 'work'}: {printable(item)}"
                     )
             if "status" in detail:
                 status = detail["status"]
                 lines.append(f"    status: legacy {status['legacy']}, async {status['async']}")
             for key in ("error", "errors"):
                 if key in detail:
-                    lines.append(f"    {key}: {_printable(json.dumps(detail[key]))}")
+                    lines.append(f"    {key}: {printable(json.dumps(detail[key]))}")
     scope = found.get("scope")
     if scope:
         lines.append("")
