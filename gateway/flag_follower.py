@@ -3,8 +3,15 @@
 Every worker applies what it hears to its in-memory ModeTable, which is all a request ever
 reads:
 
-    PostgreSQL  LISTEN on a dedicated connection + a full resync every flags_resync_interval
+    PostgreSQL  LISTEN on a dedicated connection in a thread of its own, which applies each
+                change at once (even while the event loop is saturated), + a full resync
+                every flags_resync_interval on the loop
     SQLite      a full reload every flags_poll_interval
+
+ModeTable listeners therefore run on the thread that applied a change: the listener thread,
+the event loop (resyncs, changes made here), or the admin listener's thread
+(gateway.admin_listener). Async stores are bound to the loop that made them, so a change
+made on another loop goes through a store of that loop (`store_factory`).
 
 When the store is unreachable the workers keep the last flags they knew (fail static), log
 one line, set gateway_flag_store_up to 0 and catch up when it returns.
@@ -18,12 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
+import threading
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
@@ -31,12 +41,42 @@ from gateway.exceptions import first_line
 from gateway.flag_store import FlagChange, FlagStore, StoredFlag
 from gateway.flags import Flag, Implementation, Mode, ModeTable, check_change
 
-__all__ = ["FlagFollower", "FollowerMetrics"]
+__all__ = ["FlagFollower", "FollowerMetrics", "awaiting", "call_on_loop"]
 
 log = logging.getLogger("gateway.flags")
 
 RETRY_MIN, RETRY_MAX = 0.2, 2.0  # seconds between reconnection attempts
 STARTUP_TIMEOUT = 10.0  # a store that does not answer by then is treated as unreachable
+STOP_TIMEOUT = 5.0  # seconds stop() waits for the listener thread (a connect in progress)
+T = TypeVar("T")
+
+
+def call_on_loop(loop: asyncio.AbstractEventLoop | None, callback: Callable[[], None]) -> None:
+    """Run `callback` on `loop`: now when already there (or no loop is known), else soon.
+
+    A loop already closed (a thread outliving its app) drops the call.
+    """
+    if loop is None or _running_loop() is loop:
+        callback()
+        return
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback)
+
+
+async def awaiting(work: Awaitable[T]) -> T:
+    """`work` as a coroutine, which run_coroutine_threadsafe needs."""
+    return await work
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class _Stopped(Exception):
+    """The listener thread was told to stop while it waited for the loop."""
 
 
 class FollowerMetrics:
@@ -68,6 +108,8 @@ class FlagFollower:
 
     `routes` maps every route key to its implementations (to check a change before it is
     stored); `seeds` are the flags file's flags, stored only where a route has none yet.
+    `store_factory` makes a store for another event loop (the admin listener's): without
+    it, `store` is used on every loop, which suits only stores with no connections.
     """
 
     def __init__(
@@ -81,8 +123,10 @@ class FlagFollower:
         seeds: Mapping[str, Flag] | None = None,
         seed_source: str = "",
         registry: CollectorRegistry = REGISTRY,
+        store_factory: Callable[[], FlagStore] | None = None,
     ) -> None:
         self.store = store
+        self.store_factory = store_factory
         self.modes = modes
         self.routes = routes
         self.resync_interval = resync_interval
@@ -99,6 +143,12 @@ class FlagFollower:
         self._retry = RETRY_MIN
         self._tasks: list[asyncio.Task[None]] = []
         self._first_attempt = asyncio.Event()
+        self._lock = threading.Lock()  # apply() runs on the loop and on other threads
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._other_stores: dict[asyncio.AbstractEventLoop, FlagStore] = {}
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._thread_done = asyncio.Event()
 
     # -- changing ------------------------------------------------------------------------
 
@@ -111,7 +161,7 @@ class FlagFollower:
         propagate and nothing is applied.
         """
         flag = check_change(key, mode, percent, self.routes)
-        change = await self.store.change(
+        change = await self.store_here().change(
             key, flag, actor=actor, reason=reason, default=self.modes.default
         )
         if change is None:  # not reachable: only_if_missing is False
@@ -119,21 +169,52 @@ class FlagFollower:
         self.apply(key, change.new, change.id, "local")
         return change
 
+    async def history(self, *, limit: int = 100, route: str | None = None) -> list[FlagChange]:
+        """The store's history, read through the running loop's store (see store_here)."""
+        return await self.store_here().history(limit=limit, route=route)
+
+    def store_here(self) -> FlagStore:
+        """The store for the running loop: `store` on the follower's own loop (or with no
+        store_factory), else one made by store_factory for that loop and kept for it."""
+        loop = asyncio.get_running_loop()
+        if self.store_factory is None or self._loop is None or loop is self._loop:
+            return self.store
+        store = self._other_stores.get(loop)
+        if store is None:
+            store = self._other_stores[loop] = self.store_factory()
+        return store
+
+    async def close_store_here(self) -> None:
+        """Close the store store_here() made for the running loop (call before it ends)."""
+        store = self._other_stores.pop(asyncio.get_running_loop(), None)
+        if store is not None:
+            await store.aclose()
+
+    async def on_own_loop(self, work: Awaitable[T]) -> T:
+        """Await `work` on the follower's loop (where the app's async resources live), from
+        whichever loop calls: at once there, else handed over and waited for."""
+        loop = self._loop
+        if loop is None or asyncio.get_running_loop() is loop:
+            return await work
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(awaiting(work), loop))
+
     # -- applying ------------------------------------------------------------------------
 
     def apply(self, key: str, flag: Flag, version: int, source: str) -> bool:
         """Set one flag if its version is newer than the one applied; True if it was.
 
         A resync that read the table before a newer change committed is thus harmless, and
-        one that finds nothing new leaves the table alone.
+        one that finds nothing new leaves the table alone. Safe from any thread: the
+        version check and the write (with the table's listeners) hold one lock.
         """
         modes = self.modes
-        if key not in modes or version <= self.versions.get(key, 0):
-            return False
-        self.versions[key] = version
-        if modes.get(key) != flag:
-            modes.set(key, flag)
-            self.metrics.applied.labels(source).inc()
+        with self._lock:
+            if key not in modes or version <= self.versions.get(key, 0):
+                return False
+            self.versions[key] = version
+            if modes.get(key) != flag:
+                modes.set(key, flag)
+                self.metrics.applied.labels(source).inc()
         return True
 
     def apply_all(self, loaded: Mapping[str, StoredFlag], source: str) -> None:
@@ -158,8 +239,13 @@ class FlagFollower:
         so a change committed after startup cannot be missed.
         """
         self._first_attempt, self._listening = asyncio.Event(), False  # an app may restart
+        self._loop = asyncio.get_running_loop()
         if getattr(self.store, "pushes", False):
-            self._spawn(self._follow())
+            self._stop, self._thread_done = threading.Event(), asyncio.Event()
+            self._thread = threading.Thread(
+                target=self._follow, name="gateway-flag-listener", daemon=True
+            )
+            self._thread.start()
             try:
                 await asyncio.wait_for(self._first_attempt.wait(), STARTUP_TIMEOUT)
             except TimeoutError as exc:
@@ -189,6 +275,12 @@ class FlagFollower:
             )
 
     async def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            # Waited for on the loop, which the thread may need to finish a resync.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._thread_done.wait(), STOP_TIMEOUT)
+            self._thread = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -217,25 +309,52 @@ class FlagFollower:
         if self._listening or not getattr(self.store, "pushes", False):
             self._recovered()
 
-    async def _follow(self) -> None:
+    def _follow(self) -> None:
+        """The listener thread: listen, and after a failure retry with backoff."""
         listen = getattr(self.store, "listen")  # noqa: B009 - only stores that push have it
+        loop, stop = self._loop, self._stop
+        try:
+            while not stop.is_set():
+                try:
+                    listen(self._on_payload, self._ready, stop)
+                except _Stopped:
+                    break
+                except Exception as exc:
+                    if stop.is_set():
+                        break  # the connection closed because the worker stops
+                    call_on_loop(loop, functools.partial(self._lost, exc))
+                if stop.wait(self._retry):
+                    break
+                self._retry = min(self._retry * 2, RETRY_MAX)
+        finally:
+            call_on_loop(loop, self._thread_done.set)
+
+    def _ready(self) -> None:
+        """In the listener thread, once it listens: the resync runs on the loop (where the
+        store's pool lives) and the thread waits for it; its failure is the connection's."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the follower listens before start() recorded its loop")
+        future = asyncio.run_coroutine_threadsafe(self._on_listening(), loop)
         while True:
             try:
-                await listen(self._on_payload, self._on_listening)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._listening = False
-                self._failed("notification connection", exc)
-            self._first_attempt.set()
-            await asyncio.sleep(self._retry)
-            self._retry = min(self._retry * 2, RETRY_MAX)
+                future.result(timeout=0.1)
+                break
+            except FutureTimeout:
+                if self._stop.is_set():
+                    future.cancel()
+                    raise _Stopped() from None
+        self._retry = RETRY_MIN
+
+    def _lost(self, exc: Exception) -> None:
+        self._listening = False
+        self._failed("notification connection", exc)
+        self._first_attempt.set()
 
     async def _on_listening(self) -> None:
         self._listening = True
         # Anything changed while we were not listening arrives with this resync.
         await asyncio.wait_for(self.resync("reconnect"), STARTUP_TIMEOUT)
-        self._retry = RETRY_MIN
         self._first_attempt.set()
 
     async def _every(self, interval: float) -> None:

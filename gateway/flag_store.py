@@ -21,10 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import select as io_select
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from threading import Event
 from typing import Any, Protocol
 
 from sqlalchemy import (
@@ -65,6 +67,7 @@ __all__ = [
 log = logging.getLogger("gateway.flags")
 
 CHANNEL = "gateway_flags"
+LISTEN_POLL = 0.1  # seconds between checks of the listener's stop flag
 DEFAULT_SCHEMA = "gateway"
 
 metadata = MetaData()
@@ -367,14 +370,19 @@ class SqlFlagStore:
             for row in rows
         ]
 
-    async def listen(
-        self, on_payload: Callable[[str], None], on_ready: Callable[[], Awaitable[None]]
+    def listen(
+        self, on_payload: Callable[[str], None], on_ready: Callable[[], None], stop: Event
     ) -> None:
-        """LISTEN on a dedicated connection; call on_ready once listening, then forward
-        each payload until the connection breaks (it raises then)."""
+        """LISTEN on a dedicated blocking connection, from a thread of its own: call
+        on_ready once listening, then forward each payload as it arrives.
+
+        Returns once `stop` is set (seen within LISTEN_POLL seconds); raises when the
+        connection breaks. The socket is polled with select(), not `notifies(timeout=)`,
+        which psycopg 3.1 lacks.
+        """
         import psycopg
 
-        connection = await psycopg.AsyncConnection.connect(
+        with psycopg.connect(
             self._listen_url,
             autocommit=True,
             connect_timeout=max(int(self.timeout), 1),
@@ -382,13 +390,20 @@ class SqlFlagStore:
             keepalives_idle=5,
             keepalives_interval=2,
             keepalives_count=3,
-        )
-        async with connection:
-            await connection.execute(f"LISTEN {CHANNEL}")
-            await on_ready()
-            async for notify in connection.notifies():
-                on_payload(notify.payload)
-        raise ConnectionError("the notification connection closed")
+        ) as connection:
+            connection.execute(f"LISTEN {CHANNEL}")
+            # A change committed before this point is in on_ready's resync.
+            on_ready()
+            pgconn = connection.pgconn
+            while not stop.is_set():
+                readable, _, _ = io_select.select([connection.fileno()], [], [], LISTEN_POLL)
+                if not readable:
+                    continue
+                pgconn.consume_input()  # raises OperationalError once the connection broke
+                while (notify := pgconn.notifies()) is not None:
+                    on_payload(notify.extra.decode("utf-8", "replace"))
+                if pgconn.status != psycopg.pq.ConnStatus.OK:
+                    raise ConnectionError("the notification connection closed")
 
     async def aclose(self) -> None:
         await self.engine.dispose()

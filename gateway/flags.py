@@ -175,7 +175,8 @@ class ModeTable:
     """The in-memory modes every request reads; writers replace whole entries (atomic in CPython).
 
     Only paired routes have an entry. A store (see gateway.flag_store) keeps this table in step with
-    the database; tests and embedders may call `set` directly.
+    the database; tests and embedders may call `set` directly. `get` is a plain dict read with no
+    lock, from any thread; the follower serializes its own writers (FlagFollower.apply).
     """
 
     def __init__(self, keys: Iterable[str] = (), default: Flag = LEGACY) -> None:
@@ -224,7 +225,13 @@ class ModeTable:
             self.set(key, flags.get(key, self.default))
 
     def on_change(self, listener: Callable[[str, Flag, Flag], None]) -> None:
-        """Call `listener(key, old, new)` after every change."""
+        """Call `listener(key, old, new)` after every change, on the thread that made it.
+
+        That is not always the event loop's: the flag follower applies notifications from its
+        listener thread, and the admin listener's flips from its own thread. A listener must
+        be thread-safe and quick; one that touches loop-owned state hands itself over with
+        `loop.call_soon_threadsafe` (as gateway.judge's tally does).
+        """
         self._listeners.append(listener)
 
 

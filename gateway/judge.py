@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -29,7 +30,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from gateway.exceptions import first_line
-from gateway.flag_follower import FlagFollower
+from gateway.flag_follower import FlagFollower, call_on_loop
 from gateway.flag_store import FlagChange, SqlFlagStore
 from gateway.flags import Flag, Implementation, Mode
 from gateway.judge_store import CanaryState, CountRow, JudgeStore, MemoryJudgeStore, SqlJudgeStore
@@ -54,10 +55,13 @@ class Tally:
         self._sealed: list[tuple[str, int, tuple[ArmCounts, ArmCounts]]] = []
         self._canary: set[str] = set()
         self._tags: dict[str, int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
         follower.modes.on_change(self._changed)
 
     def follow(self) -> None:
-        """Start counting the routes in canary now (after the flags are loaded)."""
+        """Start counting the routes in canary now (after the flags are loaded), on the loop."""
+        with contextlib.suppress(RuntimeError):
+            self._loop = asyncio.get_running_loop()
         modes = self.follower.modes
         for key in modes:
             self._changed(key, modes.get(key), modes.get(key))
@@ -73,12 +77,20 @@ class Tally:
         arms[0 if side is Implementation.ASYNC else 1].add(status, elapsed)
 
     def _changed(self, key: str, _old: Flag, new: Flag) -> None:
+        # Any thread may apply a change; the counts are the loop's, so it hops there with
+        # the version read now (the follower sets it before the table).
+        version = self.follower.versions.get(key, 0)
+        call_on_loop(self._loop, functools.partial(self._count_under, key, new, version))
+
+    def _count_under(self, key: str, new: Flag, version: int) -> None:
+        if version < self._tags.get(key, 0):
+            return  # a hop overtaken by a newer change made on the loop itself
         # Counts made under the previous flag keep its version, so a judge never mixes two
         # canaries of one route.
         arms = self._open.pop(key, None)
         if arms is not None:
             self._sealed.append((key, self._tags.get(key, 0), arms))
-        self._tags[key] = self.follower.versions.get(key, 0)
+        self._tags[key] = version
         (self._canary.add if new.mode is Mode.CANARY else self._canary.discard)(key)
 
     def take(self, worker: str) -> list[CountRow]:
