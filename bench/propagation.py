@@ -2,12 +2,18 @@
 
     python -m bench.propagation                       # 200 flips, 4 workers, PostgreSQL
     python -m bench.propagation --load 1000 --duration 60 --flips 100   # flips under wrk load
+    python -m bench.propagation --via main            # PUT on the main port, as before
 
 It serves bench.apps.probe:create_app with `gateway serve --workers N` on a
-throwaway PostgreSQL database. Every worker appends a line to <probe dir>/<pid>.log with the
-wall-clock time at which it applied a change to its in-memory mode table (which the next
-request reads), so the latency of a flip is max(applied time over workers) - (time just before
-the PUT was sent). Same host, same clock.
+throwaway PostgreSQL database, with GATEWAY_ADMIN_PORT set. Every worker appends a line to
+<probe dir>/<pid>.log with the wall-clock time at which it applied a change to its in-memory
+mode table (which the next request reads), so the latency of a flip is max(applied time over
+workers) - (time just before the flip was sent). Same host, same clock.
+
+--via says how the operator flips: `cli` (default) runs the CLI's own code path in-process,
+`gateway flags set KEY canary --percent N --url http://127.0.0.1:ADMINPORT` with the token in
+GATEWAY_ADMIN_TOKEN; `admin` PUTs on the admin port; `main` PUTs on the main port. One CLI
+flip is also timed as a subprocess, to show the interpreter's start apart.
 
 With --load, wrk keeps --load connections on GET /probe (with a per-connection user key)
 for --duration seconds while the flips run, and every non-2xx answer or socket error is
@@ -17,11 +23,14 @@ reported as a failed request.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -33,10 +42,12 @@ from urllib.parse import quote
 
 import httpx
 import psycopg
+import typer
 from sqlalchemy.engine import make_url
 
 from bench.apps.probe import PROBE
-from gateway.testing import serve_in_subprocess
+from gateway.cli import cli
+from gateway.testing import free_port, serve_in_subprocess
 
 APP = "bench.apps.probe:create_app"
 ADMIN_TOKEN = "bench-propagation-0123456789"  # given to the server it starts
@@ -98,28 +109,62 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def run_flips(url: str, logs: WorkerLogs, workers: int, flips: int, pause: float) -> dict:
-    target = f"{url}/_gateway/routes/{quote(PROBE, safe='')}"
-    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    propagation, after_commit, put = [], [], []
-    with httpx.Client(timeout=30) as client:
-        for i in range(flips):
-            percent = i % 99 + 1  # consecutive flips always differ
-            started = time.time()
-            response = client.put(
-                target, json={"mode": "canary", "percent": percent, "reason": "bench"},
-                headers=headers,
-            )  # fmt: skip
-            answered = time.time()
-            response.raise_for_status()
-            first, last = logs.wait_for(f"canary {percent}", workers)
-            propagation.append((last - started) * 1000)
-            # The worker that served the PUT applies right after its commit: from there on
-            # it is NOTIFY's delivery to the other workers.
-            after_commit.append((last - first) * 1000)
-            put.append((answered - started) * 1000)
-            time.sleep(pause)
-    return {"flip_to_last_ms": propagation, "commit_to_last_ms": after_commit, "put_ms": put}
+class Flipper:
+    """Sends one flip the way --via says; returns when the answer is in."""
+
+    def __init__(self, via: str, url: str, admin_url: str) -> None:
+        self.via = via
+        self.base = url if via == "main" else admin_url
+        self.client = httpx.Client(timeout=30)
+        self.command = typer.main.get_command(cli)  # built once, as the process would
+
+    def flip(self, percent: int) -> None:
+        if self.via == "cli":
+            args = ["flags", "set", PROBE, "canary", "--percent", str(percent)]
+            args += ["--reason", "bench", "--url", self.base]
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.command.main(args=args, prog_name="gateway", standalone_mode=False)
+            return
+        response = self.client.put(
+            f"{self.base}/_gateway/routes/{quote(PROBE, safe='')}",
+            json={"mode": "canary", "percent": percent, "reason": "bench"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+        response.raise_for_status()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def run_flips(flipper: Flipper, logs: WorkerLogs, workers: int, flips: int, pause: float) -> dict:
+    propagation, after_commit, answered_in = [], [], []
+    for i in range(flips):
+        percent = i % 99 + 1  # consecutive flips always differ
+        started = time.time()
+        flipper.flip(percent)
+        answered = time.time()
+        first, last = logs.wait_for(f"canary {percent}", workers)
+        propagation.append((last - started) * 1000)
+        # The worker that took the flip applies right after its commit: from there on it
+        # is NOTIFY's delivery to the other workers.
+        after_commit.append((last - first) * 1000)
+        answered_in.append((answered - started) * 1000)
+        time.sleep(pause)
+    name = {"main": "flip_to_last_ms", "admin": "admin_flip_to_last_ms"}.get(
+        flipper.via, "cli_flip_to_last_ms"
+    )
+    return {name: propagation, "commit_to_last_ms": after_commit, "put_ms": answered_in}
+
+
+def cli_subprocess_ms(admin_url: str, logs: WorkerLogs, workers: int) -> tuple[float, float]:
+    """One flip by `python -m gateway flags set ...`: (until it exits, until the last worker)."""
+    command = [sys.executable, "-m", "gateway", "flags", "set", PROBE, "canary",
+               "--percent", "100", "--url", admin_url]  # fmt: skip
+    started = time.time()
+    subprocess.run(command, check=True, capture_output=True)
+    exited = time.time()
+    _, last = logs.wait_for("canary 100", workers)
+    return (exited - started) * 1000, (last - started) * 1000
 
 
 def wrk(url: str, connections: int, duration: float, out: dict) -> None:
@@ -159,13 +204,20 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.05, help="seconds between flips")
     parser.add_argument("--load", type=int, default=0, help="wrk connections during the flips")
     parser.add_argument("--duration", type=float, default=60.0, help="with --load: seconds")
+    parser.add_argument(
+        "--via", choices=("cli", "admin", "main"), default="cli", help="how the operator flips"
+    )
     args = parser.parse_args()
 
     probe_dir = Path(tempfile.mkdtemp(prefix="gateway-probe-"))
+    admin_port = free_port()
+    admin_url = f"http://127.0.0.1:{admin_port}"
+    os.environ["GATEWAY_ADMIN_TOKEN"] = ADMIN_TOKEN  # what the CLI reads
     with throwaway_database() as database_url:
         env = {
             "GATEWAY_DATABASE_URL": database_url,
             "GATEWAY_ADMIN_TOKENS": f"ops={ADMIN_TOKEN}",
+            "GATEWAY_ADMIN_PORT": str(admin_port),
             "GATEWAY_PROBE_DIR": str(probe_dir),
             "GATEWAY_POOL_SIZE": "5",
             # serve_in_subprocess does not drain the server's output while it runs: keep the
@@ -185,17 +237,26 @@ def main() -> None:
                 loader.start()
                 time.sleep(2)  # let wrk open its connections
                 pause = max((args.duration - 4) / args.flips, 0.0)
-            results = run_flips(url, logs, args.workers, args.flips, pause)
+            flipper = Flipper(args.via, url, admin_url)
+            try:
+                results = run_flips(flipper, logs, args.workers, args.flips, pause)
+            finally:
+                flipper.close()
             if loader:
                 loader.join()
+            exited_ms, last_ms = cli_subprocess_ms(admin_url, logs, args.workers)
     shutil.rmtree(probe_dir, ignore_errors=True)
 
-    print(f"{args.flips} flips, {args.workers} workers, PostgreSQL LISTEN/NOTIFY")
+    print(f"{args.flips} flips via {args.via}, {args.workers} workers, PostgreSQL LISTEN/NOTIFY")
     for name, values in results.items():
         print(
-            f"  {name:<17} p50 {statistics.median(values):7.1f}  p90 {percentile(values, 90):7.1f}"
+            f"  {name:<21} p50 {statistics.median(values):7.1f}  p90 {percentile(values, 90):7.1f}"
             f"  p99 {percentile(values, 99):7.1f}  max {max(values):7.1f}"
         )
+    print(
+        f"  one CLI flip as a subprocess, after the others: exited in {exited_ms:.0f} ms, "
+        f"last worker applied at {last_ms:.0f} ms (the rest is the interpreter's start)"
+    )
     if args.load:
         counts = parse_wrk(load.get("output", ""))
         print(

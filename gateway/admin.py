@@ -5,6 +5,11 @@ PUT  /_gateway/routes/{route_key}     change one route's mode (bearer token requ
 GET  /_gateway/history                the audit history, newest first
 GET  /_gateway/report?window=5m       the migration report (gateway.report) over a window
 
+These handlers also run on the admin listener's own loop (gateway.admin_listener, with
+GATEWAY_ADMIN_PORT): the flip and the history go through the follower's store for the
+running loop, and what belongs to the app's loop (the shadow results, the report, the
+judge's after_flip) is awaited there through `follower.on_own_loop`.
+
     curl -X PUT -H "Authorization: Bearer $TOKEN" \\
          -d '{"mode": "canary", "percent": 10, "reason": "try async"}' \\
          http://127.0.0.1:8000/_gateway/routes/GET%20%2Fusers%2F%7Buser_id%7D
@@ -232,7 +237,7 @@ def admin_router(
             return _store_unavailable(exc)
         if after_flip is not None:  # the canary judge's switch for this flip
             try:
-                await after_flip(change, body.judge)
+                await follower.on_own_loop(after_flip(change, body.judge))
             except Exception as exc:
                 return _store_unavailable(exc)
         return JSONResponse(change.as_dict())
@@ -246,7 +251,7 @@ def admin_router(
     ) -> JSONResponse:
         """The newest `limit` flag changes first."""
         try:
-            rows = await follower.store.history(limit=limit, route=route)
+            rows = await follower.history(limit=limit, route=route)
         except Exception as exc:
             return _store_unavailable(exc)
         return JSONResponse({"history": [row.as_dict() for row in rows]})
@@ -254,7 +259,7 @@ def admin_router(
     @router.get("/shadow")
     async def shadow_results(_: str | None = reader) -> dict[str, Any]:
         """What shadow mode found per route: counts, learned noise, recent differences."""
-        return await shadow() if shadow is not None else {"routes": []}
+        return await follower.on_own_loop(shadow()) if shadow is not None else {"routes": []}
 
     @router.get("/report")
     async def migration_report(
@@ -271,9 +276,13 @@ def admin_router(
         except ValueError as exc:
             detail = BodyError(["query", "window"], str(exc), "value_error").as_dict()
             return JSONResponse({"detail": [detail]}, status_code=422)
-        return report(seconds)
+        return await follower.on_own_loop(_call(report, seconds))
 
     return router
+
+
+async def _call(report: WindowReport, seconds: float) -> dict[str, Any]:
+    return report(seconds)
 
 
 def _unprocessable(exc: FlagError, route_key: str, body: FlagBody) -> JSONResponse:

@@ -30,6 +30,7 @@ uses. Pass `database=`, `registry=`, `store=` or `tokens=` to replace one (tests
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -42,6 +43,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from gateway.admin import admin_router
+from gateway.admin_listener import AdminListener
 from gateway.auth import AdminAccess, AdminTokens, refuse_query_tokens
 from gateway.concurrency import set_threadpool_size
 from gateway.database import STATE_KEY, Database
@@ -126,6 +128,7 @@ class Gateway:
         self._engine_watch: EngineWatch | None = None
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
+        self._admin_api: APIRouter | None = None  # also served on GATEWAY_ADMIN_PORT
 
     # -- composition -------------------------------------------------------------------
 
@@ -280,8 +283,10 @@ class Gateway:
         seeds: dict[str, Flag] = {}
         if settings.flags_file:  # read here, so a bad file stops `gateway serve` at once
             seeds = read_flags_file(settings.flags_file, self.implementations)
+        factory = None  # a store of its own for the admin listener's loop
         if self._store is None:
             self._store = SqlFlagStore.from_settings(settings)
+            factory = functools.partial(SqlFlagStore.from_settings, settings)
         return FlagFollower(
             self._store,
             self.modes,
@@ -291,6 +296,7 @@ class Gateway:
             seeds=seeds,
             seed_source=settings.flags_file,
             registry=self.registry,
+            store_factory=factory,
         )
 
     def _recorder(self) -> Recorder | None:
@@ -347,9 +353,8 @@ class Gateway:
 
             admin.include_router(rollout_router(judge, access))
         after_flip = judge.after_flip if judge is not None else None
-        admin.include_router(
-            admin_router(self.follower, access, describe, report, shadow, after_flip)
-        )
+        self._admin_api = admin_router(self.follower, access, describe, report, shadow, after_flip)
+        admin.include_router(self._admin_api)
         admin.include_router(page_router(prefix))
         mounted = len(app.router.routes)
         app.include_router(admin)
@@ -391,6 +396,9 @@ class Gateway:
                 host_state = await stack.enter_async_context(host.router.lifespan_context(host))
                 if host_state:
                     state.update(host_state)
+            if (listener := self._admin_listener(app)) is not None:
+                await listener.start()
+                stack.push_async_callback(listener.stop)
             log_started(self.startup_summary())
             self.gc.apply()
             try:
@@ -399,6 +407,20 @@ class Gateway:
                 self.gc.restore()
                 for hook in reversed(self._shutdown):
                     await _run(hook, self)
+
+    def _admin_listener(self, app: FastAPI) -> AdminListener | None:
+        """The admin API on GATEWAY_ADMIN_PORT, on a loop of its own (None when unset)."""
+        port, follower = self.settings.admin_port, self.follower
+        if port is None or self._admin_api is None or follower is None:
+            return None
+        return AdminListener(
+            self._admin_api,
+            app,
+            prefix=self.settings.admin_prefix,
+            host=self.settings.admin_host,
+            port=port,
+            closing=follower.close_store_here,
+        )
 
     def _not_built(self) -> None:
         if self.app is not None:

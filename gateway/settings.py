@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     admin_tokens: str = Field(default="", repr=False)
     admin_tokens_file: str = Field(default="")
     admin_read_requires_token: bool = False
+    admin_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="also serve the admin API on this port, from a thread of each worker with "
+        "its own event loop, so a flip is taken at once under any load; unset: off",
+    )
+    admin_host: str = Field(
+        default="127.0.0.1", description="the address GATEWAY_ADMIN_PORT listens on"
+    )
     shadow_timeout: float = Field(
         default=2.0,
         gt=0,
@@ -164,6 +174,11 @@ class Settings(BaseSettings):
         if value:
             derive_urls(value)
         return value
+
+    @field_validator("admin_port", mode="before")
+    @classmethod
+    def _admin_port(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("implementation_header")
     @classmethod

@@ -4,7 +4,8 @@
 
 With GATEWAY_PROBE_DIR set, every worker writes `<dir>/<pid>.log`: one line when it starts
 and one line `<unix time> <route key>\\t<mode> <percent>` each time it applies a flag change,
-so bench/propagation.py reads when the last worker applied a flip.
+so bench/propagation.py reads when the last worker applied a flip (the time is taken on
+the thread that applied it, see ModeTable.on_change).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def _record_changes(gateway: Gateway, directory: Path) -> None:
             out.write(f"{time.time()} started\n")
 
     def changed(key: str, _old: Flag, new: Flag) -> None:
+        # Runs on the thread that applied the change (the flag listener's, the admin
+        # port's or the loop): one short append per call, a single write on O_APPEND.
         with log().open("a") as out:
             out.write(f"{time.time()} {key}\t{new.mode.value} {new.percent:g}\n")
 

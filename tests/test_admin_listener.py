@@ -1,0 +1,188 @@
+"""The admin API on GATEWAY_ADMIN_PORT, and flips applied off the event loop.
+
+End to end with `gateway serve --workers 2`: the admin port flips every worker, refuses what
+the main port refuses, and serves the CLI. In-process: while the test holds the event loop,
+the flag listener thread applies another process's flip, and the admin port takes a flip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from gateway import Settings
+from gateway.admin_listener import bind_shared
+from gateway.cli import cli
+from gateway.exceptions import SettingsError
+from gateway.flags import Flag, Mode
+from gateway.testing import free_port, serve_in_subprocess
+from tests.apps.probe import ADMIN_TOKEN, PROBE, create_probe_gateway, probe_settings
+from tests.apps.probe import implementations_by_pid as by_pid
+from tests.conftest import started_client
+
+APP = "tests.apps.probe:create_probe_app"
+ROUTE = "/_gateway/routes/GET%20%2Fprobe"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+HANG = 60.0  # seconds: only stops a hang, never decides a result
+
+
+def test_admin_port_is_off_unless_set():
+    assert Settings.from_environ({}).admin_port is None
+    assert Settings.from_environ({"GATEWAY_ADMIN_PORT": ""}).admin_port is None
+    settings = Settings.from_environ({"GATEWAY_ADMIN_PORT": "8001"})
+    assert (settings.admin_port, settings.admin_host) == (8001, "127.0.0.1")
+    with pytest.raises(SettingsError, match="GATEWAY_ADMIN_PORT='0' is invalid"):
+        Settings.from_environ({"GATEWAY_ADMIN_PORT": "0"})
+
+
+def test_workers_share_the_port_but_another_program_is_refused_by_name():
+    port = free_port()
+    first, second = bind_shared("127.0.0.1", port), bind_shared("127.0.0.1", port)
+    first.close(), second.close()
+    with socket.socket() as other:  # a program without SO_REUSEPORT
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        with pytest.raises(SettingsError) as caught:
+            bind_shared("127.0.0.1", port)
+    message = str(caught.value)
+    assert f"GATEWAY_ADMIN_PORT={port}" in message
+    assert "already in use" in message
+
+
+def _wait_for(url: str) -> None:
+    deadline = time.monotonic() + HANG
+    while True:
+        try:
+            httpx.get(url, timeout=5)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_workers_serve_the_admin_api_on_the_admin_port(postgres_url):
+    port = free_port()
+    env = {
+        "GATEWAY_DATABASE_URL": postgres_url,
+        "GATEWAY_ADMIN_TOKENS": f"ops={ADMIN_TOKEN}",
+        "GATEWAY_ADMIN_PORT": str(port),
+        "GATEWAY_POOL_SIZE": "2",
+        "GATEWAY_MAX_OVERFLOW": "2",
+        "GATEWAY_LOG_LEVEL": "warning",
+    }
+    with serve_in_subprocess(APP, env=env, workers=2, ready_timeout=120) as url:
+        admin = f"http://127.0.0.1:{port}"
+        _wait_for(f"{admin}/_gateway/routes")
+        before = asyncio.run(by_pid(url, until=lambda seen: len(seen) == 2))
+
+        def everywhere(mode: str) -> None:
+            asyncio.run(
+                by_pid(url, until=lambda s: set(before) <= set(s) and set(s.values()) == {mode})
+            )
+
+        flip = httpx.put(f"{admin}{ROUTE}", json={"mode": "async"}, headers=AUTH, timeout=30)
+        assert flip.status_code == 200, flip.text
+        assert flip.json()["new"] == {"mode": "async", "percent": 100.0}
+        everywhere("async")
+
+        # Refused exactly as on the main port, and nothing recorded.
+        for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}):
+            answers = [
+                httpx.put(f"{base}{ROUTE}", json={"mode": "legacy"}, headers=headers, timeout=30)
+                for base in (url, admin)
+            ]
+            assert answers[0].status_code in (401, 403)
+            assert [a.status_code for a in answers] == [answers[0].status_code] * 2
+            assert answers[1].json() == answers[0].json()
+            assert answers[1].headers.get("www-authenticate") == answers[0].headers.get(
+                "www-authenticate"
+            )
+
+        routes = httpx.get(f"{admin}/_gateway/routes", timeout=30).json()
+        probe = next(row for row in routes["routes"] if row["key"] == PROBE)
+        assert (probe["mode"], routes["store"]["up"]) == ("async", True)
+        history = httpx.get(f"{admin}/_gateway/history", timeout=30).json()["history"]
+        assert [row["new"]["mode"] for row in history] == ["async"]
+        # The rest of the prefix is answered by the app's own loop; nothing else opens.
+        assert httpx.get(f"{admin}/_gateway/live", timeout=30).status_code == 200
+        assert httpx.get(f"{admin}/probe", timeout=30).status_code == 404
+        assert httpx.get(f"{admin}/metrics", timeout=30).status_code == 404
+
+        # The main port still serves the admin API.
+        back = httpx.put(f"{url}{ROUTE}", json={"mode": "legacy"}, headers=AUTH, timeout=30)
+        assert back.status_code == 200, back.text
+        everywhere("legacy")
+
+        result = CliRunner().invoke(
+            cli, ["flags", "set", PROBE, "canary", "--percent", "100", "--url", admin],
+            env={"GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN},
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert "legacy -> canary 100%" in result.output
+        everywhere("async")  # canary 100 %: every key is served by async
+
+
+@pytest.mark.anyio
+@pytest.mark.postgres
+async def test_the_listener_thread_applies_a_flip_while_the_loop_is_held(postgres_url):
+    gateway = create_probe_gateway(probe_settings(postgres_url, judge=False, metrics=False))
+    app = gateway.build()
+    applied: list[tuple[Flag, int]] = []
+    heard = threading.Event()
+
+    def changed(key: str, _old: Flag, new: Flag) -> None:
+        applied.append((new, threading.get_ident()))
+        heard.set()
+
+    gateway.modes.on_change(changed)
+    async for _client in started_client(app):
+        loop_thread = threading.get_ident()
+        # From here until the check the loop runs nothing else: the test holds it.
+        subprocess.run(
+            [sys.executable, "-m", "gateway", "flags", "set", PROBE, "async",
+             "--database-url", postgres_url],
+            check=True, capture_output=True, timeout=HANG,
+        )  # fmt: skip
+        assert heard.wait(HANG), "the flip was not applied while the loop was held"
+        assert applied == [(Flag(Mode.ASYNC, 100), applied[0][1])]
+        assert applied[0][1] != loop_thread
+        assert gateway.modes.get(PROBE) == Flag(Mode.ASYNC, 100)
+
+
+@pytest.mark.anyio
+@pytest.mark.postgres
+async def test_the_admin_port_takes_a_flip_while_the_loop_is_held(postgres_url):
+    port = free_port()
+    settings = probe_settings(postgres_url, metrics=False, admin_port=port)
+    gateway = create_probe_gateway(settings)
+    app = gateway.build()
+    heard = threading.Event()
+    gateway.modes.on_change(lambda key, old, new: heard.set())
+    answers: list[httpx.Response] = []
+
+    def operator() -> None:
+        admin = f"http://127.0.0.1:{port}{ROUTE}"
+        answers.append(httpx.put(admin, json={"mode": "async"}, headers=AUTH, timeout=HANG))
+
+    async for _client in started_client(app):
+        sender = threading.Thread(target=operator)
+        sender.start()
+        # The loop is held: the flip is stored and applied on the admin listener's loop.
+        assert heard.wait(HANG), "the admin port's flip was not applied while the loop was held"
+        assert gateway.modes.get(PROBE) == Flag(Mode.ASYNC, 100)
+        assert not answers  # its answer waits for the judge, on the loop
+        while sender.is_alive():  # let the loop run the judge's part of the flip
+            await asyncio.sleep(0.01)
+        assert answers[0].status_code == 200, answers[0].text
+        assert answers[0].json()["new"]["mode"] == "async"
