@@ -2,7 +2,8 @@
 
 End to end with `gateway serve --workers 2`: the admin port flips every worker, refuses what
 the main port refuses, and serves the CLI. In-process: while the test holds the event loop,
-the flag listener thread applies another process's flip, and the admin port takes a flip.
+the flag listener thread applies another process's flip, and the admin port takes a flip;
+the judge's tally takes a change made on another thread on its own loop.
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ import time
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
 from gateway import Settings
 from gateway.admin_listener import bind_shared
 from gateway.cli import cli
 from gateway.exceptions import SettingsError
-from gateway.flags import Flag, Mode
+from gateway.flag_follower import FlagFollower
+from gateway.flag_store import MemoryFlagStore
+from gateway.flags import Flag, Implementation, Mode, ModeTable
+from gateway.judge import Tally
 from gateway.testing import free_port, serve_in_subprocess
 from tests.apps.probe import ADMIN_TOKEN, PROBE, create_probe_gateway, probe_settings
 from tests.apps.probe import implementations_by_pid as by_pid
@@ -186,3 +191,30 @@ async def test_the_admin_port_takes_a_flip_while_the_loop_is_held(postgres_url):
             await asyncio.sleep(0.01)
         assert answers[0].status_code == 200, answers[0].text
         assert answers[0].json()["new"]["mode"] == "async"
+
+
+@pytest.mark.anyio
+async def test_a_change_applied_on_another_thread_reaches_the_judge_on_its_loop():
+    both = [Implementation.LEGACY, Implementation.ASYNC]
+    follower = FlagFollower(
+        MemoryFlagStore(), ModeTable([PROBE]), {PROBE: both}, registry=CollectorRegistry()
+    )
+    tally = Tally(follower)
+    tally.follow()  # on this loop
+    canary, legacy = Flag(Mode.CANARY, 10), Flag(Mode.LEGACY)
+
+    def apply(flag: Flag, version: int) -> None:
+        worker = threading.Thread(target=follower.apply, args=(PROBE, flag, version, "notify"))
+        worker.start()
+        worker.join()
+
+    apply(canary, 5)
+    assert PROBE not in tally._canary  # the loop has not run since: the tally hops to it
+    await asyncio.sleep(0)
+    assert PROBE in tally._canary
+    # A hop overtaken by a newer change made on the loop itself is dropped.
+    apply(legacy, 6)
+    follower.apply(PROBE, canary, 7, "local")
+    await asyncio.sleep(0)
+    assert PROBE in tally._canary
+    assert tally._tags[PROBE] == 7
