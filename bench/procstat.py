@@ -1,5 +1,9 @@
 """Where the CPU went: seconds of the server, PostgreSQL, wrk and the whole machine, and
-what machine this is. Readers of /proc (Linux); `parse_stat_times` is pure.
+what machine this is. Readers of /proc (Linux); `parse_stat_times`, `parse_stat_parent`
+and `descendants` are pure.
+
+The server's seconds are its whole process tree's: with several workers, the supervisor
+that `snapshot` is given serves nothing and its worker children do the work.
 """
 
 from __future__ import annotations
@@ -8,15 +12,19 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 __all__ = [
     "CpuSnapshot",
+    "descendants",
     "machine_info",
+    "parse_stat_parent",
     "parse_stat_times",
     "snapshot",
+    "tree_seconds",
     "versions",
     "wait_idle",
 ]
@@ -32,19 +40,61 @@ def parse_stat_times(stat: str) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def parse_stat_parent(stat: str) -> int:
+    """The parent pid (field 4) from a /proc/<pid>/stat line."""
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def descendants(parents: Mapping[int, int], root: int) -> set[int]:
+    """Every pid below `root` in a {pid: parent pid} table (children, theirs, ...).
+
+    >>> sorted(descendants({2: 1, 3: 2, 4: 1, 5: 9}, 1))
+    [2, 3, 4]
+    """
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    found: set[int] = set()
+    pending = [root]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            if child not in found:
+                found.add(child)
+                pending.append(child)
+    return found
+
+
 def process_seconds(pid: int) -> float:
     return parse_stat_times((PROC / str(pid) / "stat").read_text())
 
 
+def tree_seconds(pid: int) -> float:
+    """CPU seconds of `pid` and every live process below it (uvicorn's worker children).
+
+    A worker that exited in between loses its seconds, as a PostgreSQL backend does."""
+    stats: dict[int, str] = {}
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            try:
+                stats[int(entry.name)] = (entry / "stat").read_text()
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+    parents = {p: parse_stat_parent(stat) for p, stat in stats.items()}
+    tree = {pid} | descendants(parents, pid)
+    if pid not in stats:
+        raise ProcessLookupError(f"process {pid} is gone: expected the server to be running")
+    return sum(parse_stat_times(stats[p]) for p in tree if p in stats)
+
+
 def wait_idle(pid: int, *, below: float = 0.05, window: float = 0.5, limit: float = 30.0) -> float:
-    """Wait until process `pid` uses less than `below` of a core over `window` seconds (at
-    most `limit` seconds); return the seconds waited. A server keeps working on requests
-    whose clients have gone, so a warm-up leaves a backlog behind it."""
+    """Wait until process `pid` and its children use less than `below` of a core over
+    `window` seconds (at most `limit` seconds); return the seconds waited. A server keeps
+    working on requests whose clients have gone, so a warm-up leaves a backlog behind it."""
     started = time.monotonic()
-    last = process_seconds(pid)
+    last = tree_seconds(pid)
     while time.monotonic() - started < limit:
         time.sleep(window)
-        now = process_seconds(pid)
+        now = tree_seconds(pid)
         if now - last < below * window:
             break
         last = now
@@ -98,10 +148,11 @@ class CpuSnapshot:
 
 
 def snapshot(server_pid: int, load_pid: int) -> CpuSnapshot:
-    """Counters now: the server's, the load generator's (wrk), PostgreSQL's, the machine's."""
+    """Counters now: the server's (its process tree), the load generator's (wrk),
+    PostgreSQL's, the machine's."""
     busy, total = machine_seconds()
     return CpuSnapshot(
-        server=process_seconds(server_pid),
+        server=tree_seconds(server_pid),
         postgres=postgres_seconds(),
         load=process_seconds(load_pid),
         busy=busy,

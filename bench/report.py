@@ -6,6 +6,7 @@ time on a noisy machine) and is then averaged over rounds. Pure except `write_ch
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,34 +17,121 @@ from bench.cases import BASELINE
 
 __all__ = [
     "COMPARISONS",
+    "NARROW_PCT",
+    "comparisons",
     "cores",
     "deadlock_verdict",
     "headline",
+    "interval95",
+    "interval_text",
     "loop_blocking",
     "markdown",
     "pair_ratios",
     "summarize",
+    "summary_lines",
+    "t_975",
     "write_chart",
 ]
 
 Run = Mapping[str, Any]
 
-# (numerator, denominator, what it answers, target or None)
+# (numerator, denominator, what it answers, target or None). The gateway freezes its heap
+# after startup by default (GATEWAY_GC_FREEZE), bare FastAPI does not: the first two pair
+# like with like, the third is the gateway as deployed against bare FastAPI as it comes.
 COMPARISONS: tuple[tuple[str, str, str, float | None], ...] = (
-    ("gateway_async", "bare_async", "gateway async / bare async (cost of gateway + metrics)", 0.97),
+    (
+        "gateway_async",
+        "bare_async_freeze",
+        "gateway async / bare async, both GC-frozen (cost of gateway + metrics)",
+        0.97,
+    ),
     (
         "gateway_async_nofreeze",
         "bare_async",
-        "gateway async, GC freeze off / bare async (like-for-like cost)",
+        "gateway async / bare async, neither GC-frozen (cost of gateway + metrics)",
+        0.97,
+    ),
+    (
+        "gateway_async",
+        "bare_async",
+        "gateway async / bare async, as deployed (only the gateway freezes)",
         None,
     ),
-    ("gateway_legacy", "bare_def", "gateway legacy / bare def (aim 1.5)", 1.0),
+    ("gateway_legacy", "bare_def", "gateway legacy / bare def (same def app, mounted)", 1.5),
+    ("gateway_legacy", "bare_async", "gateway legacy / bare async", 0.90),
+    ("gateway_legacy", "bare_def_freeze", "gateway legacy / bare def, both GC-frozen", None),
     ("gateway_async", "gateway_legacy", "gateway async / gateway legacy (seed: 2.3x)", None),
     ("bare_async", "bare_def", "bare async / bare def (seed: 2.3x)", None),
+    ("bare_async_freeze", "bare_async", "bare async, frozen / not (what freezing gives)", None),
     ("bare_async_sync", "bare_def", "bare async-calling-sync / bare def (seed: 0.92)", None),
     ("instrumented", "bare_async", "instrumentator / bare async (reference metrics cost)", None),
     ("bare_async", "ceiling", "bare async / ceiling (share of the framework's limit)", None),
+    (
+        "gateway_async_w2",
+        "bare_async_w2",
+        "2 workers: gateway async / bare async (pool halved per worker)",
+        None,
+    ),
+    (
+        "gateway_legacy_w2",
+        "bare_def_w2",
+        "2 workers: gateway legacy / bare def (pool halved per worker)",
+        None,
+    ),
+    ("bare_async_w2", "bare_async", "bare async, 2 workers / 1 worker (scaling)", None),
 )
+
+# Student's t, two-sided 95 % (the 0.975 quantile), for 1 to 30 degrees of freedom.
+T_975 = (
+    12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
+    2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
+    2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423,
+)  # fmt: skip
+NARROW_PCT = 5.0  # an interval within +-5 % of its mean is what the issue calls narrow
+
+
+def t_975(df: int) -> float:
+    """Student's t 0.975 quantile for `df` degrees of freedom: a table up to 30, then the
+    Cornish-Fisher expansion around the normal quantile (within 1e-4 there).
+
+    >>> t_975(5), t_975(30), round(t_975(120), 3)
+    (2.5706, 2.0423, 1.98)
+    """
+    if df < 1:
+        raise ValueError(f"df={df}: expected at least 1 degree of freedom (two values)")
+    if df <= len(T_975):
+        return T_975[df - 1]
+    z = statistics.NormalDist().inv_cdf(0.975)
+    return (
+        z
+        + (z**3 + z) / (4 * df)
+        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
+    )
+
+
+def interval95(values: Sequence[float]) -> dict[str, float | bool] | None:
+    """The 95 % Student t interval of the mean of `values` (None for fewer than two):
+    mean, low, high, half_width, plus_minus_pct (half width as % of the mean) and narrow
+    (plus_minus_pct below NARROW_PCT).
+
+    >>> i = interval95([1.0, 1.1, 0.9])
+    >>> round(i["mean"], 3), round(i["half_width"], 4), round(i["plus_minus_pct"], 1), i["narrow"]
+    (1.0, 0.2484, 24.8, False)
+    """
+    if len(values) < 2:
+        return None
+    mean = statistics.fmean(values)
+    half = t_975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    pct = 100.0 * half / abs(mean) if mean else math.inf
+    return {
+        "mean": mean,
+        "low": mean - half,
+        "high": mean + half,
+        "half_width": half,
+        "plus_minus_pct": pct,
+        "narrow": pct < NARROW_PCT,
+    }
 
 
 def _ok_rps(run: Run) -> float:
@@ -133,11 +221,13 @@ def summarize(runs: Sequence[Run], order: Sequence[str]) -> list[dict[str, Any]]
 
 
 def comparisons(runs: Sequence[Run]) -> list[dict[str, Any]]:
-    """The issue's headline ratios per profile, with their targets where it sets one."""
+    """The issue's headline ratios per profile: per-round values, mean, its 95 % interval
+    (None from a single round) and the target where the issue sets one."""
     found = []
     for top, bottom, label, target in COMPARISONS:
         for profile, values in pair_ratios(runs, top, bottom).items():
             mean = statistics.fmean(values)
+            interval = interval95(values)
             found.append(
                 {
                     "profile": profile,
@@ -146,6 +236,11 @@ def comparisons(runs: Sequence[Run]) -> list[dict[str, Any]]:
                     "denominator": bottom,
                     "per_round": [round(v, 3) for v in values],
                     "mean": round(mean, 3),
+                    "interval95": None
+                    if interval is None
+                    else {
+                        k: v if isinstance(v, bool) else round(v, 4) for k, v in interval.items()
+                    },
                     "target": target,
                     # judged on the shown value, so a table never says 0.970 and MISSED
                     "met": None if target is None else round(mean, 3) >= target,
@@ -207,13 +302,51 @@ def _errors(errors: Mapping[str, int]) -> str:
     return ", ".join(shown) if shown else "0"
 
 
+def interval_text(comparison: Mapping[str, Any]) -> str:
+    """'0.982 ± 2.1 % [0.961, 1.003]': a comparison's mean with its 95 % interval, or
+    'x.xxx (1 round, no interval)'."""
+    i, mean = comparison.get("interval95"), comparison["mean"]
+    if i is None:
+        return f"{mean:.3f} (1 round, no interval)"
+    return f"{mean:.3f} ± {i['plus_minus_pct']:.1f} % [{i['low']:.3f}, {i['high']:.3f}]"
+
+
+def _narrow(comparison: Mapping[str, Any]) -> str:
+    i = comparison.get("interval95")
+    if i is None:
+        return "n/a"
+    return "yes" if i["narrow"] else "no"
+
+
+def _verdict(comparison: Mapping[str, Any]) -> str:
+    target = comparison["target"]
+    if target is None:
+        return ""
+    return f">= {target} ({'met' if comparison['met'] else 'MISSED'})"
+
+
+def summary_lines(comparisons: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What a run prints at its end: per ratio and profile, the mean with its 95 % interval,
+    whether that is narrower than ±5 %, the target, and the per-round values."""
+    lines = []
+    for c in comparisons:
+        target = _verdict(c)
+        lines.append(
+            f"{c['profile']:>8}  {c['label']}: {interval_text(c)}, "
+            f"narrower than ±{NARROW_PCT:g} %: {_narrow(c)}"
+            + (f", target {target}" if target else "")
+            + f"; rounds {', '.join(f'{v:.3f}' for v in c['per_round'])}"
+        )
+    return lines
+
+
 def headline(result: Mapping[str, Any]) -> list[str]:
     """The issue's ratios as one table, a column per profile (what bench/RESULTS.md shows)."""
     profiles = [
         p for p in result["profiles"] if any(r["profile"] == p["name"] for r in result["runs"])
     ]
     lines = [
-        "## Headline (same-round ratios, mean over rounds)",
+        "## Headline (same-round ratios, mean over rounds ± half its 95 % interval)",
         "",
         "| ratio | " + " | ".join(p["title"] for p in profiles) + " | target |",
         "|---|" + "---:|" * len(profiles) + "---|",
@@ -223,13 +356,17 @@ def headline(result: Mapping[str, Any]) -> list[str]:
         cells = []
         for p in profiles:
             c = found.get((p["name"], top, bottom))
-            cells.append("n/a" if c is None else f"{c['mean']:.3f}")
+            i = None if c is None else c.get("interval95")
+            cells.append(
+                "n/a"
+                if c is None
+                else f"{c['mean']:.3f}" + ("" if i is None else f" ± {i['plus_minus_pct']:.1f} %")
+            )
         met = [
             found[k]["met"] for k in found if k[1:] == (top, bottom) and found[k]["met"] is not None
         ]
-        verdict = (
-            "" if target is None else f">= {target} ({'met' if met and all(met) else 'MISSED'})"
-        )
+        judged = "not measured" if not met else "met" if all(met) else "MISSED"
+        verdict = "" if target is None else f">= {target} ({judged})"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {verdict} |")
     errors = [
         sum(sum(r["wrk"]["errors"].values()) for r in result["runs"] if r["profile"] == p["name"])
@@ -248,9 +385,13 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"Command: `{result['command']}`",
         "",
         f"{s['connections']} connections, wrk {s['threads']} threads, {s['warmup_s']} s warm-up "
-        f"+ {s['duration_s']} s measured per run, {s['rounds']} round(s) (alternating order), "
+        f"+ {s['duration_s']} s measured per run, {s['rounds']} round(s) of the headline "
+        f"cases and {s.get('reference_rounds', s['rounds'])} of the reference cases "
+        "(alternating order, interleaved), "
         f"pool {s['pool_size']}+{s['max_overflow']}, threadpool {s['threadpool_size']}, "
-        f"{s['users']} users, wrk timeout {s['timeout_s']} s.",
+        f"{s['users']} users, wrk timeout {s['timeout_s']} s. Cases with 2 workers divide "
+        f"the pool between them (pool {s['pool_size'] // 2} per worker); the threadpool is "
+        "per worker.",
         "",
     ]
     lines += headline(result)
@@ -285,16 +426,18 @@ def markdown(result: Mapping[str, Any]) -> str:
     lines += [
         "## Ratios from the same rounds",
         "",
-        "| profile | ratio | per round | mean | target |",
+        "Each ratio's mean over rounds with the 95 % interval of that mean (Student t on "
+        f"the per-round values), and whether the interval is narrower than ±{NARROW_PCT:g} %.",
+        "",
+        f"| profile | ratio | per round | mean, 95 % interval | narrower than ±{NARROW_PCT:g} % "
+        "| target |",
+        "|---|---|---|---|---|---|",
     ]
-    lines.append("|---|---|---|---:|---|")
     for c in result["comparisons"]:
-        target = (
-            "" if c["target"] is None else f">= {c['target']} ({'met' if c['met'] else 'MISSED'})"
-        )
-        per_round = ", ".join(f"{v:.2f}" for v in c["per_round"])
+        per_round = ", ".join(f"{v:.3f}" for v in c["per_round"])
         lines.append(
-            f"| {c['profile']} | {c['label']} | {per_round} | {c['mean']:.3f} | {target} |"
+            f"| {c['profile']} | {c['label']} | {per_round} | {interval_text(c)} "
+            f"| {_narrow(c)} | {_verdict(c)} |"
         )
     lines.append("")
     if result.get("deadlock"):

@@ -1,13 +1,15 @@
 """`scripts/bench`: serve each case with uvicorn, load it with wrk, write what was measured.
 
-scripts/bench                      # the full run (~11 min on 2 cores)
+scripts/bench                      # the full run (~22 min on 2 cores; the estimate is printed)
 scripts/bench --quick              # a smoke run: a couple of seconds per case
 scripts/bench --cases gateway_async,bare_async --profiles plain --rounds 4
+scripts/bench --cases headline --reference-rounds 0
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -29,7 +31,7 @@ from typing import Any
 import httpx
 
 from bench import procstat, report, wrk
-from bench.cases import CASES, DEADLOCK_CASES, PROFILES, Case, Profile, schedule, select
+from bench.cases import CASES, DEADLOCK_CASES, PROFILES, Case, Profile, plan, scraped, select
 from bench.database import DEFAULT_ADMIN_URL, connection_budget, throwaway_database
 
 __all__ = ["main"]
@@ -38,9 +40,22 @@ RESULTS = Path(__file__).with_name("results")
 METRIC_NAME = re.compile(r"loop|blocked|blocking")  # not "lag": it matches "flag"
 
 
+# What a run costs besides wrk's own seconds on this 2-core machine, from the runs'
+# `overhead_s` records: starting the server until it answers (uvicorn, or `gateway serve`
+# whose supervisor builds and checks the app before it starts the workers), then either a
+# kill, or for a scraped gateway run the wait for its backlog, the scrape and a clean stop.
+START_S = {"uvicorn": 0.9, "uvicorn workers": 2.5, "gateway": 1.5, "gateway serve": 5.0}
+SCRAPE_S = 2.0  # wait_idle + scrape + SIGTERM
+KILL_S = 0.1
+SEED_S = 2.0  # creating and seeding the throwaway database
+TAIL_S = 0.25  # the measured window ends this long before wrk stops
+WARMUP_S = 1.75  # + 8 s measured + TAIL_S = wrk's 10 s
+
+
 @dataclass(frozen=True)
 class Options:
     rounds: int
+    reference_rounds: int
     duration: float
     warmup: float
     deadlock_duration: float
@@ -53,11 +68,13 @@ class Options:
     users: int
     quick: bool
 
-    def app_env(self, url: str) -> dict[str, str]:
-        """The settings every case gets (GATEWAY_* as the gateway reads them)."""
+    def app_env(self, url: str, workers: int = 1) -> dict[str, str]:
+        """The settings every case gets (GATEWAY_* as the gateway reads them); with several
+        workers each gets its share of the pool, so the database budget holds.
+        The threadpool is per process either way."""
         return {
             "GATEWAY_DATABASE_URL": url,
-            "GATEWAY_POOL_SIZE": str(self.pool_size),
+            "GATEWAY_POOL_SIZE": str(self.pool_size // workers),
             "GATEWAY_MAX_OVERFLOW": "0",
             "GATEWAY_POOL_TIMEOUT": str(self.pool_timeout),
             "GATEWAY_THREADPOOL_SIZE": str(self.threadpool_size),
@@ -99,26 +116,79 @@ class Server:
         return "\n".join(text.splitlines()[-lines:])
 
 
+def server_argv(case: Case, port: int, python: str = sys.executable) -> list[str]:
+    """The command serving `case`: uvicorn with the same flags for every case, with
+    `--workers N` for several workers; a gateway with several workers as its users run it,
+    `gateway serve --workers N` (metrics shared between workers, the supervisor's check).
+
+    >>> server_argv(Case("c", "", "m:f", workers=2), 8000, "py")[-2:]
+    ['--workers', '2']
+    """
+    if case.gateway and case.workers > 1:
+        return [
+            python,
+            "-m",
+            "gateway",
+            "serve",
+            case.app,
+            "--factory",
+            "--workers",
+            str(case.workers),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]  # uvicorn's default --backlog is the 2048 given to the others
+    argv = [python, "-m", "uvicorn", case.app, "--factory", "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--log-level", "warning", "--no-access-log", "--backlog", "2048"]
+    if case.workers > 1:
+        argv += ["--workers", str(case.workers)]
+    return argv
+
+
+def server_kind(case: Case) -> str:
+    """What START_S is keyed by: 'uvicorn', 'uvicorn workers', 'gateway' (under uvicorn)
+    or 'gateway serve' (several workers)."""
+    if case.gateway:
+        return "gateway serve" if case.workers > 1 else "gateway"
+    return "uvicorn workers" if case.workers > 1 else "uvicorn"
+
+
 @contextmanager
-def serve(case: Case, env: dict[str, str], ready_id: int = 1) -> Iterator[Server]:
-    """uvicorn, one worker, the same flags for every case; stopped (killed if stuck) on exit."""
+def serve(
+    case: Case, env: dict[str, str], ready_id: int = 1, *, graceful: bool = True
+) -> Iterator[Server]:
+    """The case's server (uvicorn, or `gateway serve` for a gateway with several workers).
+    On exit: stopped with SIGTERM (its process group killed if that takes over 5 s), or
+    with `graceful=False` killed at once; nothing is measured after the run."""
     from gateway.testing import free_port
 
     port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", case.app, "--factory", "--host", "127.0.0.1"]
-    argv += ["--port", str(port), "--log-level", "warning", "--no-access-log", "--backlog", "2048"]
     log = Path(tempfile.mkstemp(prefix=f"bench-{case.name}-", suffix=".log")[1])
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            argv, env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    try:
-        _wait_ready(server, f"{server.url}{case.path}{ready_id}")
-        yield server
-    finally:
-        _stop(process)
-        log.unlink(missing_ok=True)
+    extra: dict[str, str] = {}
+    with contextlib.ExitStack() as cleanup:
+        if case.workers > 1 and case.gateway:
+            # the workers' shared metrics files, removed with the server; no drain on stop
+            metrics_dir = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="bench-"))
+            extra = {"PROMETHEUS_MULTIPROC_DIR": metrics_dir, "GATEWAY_SHUTDOWN_DRAIN_SECONDS": "0"}
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                server_argv(case, port),
+                env={**os.environ, **env, **extra},
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: the workers go with it
+            )
+        server = Server(process, f"http://127.0.0.1:{port}", log)
+        try:
+            _wait_ready(server, f"{server.url}{case.path}{ready_id}")
+            yield server
+        finally:
+            _stop(process, graceful=graceful)
+            log.unlink(missing_ok=True)
 
 
 def _wait_ready(server: Server, url: str, timeout: float = 60.0) -> None:
@@ -131,7 +201,7 @@ def _wait_ready(server: Server, url: str, timeout: float = 60.0) -> None:
         try:
             answer = httpx.get(url, timeout=5.0)
         except httpx.TransportError:
-            time.sleep(0.2)
+            time.sleep(0.05)
             continue
         if answer.status_code != 200:
             raise RuntimeError(
@@ -142,14 +212,15 @@ def _wait_ready(server: Server, url: str, timeout: float = 60.0) -> None:
     raise TimeoutError(f"server not ready at {url} after {timeout:.0f} s:\n{server.log_tail()}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
+def _stop(process: subprocess.Popen[bytes], *, graceful: bool = True) -> None:
+    if graceful and process.poll() is None:
         process.send_signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()  # a deadlocked server never finishes its requests
-            process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        # a deadlocked server never finishes its requests; a worker may outlive its parent
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def scrape_gateway_metrics(url: str, prefix: str = "/_gateway") -> dict[str, float]:
@@ -195,18 +266,22 @@ def measure(
 ) -> dict[str, Any]:
     """Start the case's server and load it with one wrk run: `warmup` seconds, then the
     measured window of `duration` seconds on the same connections; return the record."""
-    env = {**options.app_env(db_url), **case.env}
+    env = {**options.app_env(db_url, case.workers), **case.env}
+    scrape = scraped(case, number)
     started = time.monotonic()
-    with serve(case, env) as server:
-        progress.more(f" up {time.monotonic() - started:.1f}s, warm-up {warmup:g}s")
+    with serve(case, env, graceful=scrape) as server:
+        up = time.monotonic() - started
+        progress.more(f" up {up:.1f}s, warm-up {warmup:g}s")
+        seconds = wrk_seconds(warmup, duration)
         launch = time.monotonic()
-        window = (launch + warmup, launch + warmup + duration)
+        # wrk runs whole seconds: the window is its last `duration` seconds but TAIL_S
+        window = (launch + seconds - TAIL_S - duration, launch + seconds - TAIL_S)
         argv = wrk.command(
             server.url,
             case.path,
             connections=options.connections,
             threads=options.threads,
-            duration=math.ceil(warmup + duration + 1),  # the window ends before wrk does
+            duration=seconds,
             timeout=options.timeout,
             max_id=options.users,
             window=window,
@@ -217,7 +292,8 @@ def measure(
             progress.more(f", measuring {duration:g}s ...")
             _sleep_until(window[1])
             after = procstat.snapshot(server.pid, running.process.pid)
-            result, _output = running.finish(warmup + duration + 60, window)
+            result, _output = running.finish(seconds + 60, window)
+        finished = time.monotonic()
         record: dict[str, Any] = {
             "profile": profile.name,
             "round": number,
@@ -225,17 +301,35 @@ def measure(
             "title": case.title,
             "app": case.app,
             "env": case.env,
+            "workers": case.workers,
+            "server_command": shlex.join(server_argv(case, 0)),
             "wrk_command": shlex.join(argv),
             "wrk": result.to_dict(),
             "cpu": after.minus(before),
         }
-        if case.gateway and server.process.poll() is None:
+        if scrape and server.process.poll() is None:
             # the server finishes what wrk left in flight; then its counters are complete
             procstat.wait_idle(server.pid, limit=10.0)
             record["gateway_metrics"] = scrape_gateway_metrics(server.url)
         if result.error_count:
             record["server_log_tail"] = server.log_tail()
+        left = time.monotonic()
+    # what the run cost besides wrk: where START_S, SCRAPE_S and KILL_S come from
+    record["overhead_s"] = {
+        "start": round(up, 2),
+        "scrape": round(left - finished, 2),
+        "stop": round(time.monotonic() - left, 2),
+    }
     return record
+
+
+def wrk_seconds(warmup: float, duration: float) -> int:
+    """wrk's --duration (whole seconds) holding `warmup` then `duration` seconds and TAIL_S.
+
+    >>> wrk_seconds(2, 8), wrk_seconds(1, 2), wrk_seconds(0, 12)
+    (11, 4, 13)
+    """
+    return math.ceil(warmup + duration + TAIL_S)
 
 
 def _sleep_until(moment: float) -> None:
@@ -262,14 +356,30 @@ def _describe(record: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 s per case, 1 s warm-up")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds, alternating order (2)")
-    parser.add_argument("--duration", type=float, help="measured seconds per run (10)")
-    parser.add_argument("--warmup", type=float, help="warm-up seconds per run (3)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 2 s per case, 1 s warm-up, 2 headline rounds and 1 reference round",
+    )
+    parser.add_argument(
+        "--rounds", type=int, help="rounds of the headline cases, alternating order (6)"
+    )
+    parser.add_argument(
+        "--reference-rounds",
+        type=int,
+        help="rounds of the reference cases, the first ones of the headline rounds (2)",
+    )
+    parser.add_argument("--duration", type=float, help="measured seconds per run (8)")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        help=f"warm-up seconds per run ({WARMUP_S:g}: with the measured seconds and the "
+        f"{TAIL_S:g} s tail, wrk's whole seconds)",
+    )
     parser.add_argument(
         "--deadlock-duration",
         type=float,
-        help="seconds for each deadlock reference (25, under the 30 s pool timeout)",
+        help="seconds for each deadlock reference (10, under the 30 s pool timeout)",
     )
     parser.add_argument("--connections", type=int, default=1000, help="concurrent connections")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
@@ -285,7 +395,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
     parser.add_argument("--pool-timeout", type=float, default=30.0, help="pool checkout timeout")
     parser.add_argument("--users", type=int, default=10_000, help="seeded users (10000)")
     parser.add_argument(
-        "--cases", help=f"comma list, default all: {','.join(c.name for c in CASES)}"
+        "--cases",
+        help="comma list (headline and reference name those groups), default all: "
+        + ",".join(c.name for c in CASES),
     )
     parser.add_argument("--profiles", help="comma list, default all: plain,delay5ms")
     parser.add_argument("--no-deadlock", action="store_true", help="skip the deadlock reference")
@@ -297,11 +409,16 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
     )
     args = parser.parse_args(argv)
     quick = args.quick
+    rounds = args.rounds if args.rounds is not None else (2 if quick else 6)
+    reference_rounds = args.reference_rounds
+    if reference_rounds is None:
+        reference_rounds = min(rounds, 1 if quick else 2)
     options = Options(
-        rounds=args.rounds,
-        duration=args.duration or (2.0 if quick else 10.0),
-        warmup=args.warmup or (1.0 if quick else 3.0),
-        deadlock_duration=args.deadlock_duration or (6.0 if quick else 25.0),
+        rounds=rounds,
+        reference_rounds=reference_rounds,
+        duration=args.duration or (2.0 if quick else 8.0),
+        warmup=args.warmup if args.warmup is not None else (1.0 if quick else WARMUP_S),
+        deadlock_duration=args.deadlock_duration or (6.0 if quick else 10.0),
         connections=args.connections,
         threads=args.threads,
         timeout=args.timeout,
@@ -325,16 +442,38 @@ def _profiles(names: str | None) -> tuple[Profile, ...]:
     return tuple(known[n] for n in wanted)
 
 
-def _preflight(args: argparse.Namespace, options: Options) -> None:
+def _preflight(args: argparse.Namespace, options: Options, cases: tuple[Case, ...]) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: install Debian's wrk (scripts/bench does, as root).")
     limit, used = connection_budget(args.postgres)
-    needed = options.pool_size + 10  # the pool, the gateway's own bookkeeping, the harness
+    # the pool (divided between workers), each gateway process's bookkeeping, the harness
+    needed = options.pool_size + 10 + 5 * (max(c.workers for c in cases) - 1)
     if needed > limit - used:
         raise SystemExit(
             f"PostgreSQL allows max_connections={limit} and {used} are in use; --pool "
             f"{options.pool_size} needs about {needed}. Lower --pool or free connections."
         )
+
+
+def estimate_seconds(
+    planned: list[tuple[int, Case]], deadlock: list[Case], options: Options
+) -> float:
+    """How long a plan of (round, case) takes on a quiet machine: each run's wrk seconds,
+    its server's start, then a kill or (scraped runs) the scrape and a clean stop; the
+    deadlock references (round 1, no warm-up); seeding the database.
+
+    >>> quick = Options(1, 1, 2.0, 1.0, 6.0, 1000, 2, 30.0, 80, 1000, 30.0, 10, True)
+    >>> round(estimate_seconds([(1, Case("a", "", ""))], [], quick), 2)
+    7.0
+    """
+
+    def one(number: int, case: Case, seconds: int) -> float:
+        after = SCRAPE_S if scraped(case, number) else KILL_S
+        return seconds + START_S[server_kind(case)] + after
+
+    measured = wrk_seconds(options.warmup, options.duration)
+    total = SEED_S + sum(one(n, c, measured) for n, c in planned)
+    return total + sum(one(1, c, wrk_seconds(0.0, options.deadlock_duration)) for c in deadlock)
 
 
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
@@ -349,19 +488,20 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     profiles = _profiles(args.profiles)
-    _preflight(args, options)
-    plan = [(p, n, c) for p in profiles for n, c in schedule(cases, options.rounds)]
+    _preflight(args, options, cases)
+    planned = plan(cases, profiles, options.rounds, options.reference_rounds)
     deadlock = [] if args.no_deadlock else list(DEADLOCK_CASES)
-    progress = Progress(len(plan) + len(deadlock))
+    progress = Progress(len(planned) + len(deadlock))
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     machine = procstat.machine_info()
-    # wrk's run plus start/stop (and the metrics scrape for gateway cases) on a quiet machine
-    per_run = options.warmup + options.duration + 1
-    estimate = sum(per_run + (8 if c.gateway else 4) for _p, _n, c in plan)
-    estimate += len(deadlock) * (options.deadlock_duration + 10)
+    estimate = estimate_seconds([(n, c) for _p, n, c in planned], deadlock, options)
+    headline = sum(1 for _p, _n, c in planned if c.headline)
     progress.say(
-        f"{len(plan)} runs + {len(deadlock)} deadlock runs, {options.connections} connections, "
-        f"about {estimate / 60:.1f} min; load average {machine['loadavg_at_start']}"
+        f"{len(planned)} runs ({headline} headline: {options.rounds} rounds; "
+        f"{len(planned) - headline} reference: {options.reference_rounds} rounds) + "
+        f"{len(deadlock)} deadlock runs, {options.connections} connections, "
+        f"about {estimate / 60:.1f} min on a quiet machine; "
+        f"load average {machine['loadavg_at_start']}"
     )
     runs: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
@@ -371,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         postgres_version = db.server_version()
         for profile in profiles:
             db.use_profile(profile)
-            for number, case in [(n, c) for p, n, c in plan if p is profile]:
+            for number, case in [(n, c) for p, n, c in planned if p is profile]:
                 progress.done += 1
                 progress.say(
                     f"({progress.done}/{progress.total}) {profile.name} round {number} "
@@ -436,13 +576,16 @@ def main(argv: list[str] | None = None) -> int:
                 deadlock_runs.append(record)
                 progress.more(_describe(record) + f" -> {record['verdict']}\n")
     machine["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    order = [c.name for c in cases]
+    machine["estimate_s"] = round(estimate)
+    machine["elapsed_s"] = round(time.monotonic() - progress.started)
     result: dict[str, Any] = {
         "started": started,
         "command": "scripts/bench " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "quick": options.quick,
         "settings": {
             "rounds": options.rounds,
+            "reference_rounds": options.reference_rounds,
+            "headline_cases": [c.name for c in cases if c.headline],
             "duration_s": options.duration,
             "warmup_s": options.warmup,
             "deadlock_duration_s": options.deadlock_duration,
@@ -458,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
         "profiles": [{"name": p.name, "title": p.title, "delay_ms": p.delay_ms} for p in profiles],
         "machine": machine,
         "versions": {**procstat.versions(), "postgresql": postgres_version},
-        "summary": report.summarize(runs, order),
+        "summary": report.summarize(runs, [c.name for c in cases]),
         "comparisons": report.comparisons(runs),
         "runs": runs,
         "deadlock": deadlock_runs,
@@ -466,13 +609,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     paths = write_results(result, args.out, quick=options.quick)
     progress.say("wrote " + ", ".join(str(p) for p in paths))
-    for c in result["comparisons"]:
-        target = (
-            ""
-            if c["target"] is None
-            else f"  (target >= {c['target']}: {'met' if c['met'] else 'MISSED'})"
-        )
-        progress.say(f"{c['profile']:>8}  {c['label']}: {c['mean']:.3f}{target}")
+    progress.say("same-round ratios: mean ± half its 95 % interval [low, high]")
+    for line in report.summary_lines(result["comparisons"]):
+        progress.say(line)
     if failures:
         progress.say(f"{len(failures)} run(s) failed; see 'failures' in the JSON")
     return 1 if failures else 0

@@ -93,11 +93,62 @@ def test_schedule_alternates_forward_and_reversed():
         cases.schedule(abc, 0)
 
 
+def test_schedule_runs_reference_cases_for_fewer_rounds_interleaved():
+    mixed = [
+        Case("H1", "", "m:f", headline=True),
+        Case("R", "", "m:f"),
+        Case("H2", "", "m:f", headline=True),
+    ]
+    order = [(r, c.name) for r, c in cases.schedule(mixed, 3, reference_rounds=2)]
+    assert order == [
+        (1, "H1"), (1, "R"), (1, "H2"),
+        (2, "H2"), (2, "R"), (2, "H1"),
+        (3, "H1"), (3, "H2"),
+    ]  # fmt: skip
+    assert [n for _r, n in [(r, c.name) for r, c in cases.schedule(mixed, 2, 0)]] == [
+        "H1", "H2", "H2", "H1"
+    ]  # fmt: skip
+    more = [(r, c.name) for r, c in cases.schedule(mixed, 1, reference_rounds=2)]
+    assert more == [(1, "H1"), (1, "R"), (1, "H2"), (2, "R")]
+    with pytest.raises(ValueError, match="reference rounds of at least 0"):
+        cases.schedule(mixed, 2, reference_rounds=-1)
+
+
+def test_the_headline_cases_are_the_issues_six():
+    assert [c.name for c in cases.CASES if c.headline] == [
+        "bare_def",
+        "bare_async",
+        "bare_async_freeze",
+        "gateway_legacy",
+        "gateway_async",
+        "gateway_async_nofreeze",
+    ]
+
+
 def test_select_keeps_the_baseline_and_rejects_unknown_names():
     picked = cases.select("gateway_async, ceiling")
     assert [c.name for c in picked] == ["bare_def", "gateway_async", "ceiling"]
-    with pytest.raises(ValueError, match=r"unknown case.*nope"):
+    with pytest.raises(ValueError, match=r"unknown case.*nope.*expected some of headline"):
         cases.select("nope")
+
+
+def test_select_knows_the_headline_and_reference_groups():
+    headline = cases.select("headline")
+    assert all(c.headline for c in headline) and len(headline) == 6
+    reference = cases.select("reference")
+    assert reference[0].name == cases.BASELINE
+    assert all(not c.headline for c in reference[1:])
+    assert {c.name for c in reference} >= {"bare_async_w2", "gateway_legacy_w2", "ceiling"}
+    assert [c.name for c in cases.select("headline,ceiling")][-1] == "ceiling"
+
+
+def test_worker_cases_have_their_baselines():
+    workers = {c.name: c for c in cases.CASES if c.workers > 1}
+    assert set(workers) == {"bare_def_w2", "bare_async_w2", "gateway_legacy_w2", "gateway_async_w2"}
+    assert all(c.workers == 2 and "pool per worker" in c.title for c in workers.values())
+    for top, bottom, _label, _target in report.COMPARISONS:
+        if top in workers:
+            assert bottom in workers or bottom in {c.name for c in cases.CASES}
 
 
 def test_every_case_serves_the_same_route_shape():
@@ -111,7 +162,11 @@ def test_every_case_serves_the_same_route_shape():
         "gateway_async": "async",
         "gateway_async_nofreeze": "async",
         "gateway_async_sync": "async",
+        "gateway_legacy_w2": "legacy",
+        "gateway_async_w2": "async",
     }
+    compared = {name for c in report.COMPARISONS for name in c[:2]}
+    assert compared <= {c.name for c in cases.CASES}
     deadlock = {c.name: c.env for c in cases.DEADLOCK_CASES}
     assert set(deadlock) == {
         "deadlock_bare_def",
@@ -198,16 +253,74 @@ def test_summary_rows_average_rounds_and_sum_errors():
     ]
 
 
-def test_comparisons_check_targets():
-    found = {(c["profile"], c["numerator"], c["denominator"]): c for c in report.comparisons(RUNS)}
-    gateway = found[("plain", "gateway_async", "bare_async")]
+# bare_async_freeze measured as bare_async was: the like-for-like pairing has numbers
+FROZEN = [
+    {**r, "case": "bare_async_freeze", "title": "bare async freeze"}
+    for r in RUNS
+    if r["case"] == "bare_async"
+]
+
+
+def test_comparisons_check_targets_and_give_the_interval():
+    runs = RUNS + FROZEN
+    found = {(c["profile"], c["numerator"], c["denominator"]): c for c in report.comparisons(runs)}
+    gateway = found[("plain", "gateway_async", "bare_async_freeze")]
     assert gateway["mean"] == 0.97 and gateway["target"] == 0.97 and gateway["met"] is True
+    assert gateway["per_round"] == [0.98, 0.96]
+    # two rounds: t(1) = 12.706, sd 0.01414, half width 12.706 * 0.01414 / sqrt(2) = 0.127
+    assert gateway["interval95"] == {
+        "mean": 0.97,
+        "low": 0.8429,
+        "high": 1.0971,
+        "half_width": 0.1271,
+        "plus_minus_pct": 13.0992,
+        "narrow": False,
+    }
+    deployed = found[("plain", "gateway_async", "bare_async")]
+    assert deployed["target"] is None and deployed["met"] is None
     seed = found[("delay5ms", "bare_async", "bare_def")]
     assert seed["per_round"] == [3.0] and seed["target"] is None and seed["met"] is None
+    assert seed["interval95"] is None  # one round has no interval
     slower = report.comparisons(
-        [_run("p", 1, "gateway_async", 96), _run("p", 1, "bare_async", 100)]
+        [_run("p", 1, "gateway_async", 96), _run("p", 1, "bare_async_freeze", 100)]
     )
     assert [c["met"] for c in slower if c["numerator"] == "gateway_async"] == [False]
+
+
+def test_t_quantile_matches_the_table_and_the_expansion_beyond_it():
+    assert report.t_975(1) == 12.7062
+    assert report.t_975(5) == 2.5706  # the value every t table prints for 5 df
+    assert report.t_975(30) == 2.0423
+    assert report.t_975(31) == pytest.approx(2.0395, abs=1e-4)  # Cornish-Fisher, beyond
+    assert report.t_975(60) == pytest.approx(2.0003, abs=1e-4)
+    assert report.t_975(10_000) == pytest.approx(1.96, abs=1e-3)
+    with pytest.raises(ValueError, match="at least 1 degree of freedom"):
+        report.t_975(0)
+
+
+def test_interval_of_six_rounds_against_a_hand_computed_one():
+    values = [0.95, 0.97, 0.99, 0.96, 0.98, 1.00]
+    found = report.interval95(values)
+    assert found is not None
+    # mean 0.975, sd 0.018708, t(5) 2.5706: half width 2.5706 * 0.018708 / sqrt(6) = 0.019633
+    assert found["mean"] == pytest.approx(0.975)
+    assert found["half_width"] == pytest.approx(0.019633, abs=1e-6)
+    assert (found["low"], found["high"]) == pytest.approx((0.955367, 0.994633), abs=1e-6)
+    assert found["plus_minus_pct"] == pytest.approx(2.0137, abs=1e-4)
+    assert found["narrow"] is True
+    assert report.interval95([1.0]) is None and report.interval95([]) is None
+    assert report.interval95([1.0, 1.0])["half_width"] == 0.0
+
+
+def test_summary_lines_say_interval_narrowness_target_and_rounds():
+    lines = report.summary_lines(report.comparisons(RUNS + FROZEN))
+    first = lines[0]
+    assert first.startswith("   plain  gateway async / bare async, both GC-frozen")
+    assert "0.970 ± 13.1 % [0.843, 1.097]" in first
+    assert "narrower than ±5 %: no" in first and "target >= 0.97 (met)" in first
+    assert first.endswith("rounds 0.980, 0.960")
+    single = next(line for line in lines if line.startswith("delay5ms  bare async / bare def"))
+    assert "3.000 (1 round, no interval), narrower than ±5 %: n/a; rounds 3.000" in single
 
 
 def test_deadlock_verdict():
@@ -252,22 +365,29 @@ def _result(runs):
 
 
 def test_markdown_has_a_row_per_case_and_the_deadlock_verdict():
-    text = report.markdown(_result(RUNS))
+    text = report.markdown(_result(RUNS + FROZEN))
     assert "Command: `scripts/bench --quick`" in text
     assert "| bare async | 1125 | 2.04 (2.00-2.08) | 100 | 302 | status 7 |" in text
-    assert "| plain | gateway async / bare async" in text and "(met)" in text
+    assert (
+        "| plain | gateway async / bare async, both GC-frozen (cost of gateway + metrics) "
+        "| 0.980, 0.960 | 0.970 ± 13.1 % [0.843, 1.097] | no | >= 0.97 (met) |"
+    ) in text
+    assert "| delay5ms | bare async / bare def (seed: 2.3x) | 3.000 | 3.000 (1 round, no " in text
+    assert "2 round(s) of the headline cases and 2 of the reference cases" in text
     assert "| deadlock bare def | 10 | 0 | 0 | n/a | 3 | deadlocked |" in text
     assert "nproc: 2" in text
 
 
 def test_headline_puts_the_profiles_side_by_side():
-    lines = report.headline(_result(RUNS))
+    lines = report.headline(_result(RUNS + FROZEN))
     assert lines[2] == "| ratio | plain lookup | d | target |"
     row = next(line for line in lines if line.startswith("| bare async / bare def"))
-    assert row == "| bare async / bare def (seed: 2.3x) | 2.042 | 3.000 |  |"
+    assert row == "| bare async / bare def (seed: 2.3x) | 2.042 ± 25.9 % | 3.000 |  |"
     gateway = next(line for line in lines if line.startswith("| gateway async / bare async"))
-    assert gateway.endswith("| 0.970 | n/a | >= 0.97 (met) |")
-    assert "| errors, all runs | 7 | 0 | 0 |" in lines
+    assert gateway.endswith("| 0.970 ± 13.1 % | n/a | >= 0.97 (met) |")
+    legacy = next(line for line in lines if line.startswith("| gateway legacy / bare def ("))
+    assert legacy.endswith("| n/a | n/a | >= 1.5 (not measured) |")
+    assert "| errors, all runs | 14 | 0 | 0 |" in lines  # bare async 7, its frozen copy 7
 
 
 def test_chart_is_written_as_png(tmp_path: Path):
@@ -297,10 +417,159 @@ def test_snapshot_of_this_process_moves_forward():
     assert set(delta) == {"server_s", "postgres_s", "wrk_s", "machine_busy_s", "machine_total_s"}
 
 
+def test_parent_pid_and_the_process_tree():
+    fields = ["S", "42", *["0"] * 40]
+    assert procstat.parse_stat_parent(f"7 (uvicorn (w) 1) {' '.join(fields)}") == 42
+    parents = {10: 1, 11: 10, 12: 10, 13: 11, 20: 1, 21: 99}
+    assert procstat.descendants(parents, 10) == {11, 12, 13}
+    assert procstat.descendants(parents, 13) == set()
+    assert procstat.descendants({2: 3, 3: 2}, 2) == {2, 3}  # a loop ends, it does not spin
+
+
+def test_tree_seconds_counts_a_child_process():
+    import os
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert procstat.tree_seconds(os.getpid()) >= procstat.process_seconds(os.getpid())
+        parents = {}
+        for entry in procstat.PROC.iterdir():
+            if entry.name.isdigit():
+                try:
+                    parents[int(entry.name)] = procstat.parse_stat_parent(
+                        (entry / "stat").read_text()
+                    )
+                except FileNotFoundError:
+                    continue
+        assert child.pid in procstat.descendants(parents, os.getpid())
+    finally:
+        child.kill()
+        child.wait()
+    with pytest.raises(ProcessLookupError, match="expected the server to be running"):
+        procstat.tree_seconds(child.pid)
+
+
+# -- the runner's pure parts ------------------------------------------------------------------
+
+
+def _options(**changes):
+    from bench.run import Options
+
+    base = {
+        "rounds": 6,
+        "reference_rounds": 2,
+        "duration": 8.0,
+        "warmup": 2.0,
+        "deadlock_duration": 12.0,
+        "connections": 1000,
+        "threads": 2,
+        "timeout": 30.0,
+        "pool_size": 80,
+        "threadpool_size": 1000,
+        "pool_timeout": 30.0,
+        "users": 10_000,
+        "quick": False,
+    }
+    return Options(**{**base, **changes})
+
+
+def test_server_argv_passes_workers_to_uvicorn_and_uses_gateway_serve_for_the_gateway():
+    from bench.run import server_argv
+
+    bare = next(c for c in cases.CASES if c.name == "bare_async_w2")
+    argv = server_argv(bare, 8123, python="py")
+    assert argv[:5] == ["py", "-m", "uvicorn", "bench.apps.bare_async:create_app", "--factory"]
+    assert argv[argv.index("--workers") + 1] == "2" and argv[argv.index("--port") + 1] == "8123"
+    single = server_argv(next(c for c in cases.CASES if c.name == "bare_async"), 8123, "py")
+    assert "--workers" not in single
+    assert single[4:] == argv[4 : len(single)]  # otherwise the same flags
+    gateway = server_argv(next(c for c in cases.CASES if c.name == "gateway_legacy_w2"), 9, "py")
+    assert gateway[:6] == [
+        "py",
+        "-m",
+        "gateway",
+        "serve",
+        "bench.apps.gateway_app:create_app",
+        "--factory",
+    ]
+    assert gateway[gateway.index("--workers") + 1] == "2"
+    assert "--no-access-log" in gateway
+    one = server_argv(next(c for c in cases.CASES if c.name == "gateway_legacy"), 9, "py")
+    assert one[2] == "uvicorn"  # one worker: the gateway is served as every other case
+
+
+def test_each_worker_gets_its_share_of_the_pool():
+    options = _options()
+    assert options.app_env("postgresql://x")["GATEWAY_POOL_SIZE"] == "80"
+    two = options.app_env("postgresql://x", workers=2)
+    assert two["GATEWAY_POOL_SIZE"] == "40" and two["GATEWAY_THREADPOOL_SIZE"] == "1000"
+    assert two["GATEWAY_MAX_OVERFLOW"] == "0"
+
+
+def test_wrk_runs_whole_seconds_that_hold_the_warmup_the_window_and_the_tail():
+    from bench.run import TAIL_S, WARMUP_S, wrk_seconds
+
+    assert wrk_seconds(WARMUP_S, 8.0) == 10  # the default run: no second lost to rounding
+    assert wrk_seconds(2.0, 8.0) == 11
+    assert wrk_seconds(1.75 - TAIL_S, 8.0) == 10
+    assert wrk_seconds(0.0, 10.0) == 11
+
+
+def test_plan_runs_every_profile_and_leaves_ceiling_out_of_the_delayed_one():
+    planned = cases.plan(cases.CASES, cases.PROFILES, 6, 2)
+    headline = [c for c in cases.CASES if c.headline]
+    reference = [c for c in cases.CASES if not c.headline]
+    assert len(planned) == 2 * (6 * len(headline) + 2 * len(reference)) - 2
+    ceiling = [(p.name, n) for p, n, c in planned if c.name == "ceiling"]
+    assert ceiling == [("plain", 1), ("plain", 2)]
+    assert planned[0][0].name == "plain"
+    assert {n for _p, n, c in planned if c.name == "bare_async_w2"} == {1, 2}
+
+
+def test_only_the_first_round_of_a_gateway_case_is_scraped():
+    gateway = next(c for c in cases.CASES if c.name == "gateway_async")
+    bare = next(c for c in cases.CASES if c.name == "bare_async")
+    assert cases.scraped(gateway, 1) and not cases.scraped(gateway, 2)
+    assert not cases.scraped(bare, 1)
+
+
+def test_the_estimate_is_computed_from_the_plan():
+    from bench.run import KILL_S, SCRAPE_S, SEED_S, START_S, estimate_seconds, server_kind
+
+    options = _options(warmup=2.0)
+    bare, gateway = Case("b", "", "m:f"), Case("g", "", "m:f", gateway=True, workers=2)
+    assert (server_kind(bare), server_kind(gateway)) == ("uvicorn", "gateway serve")
+    found = estimate_seconds([(1, bare), (2, bare), (1, gateway), (2, gateway)], [bare], options)
+    expected = SEED_S + 2 * (11 + START_S["uvicorn"] + KILL_S)
+    expected += 11 + START_S["gateway serve"] + SCRAPE_S  # round 1: scraped
+    expected += 11 + START_S["gateway serve"] + KILL_S
+    expected += 13 + START_S["uvicorn"] + KILL_S  # a deadlock run: no warm-up, 12 s
+    assert found == pytest.approx(expected)
+
+
+def test_the_default_run_fits_the_budget_by_the_same_arithmetic():
+    from bench.run import estimate_seconds, parse_args
+
+    _args, options = parse_args([])
+    assert (options.rounds, options.reference_rounds) == (6, 2)
+    assert (options.warmup, options.duration, options.deadlock_duration) == (1.75, 8.0, 10.0)
+    planned = cases.plan(cases.CASES, cases.PROFILES, options.rounds, options.reference_rounds)
+    full = estimate_seconds([(n, c) for _p, n, c in planned], list(cases.DEADLOCK_CASES), options)
+    assert full <= 23 * 60
+    _args, quick = parse_args(["--quick"])
+    assert (quick.rounds, quick.reference_rounds) == (2, 1)
+    _args, few = parse_args(["--rounds", "1"])
+    assert few.reference_rounds == 1
+
+
 # -- the apps, on a real PostgreSQL -------------------------------------------------------------
 
 APPS = [
     ("bench.apps.bare_def", "create_app", {}),
+    ("bench.apps.bare_def", "create_frozen_app", {}),
+    ("bench.apps.bare_async", "create_frozen_app", {}),
     ("bench.apps.bare_async_sync", "create_app", {}),
     ("bench.apps.bare_async_sync", "create_dependency_app", {}),
     ("bench.apps.bare_async", "create_app", {}),
@@ -353,12 +622,45 @@ async def test_gateway_app_runs_the_mode_it_was_given(seeded_url, monkeypatch):
     from bench.apps import gateway_app
 
     monkeypatch.setenv("GATEWAY_DATABASE_URL", seeded_url)
+    monkeypatch.setenv("GATEWAY_POOL_SIZE", "2")
     for mode in ("legacy", "async"):
         monkeypatch.setenv("GATEWAY_DEFAULT_MODE", mode)
         app = gateway_app.create_app()
-        async for _client in started_client(app):
+        async for client in started_client(app):
             gateway = app.state.gateway
             assert gateway.modes.get(gateway_app.ROUTE).mode.value == mode
+            answer = await client.get("/users/3")
+        assert answer.headers["x-gateway-implementation"] == mode
+
+
+def test_gateway_legacy_side_is_the_bare_def_app_itself():
+    import os
+
+    from bench.apps import gateway_app
+
+    os.environ.setdefault("GATEWAY_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    gateway = gateway_app.create_app().state.gateway
+    row = next(r for r in gateway.describe_routes() if r["key"] == gateway_app.ROUTE)
+    assert row["paired"] and row["kinds"] == {"legacy": "def", "async": "async def"}
+    assert row["legacy"] == "bench.apps.bare_def.create_app.<locals>.read_user"
+    assert row["async"] == "bench.apps.gateway_app.read_user_async"
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_frozen_apps_freeze_after_startup_and_unfreeze_at_shutdown(seeded_url, monkeypatch):
+    import gc
+
+    from bench.apps import bare_async
+
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", seeded_url)
+    monkeypatch.setenv("GATEWAY_POOL_SIZE", "2")
+    gc.unfreeze()
+    async for _client in started_client(bare_async.create_frozen_app()):
+        frozen = gc.get_freeze_count()
+    assert frozen > 0 and gc.get_freeze_count() == 0
+    async for _client in started_client(bare_async.create_app()):
+        assert gc.get_freeze_count() == 0
 
 
 @pytest.mark.postgres

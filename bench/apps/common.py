@@ -6,6 +6,7 @@ nothing of the gateway), so every case runs with the same pool and threadpool.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -71,15 +72,26 @@ def async_engine(settings: AppSettings) -> AsyncEngine:
     return create_async_engine(url, **settings.pool())
 
 
-def lifespan(settings: AppSettings, dispose: Callable[[], Any]) -> Callable[[FastAPI], Any]:
-    """Size anyio's default thread limiter (what `def` routes run under) as the gateway does."""
+def lifespan(
+    settings: AppSettings, dispose: Callable[[], Any], *, gc_freeze: bool = False
+) -> Callable[[FastAPI], Any]:
+    """Size anyio's default thread limiter (what `def` routes run under) as the gateway does.
+
+    With `gc_freeze`, `gc.freeze()` once startup is done and `gc.unfreeze()` at shutdown:
+    what the gateway's GATEWAY_GC_FREEZE (its default) does, written out here because a
+    bare app knows nothing of the gateway.
+    """
 
     @asynccontextmanager
     async def span(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
+        if gc_freeze:
+            gc.freeze()
         try:
             yield
         finally:
+            if gc_freeze:
+                gc.unfreeze()
             result = dispose()
             if result is not None:
                 await result

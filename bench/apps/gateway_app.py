@@ -1,8 +1,11 @@
 """Cases gateway_legacy and gateway_async: the same route, paired, behind gateway.Gateway.
 
-The legacy side is bare_def's route (`def`, sync generator get_db, response_model); the
-async side is bare_async's. The mode comes from GATEWAY_DEFAULT_MODE (legacy or async) and
-is set again through the Python API after build. Settings are the gateway's own GATEWAY_*.
+The legacy side is bare_def's app object itself, mounted unchanged with
+`include_legacy(app)`: its own engine, its own `get_db`, its response_model and its
+lifespan, exactly what the bare_def case serves. The async side is bare_async's route on
+the gateway's `get_async_session`. The mode comes from GATEWAY_DEFAULT_MODE (legacy or
+async) and is set again through the Python API after build. Settings are the gateway's own
+GATEWAY_*, which bare_def reads too, so both sides get the same pool and threadpool sizes.
 
 `create_blocking_app` serves bare_async_sync's route (an `async def` using the sync
 engine) as the async side, so the gateway's loop-blocking metrics show what it costs.
@@ -14,25 +17,18 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
+from bench.apps import bare_def
 from bench.apps.common import User, UserOut
 from gateway import Gateway, Settings
-from gateway.database import get_async_session, get_session
+from gateway.database import get_async_session
+
+__all__ = ["ROUTE", "create_app", "create_blocking_app"]
 
 ROUTE = "GET /users/{user_id}"
 
-legacy = APIRouter()
 migrated = APIRouter()
 blocking = APIRouter()
-
-
-@legacy.get("/users/{user_id}", response_model=UserOut)
-def read_user(user_id: int, db: Session = Depends(get_session)) -> Any:
-    user = db.get(User, user_id)
-    if user is None:
-        raise HTTPException(status_code=404, detail=f"User {user_id} not found")
-    return user
 
 
 @migrated.get("/users/{user_id}", response_model=UserOut)
@@ -56,7 +52,7 @@ async def read_user_blocking(user_id: int, request: Request) -> Any:
 def _build(async_router: APIRouter) -> FastAPI:
     settings = Settings.from_environ()
     gateway = Gateway(settings)
-    gateway.include_legacy(legacy)
+    gateway.include_legacy(bare_def.create_app())
     gateway.include_async(async_router)
     app = gateway.build()
     gateway.modes.set_mode(ROUTE, settings.default_mode)
