@@ -134,15 +134,15 @@ def _database(request: Request) -> Database:
 
 def get_session(request: Request) -> Iterator[Session]:
     """One sync Session per request, closed on every path (a sync generator dependency)."""
-    with _database(request).sync_sessions() as session:
+    session = _database(request).sync_sessions()
+    try:
+        yield session
+    finally:
         try:
-            yield session
-        finally:
-            try:
-                session.close()
-            except Exception as exc:  # see get_async_session
-                if database_unavailable(exc) is None:
-                    raise
+            session.close()  # once: a second close would start another identity map
+        except Exception as exc:  # see get_async_session
+            if database_unavailable(exc) is None:
+                raise
 
 
 candidate_sessions: ContextVar[Callable[[], AsyncSession] | None] = ContextVar(
@@ -159,17 +159,18 @@ async def get_async_session(request: Request) -> AsyncIterator[AsyncSession]:
         async with shadow() as session:
             yield session
         return
-    async with _database(request).async_sessions() as session:
+    session = _database(request).async_sessions()
+    try:
+        yield session
+    finally:
+        # Closed once (each close of an AsyncSession is a greenlet of its own). The answer
+        # may be sent already: a connection lost while rolling back loses nothing (the
+        # transaction went with it) and must not break that response.
         try:
-            yield session
-        finally:
-            # The answer may be sent already: a connection lost while rolling back loses
-            # nothing (the transaction went with it) and must not break that response.
-            try:
-                await session.close()
-            except Exception as exc:
-                if database_unavailable(exc) is None:
-                    raise
+            await session.close()
+        except Exception as exc:
+            if database_unavailable(exc) is None:
+                raise
 
 
 SyncDB = Annotated[Session, Depends(get_session)]
