@@ -18,7 +18,6 @@ from __future__ import annotations
 import email.message
 import json
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from contextlib import ExitStack
 from typing import Any, TypeVar
@@ -159,10 +158,8 @@ class LegacyApp:
         cache: dict[Any, Any] = {}
         if plan.loop_steps:
             await _await_loop_steps(plan, request, cache, awaited)
-        info = current_request.get()
-        if info is not None:
-            info.process_cpu_started = time.process_time()  # for the contention estimate
         outcome, timing = await run_sync(self._run, plan, request, body, cache, awaited)
+        info = current_request.get()
         if info is not None:
             info.thread = timing
         if isinstance(outcome, Exception):

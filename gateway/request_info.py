@@ -32,7 +32,6 @@ class RequestInfo:
     db_seconds: float = 0.0
     db_statements: int = 0
     loop_blocking_seconds: float = 0.0  # sync engine used on the event loop thread
-    process_cpu_started: float | None = None  # time.process_time() when a thread job began
     writes: Any = None  # a gateway.writeset.WriteCapture while gateway.shadow compares sides
 
 

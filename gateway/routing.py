@@ -312,6 +312,12 @@ class PathGroup(BaseRoute):
         self.allow = ", ".join(methods if set(methods) == set(entries) else sorted(entries))
         first = next(iter(entries.values()))
         self.first = first.legacy or first.async_
+        # Per method, what a request needs, looked up once here instead of per request:
+        # (entry, key when paired else None, the legacy endpoint, the async endpoint).
+        self._plans = {
+            method: (entry, entry.key if entry.paired else None, entry.legacy, entry.async_)
+            for method, entry in entries.items()
+        }
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
@@ -328,19 +334,33 @@ class PathGroup(BaseRoute):
         return Match.PARTIAL, child
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        entry = self.entries.get(scope["method"])
-        if entry is None:
+        plan = self._plans.get(scope["method"])
+        if plan is None:
             await self.method_not_allowed(scope, receive, send)
             return
-        flag = self.table.get(entry.key) if entry.paired else None  # read once per request
-        implementation = self.decide(entry, scope, flag)
-        endpoint = entry.endpoint(implementation)
+        entry, key, legacy, async_ = plan
+        if key is None:  # one implementation only
+            flag = None
+            endpoint = legacy if legacy is not None else async_
+            assert endpoint is not None
+            implementation = endpoint.side
+        else:
+            flag = self.table.get(key)  # read once per request
+            mode = flag.mode
+            if mode is Mode.ASYNC:
+                implementation = Implementation.ASYNC
+            elif mode is Mode.LEGACY:
+                implementation = Implementation.LEGACY
+            else:
+                implementation = self.decide(entry, scope, flag)
+            endpoint = async_ if implementation is Implementation.ASYNC else legacy
+            assert endpoint is not None
         info = current_request.get()
         if info is not None:
             info.route = entry.key
             info.path = self.path
             info.implementation = implementation
-        scope["endpoint"] = endpoint.func
+        scope["endpoint"] = endpoint.context.endpoint
         scope["route"] = endpoint.context.original_route
         if (
             flag is not None
