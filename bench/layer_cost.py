@@ -15,7 +15,7 @@ The parent alternates measured blocks between the two processes (A B, then B A, 
 block is `--requests` requests, and its CPU time per request is the process's
 `time.process_time()` over the block (the event loop, the driver, the worker threads: all of
 it). A round's ratio is gateway / bare for the blocks of that round; the mean of the ratios
-is printed with a 95 % Student t interval.
+is printed with a 95 % Student t interval (bench.report.interval95).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import asyncio
 import gc
 import importlib
 import json
-import math
 import os
 import random
 import statistics
@@ -36,7 +35,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PAIRS", "interval", "main"]
+from bench.report import interval95
+
+__all__ = ["PAIRS", "main"]
 
 MARK = "layer-cost "  # the child's answers on stdout start with this (logs may not)
 
@@ -45,29 +46,6 @@ PAIRS: tuple[tuple[str, str, str, str], ...] = (
     ("async", "bench.apps.bare_async:create_app", "bench.apps.gateway_app:create_app", "async"),
     ("legacy", "bench.apps.bare_def:create_app", "bench.apps.gateway_app:create_app", "legacy"),
 )
-
-# two-sided 95 % Student t quantiles by degrees of freedom (beyond 30: the normal's)
-_T95 = {
-    1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-    9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120,
-    17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086, 25: 2.060, 30: 2.042,
-}  # fmt: skip
-
-
-def interval(values: list[float]) -> tuple[float, float]:
-    """(mean, half width of its 95 % interval); the half width is inf for one value.
-
-    >>> mean, half = interval([1.0, 1.1, 0.9, 1.0])
-    >>> round(mean, 3), round(half, 3)
-    (1.0, 0.13)
-    """
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, math.inf
-    df = len(values) - 1
-    t = _T95.get(df) or (_T95[max(k for k in _T95 if k <= df)] if df < 30 else 1.96)
-    return mean, t * statistics.stdev(values) / math.sqrt(len(values))
-
 
 # -- the child: one app, measured blocks on request -------------------------------------
 
@@ -203,7 +181,9 @@ class Child:
                 self.process.kill()
 
 
-def start(name: str, target: str, env: dict[str, str], args: argparse.Namespace, prof: str) -> Child:
+def start(
+    name: str, target: str, env: dict[str, str], args: argparse.Namespace, prof: str
+) -> Child:
     command = [sys.executable, "-m", "bench.layer_cost", "--child", target, "--gc", args.gc]
     command += ["--concurrency", str(args.concurrency), "--users", str(args.users)]
     if prof:
@@ -228,7 +208,7 @@ def run_pair(
     gateway = start(f"gateway {name}", gateway_target, gw_env, args, prof)
     rows: list[dict[str, Any]] = []
     try:
-        for block in range(args.warm_blocks):  # the first blocks of a fresh process run slow
+        for _ in range(args.warm_blocks):  # the first blocks of a fresh process run slow
             bare.ask(args.requests), gateway.ask(args.requests)
         for number in range(1, args.rounds + 1):
             order = (bare, gateway) if number % 2 else (gateway, bare)
@@ -248,12 +228,12 @@ def run_pair(
         bare.close()
         gateway.close()
     ratios = [r["ratio"] for r in rows]
-    mean, half = interval(ratios)
+    found = interval95(ratios)
     return {
         "pair": name,
         "ratios": ratios,
-        "mean": mean,
-        "half_width": half,
+        "mean": statistics.fmean(ratios),
+        "interval": found,
         "bare_cpu_us": statistics.fmean(r["bare"]["cpu_us"] for r in rows),
         "gateway_cpu_us": statistics.fmean(r["gateway"]["cpu_us"] for r in rows),
     }
@@ -327,8 +307,13 @@ def main(argv: list[str] | None = None) -> None:
     for r in results:
         print(
             f"  {r['profile']:>8} {r['pair']:<6} bare {r['bare_cpu_us']:7.1f} µs, gateway "
-            f"{r['gateway_cpu_us']:7.1f} µs: gateway / bare {r['mean']:.3f} ± "
-            f"{r['half_width']:.3f} (95 %), per round "
+            f"{r['gateway_cpu_us']:7.1f} µs: gateway / bare {r['mean']:.3f} "
+            + (
+                f"± {r['interval']['plus_minus_pct']:.1f} % (95 %)"
+                if r["interval"]
+                else "(one round: no interval)"
+            )
+            + ", per round "
             + " ".join(f"{x:.3f}" for x in r["ratios"])
         )
     if args.json:
