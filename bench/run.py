@@ -576,8 +576,6 @@ def main(argv: list[str] | None = None) -> int:
                 deadlock_runs.append(record)
                 progress.more(_describe(record) + f" -> {record['verdict']}\n")
     machine["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    machine["estimate_s"] = round(estimate)
-    machine["elapsed_s"] = round(time.monotonic() - progress.started)
     result: dict[str, Any] = {
         "started": started,
         "command": "scripts/bench " + shlex.join(argv if argv is not None else sys.argv[1:]),
@@ -600,6 +598,11 @@ def main(argv: list[str] | None = None) -> int:
         },
         "profiles": [{"name": p.name, "title": p.title, "delay_ms": p.delay_ms} for p in profiles],
         "machine": machine,
+        # the estimate printed at the start against what the run took
+        "timing": {
+            "estimate_s": round(estimate),
+            "elapsed_s": round(time.monotonic() - progress.started),
+        },
         "versions": {**procstat.versions(), "postgresql": postgres_version},
         "summary": report.summarize(runs, [c.name for c in cases]),
         "comparisons": report.comparisons(runs),
@@ -609,7 +612,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     paths = write_results(result, args.out, quick=options.quick)
     progress.say("wrote " + ", ".join(str(p) for p in paths))
-    progress.say("same-round ratios: mean ± half its 95 % interval [low, high]")
+    if result["comparisons"]:
+        progress.say("same-round ratios: mean ± half its 95 % interval [low, high]")
     for line in report.summary_lines(result["comparisons"]):
         progress.say(line)
     if failures:
