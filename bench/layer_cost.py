@@ -45,6 +45,13 @@ MARK = "layer-cost "  # the child's answers on stdout start with this (logs may 
 PAIRS: tuple[tuple[str, str, str, str], ...] = (
     ("async", "bench.apps.bare_async:create_app", "bench.apps.gateway_app:create_app", "async"),
     ("legacy", "bench.apps.bare_def:create_app", "bench.apps.gateway_app:create_app", "legacy"),
+    # a legacy route behind the gateway against the hand-migrated async one
+    (
+        "legacy/async",
+        "bench.apps.bare_async:create_app",
+        "bench.apps.gateway_app:create_app",
+        "legacy",
+    ),
 )
 
 # -- the child: one app, measured blocks on request -------------------------------------
@@ -201,7 +208,7 @@ def run_pair(
     pair: tuple[str, str, str, str], env: dict[str, str], args: argparse.Namespace
 ) -> dict[str, Any]:
     name, bare_target, gateway_target, mode = pair
-    prof = f"{args.profile_out}.{name}" if args.profile_out else ""
+    prof = f"{args.profile_out}.{name.replace('/', '-')}" if args.profile_out else ""
     bare = start(f"bare {name}", bare_target, env, args, prof + ".bare" if prof else "")
     extra = dict(item.split("=", 1) for item in args.gateway_env)
     gw_env = {**env, "GATEWAY_DEFAULT_MODE": mode, **extra}
@@ -248,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pool", type=int, default=30, help="pool size per app (30)")
     parser.add_argument("--users", type=int, default=10_000, help="seeded users (10000)")
     parser.add_argument("--gc", choices=("freeze", "default"), default="freeze")
-    parser.add_argument("--pairs", default="async,legacy", help="async,legacy")
+    parser.add_argument("--pairs", default="async,legacy", help="async,legacy,legacy/async")
     parser.add_argument("--profiles", default="plain,delay5ms", help="plain,delay5ms")
     parser.add_argument("--profile-out", default="", help="cProfile the gateway to this prefix")
     parser.add_argument(

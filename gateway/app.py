@@ -45,7 +45,7 @@ from starlette.routing import BaseRoute
 from gateway.admin import admin_router
 from gateway.admin_listener import AdminListener
 from gateway.auth import AdminAccess, AdminTokens, refuse_query_tokens
-from gateway.concurrency import set_threadpool_size
+from gateway.concurrency import LegacyThreads, set_threadpool_size
 from gateway.database import STATE_KEY, Database
 from gateway.exceptions import RouteError
 from gateway.flag_follower import FlagFollower
@@ -118,6 +118,7 @@ class Gateway:
         self.outage: Outage | None = None
         self.shadow: ShadowRunner | None = None
         self.judge: CanaryJudge | None = None
+        self.legacy_threads = LegacyThreads(self.settings.effective_legacy_concurrency)
         self.gc = GcPolicy(
             freeze=self.settings.gc_freeze, thresholds=self.settings.gc_thresholds or None
         )
@@ -203,7 +204,11 @@ class Gateway:
         legacy_routes = served_routes(legacy_host)
         async_routes = served_routes(async_host)
         self.entries, layout = pair(
-            collect(legacy_routes, Implementation.LEGACY, legacy_app_for),
+            collect(
+                legacy_routes,
+                Implementation.LEGACY,
+                lambda view: legacy_app_for(view, self.legacy_threads),
+            ),
             collect(async_routes, Implementation.ASYNC),
         )
         self.modes = ModeTable(
@@ -314,6 +319,7 @@ class Gateway:
                 if endpoint is not None
             ],
             admin_prefix=self.settings.admin_prefix,
+            threads=self.legacy_threads,
             engines=lambda: (
                 ("sync", database.sync_engine),
                 ("async", database.async_engine.sync_engine),
@@ -370,6 +376,7 @@ class Gateway:
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         configure_logging(self.settings)
         set_threadpool_size(self.settings.threadpool_size)
+        self.legacy_threads.start()
         state: dict[str, Any] = {}
         async with AsyncExitStack() as stack:
             stack.callback(log_stopped)  # runs last: after both pools are closed
@@ -443,6 +450,7 @@ class Gateway:
             "pool_size": settings.pool_size,
             "max_overflow": settings.max_overflow,
             "threadpool": settings.threadpool_size,
+            "legacy_concurrency": self.legacy_threads.size,
             "gc_freeze": settings.gc_freeze,
             "gc_threshold": settings.gc_threshold or "python",
             **routes_summary(self.entries, self.modes),

@@ -47,7 +47,7 @@ from gateway.compat import (
     response_validation_error,
     with_body_limit,
 )
-from gateway.concurrency import run_sync
+from gateway.concurrency import LegacyThreads, run_sync
 from gateway.legacy_plan import (
     Step,
     fast_path_blocker,
@@ -73,15 +73,20 @@ _NOT_AWAITED = (
 _MAX_PLANS = 64  # distinct dependency_overrides states remembered per route (tests only)
 
 
-def legacy_app_for(view: RouteView) -> tuple[ASGIApp, str | None]:
+def legacy_app_for(
+    view: RouteView, threads: LegacyThreads | None = None
+) -> tuple[ASGIApp, str | None]:
     """The ASGI app for one legacy API route, and why it is not the fast path (or None).
 
-    app, reason = legacy_app_for(view)   # view from gateway.compat.route_views
+    app, reason = legacy_app_for(view, threads)   # view from gateway.compat.route_views
+
+    `threads` limits how many fast-path requests run in threads at once (None: anyio's
+    default limiter, FastAPI's threadpool).
     """
     blocker = fast_path_blocker(view)
     if blocker is not None:
         return view.app, blocker
-    return LegacyApp(view), None
+    return LegacyApp(view, threads), None
 
 
 class LegacyApp:
@@ -94,8 +99,9 @@ class LegacyApp:
     served by FastAPI's own handler (`fallback`) instead.
     """
 
-    def __init__(self, view: RouteView) -> None:
+    def __init__(self, view: RouteView, threads: LegacyThreads | None = None) -> None:
         self.view = view
+        self.threads = threads
         self.fallback: ASGIApp = view.app
         self.dependant: Dependant = view.dependant
         if view.dependant.call is None:
@@ -158,7 +164,9 @@ class LegacyApp:
         cache: dict[Any, Any] = {}
         if plan.loop_steps:
             await _await_loop_steps(plan, request, cache, awaited)
-        outcome, timing = await run_sync(self._run, plan, request, body, cache, awaited)
+        outcome, timing = await run_sync(
+            self._run, plan, request, body, cache, awaited, threads=self.threads
+        )
         info = current_request.get()
         if info is not None:
             info.thread = timing

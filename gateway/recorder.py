@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.batched import PendingCounter, PendingHistogram
-from gateway.concurrency import ThreadTiming, threadpool_stats
+from gateway.concurrency import LegacyThreads, ThreadTiming, threadpool_stats
 from gateway.flags import Flag, Implementation
 from gateway.metrics import GatewayMetrics
 from gateway.naming import qualified_name
@@ -208,11 +208,13 @@ class Recorder:
         routes: Iterable[tuple[str, str, str]] = (),
         admin_prefix: str = "/_gateway",
         engines: Engines = lambda: (),
+        threads: LegacyThreads | None = None,
     ) -> None:
         """`routes`: the (path template, method, implementation) of every endpoint."""
         self.registry = registry
         self.metrics = metrics
         self.engines = engines
+        self.threads = threads  # the legacy requests' thread limiter, in the threadpool gauge
         self.live: dict[int, RequestInfo] = {}  # requests in flight
         self.children: dict[tuple[str, str, str], _Children] = {}
         self.blocking_logged: set[str] = set()
@@ -325,7 +327,7 @@ class Recorder:
         loop-bound)."""
         self.flush()
         self.measure_process_cpu()
-        for state, value in threadpool_stats().items():
+        for state, value in threadpool_stats(self.threads).items():
             self.metrics.threadpool.labels(state).set(value)
         for name, engine in self.engines():
             pool: Any = engine.pool

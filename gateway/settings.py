@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     max_overflow: int = Field(default=10, ge=0, le=1000)
     pool_timeout: float = Field(default=30.0, gt=0, le=3600)
     threadpool_size: int = Field(default=40, ge=1, le=10_000)
+    legacy_concurrency: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="legacy requests on the fast path running in threads at once; 0 means "
+        "pool_size + max_overflow (set it to your legacy engine's pool size + overflow when "
+        "it has its own engine). The rest wait on the event loop, not as threads on the pool",
+    )
     statement_timeout_ms: int = Field(default=0, ge=0, description="0 disables the timeout")
     pool_pre_ping: bool = Field(
         default=False,
@@ -271,6 +279,11 @@ class Settings(BaseSettings):
     def effective_flags_database_url(self) -> str:
         """Where the flag store lives: GATEWAY_FLAGS_DATABASE_URL, else the gateway's database."""
         return self.flags_database_url or self.effective_database_url
+
+    @property
+    def effective_legacy_concurrency(self) -> int:
+        """GATEWAY_LEGACY_CONCURRENCY, else what the pool can serve at once."""
+        return self.legacy_concurrency or self.pool_size + self.max_overflow
 
     @property
     def embedded(self) -> bool:

@@ -188,7 +188,9 @@ async def test_route_mode_gauge_follows_flips(gateway, client, registry):
 async def test_process_gauges(gateway, client, registry, settings):
     await client.get("/pair/1")
     await client.get("/metrics")
-    assert value(registry, "gateway_threadpool_threads", state="size") == settings.threadpool_size
+    # FastAPI's threadpool and the legacy requests' own limiter
+    size = settings.threadpool_size + settings.effective_legacy_concurrency
+    assert value(registry, "gateway_threadpool_threads", state="size") == size
     assert (
         value(registry, "gateway_db_pool_connections", engine="sync", state="size")
         == settings.pool_size
@@ -212,7 +214,9 @@ async def test_loop_lag_is_sampled(sqlite_url, registry):
 
 
 async def test_metrics_endpoint_needs_no_worker_thread(sqlite_url, registry):
-    settings = Settings.from_environ({}, database_url=sqlite_url, threadpool_size=1)
+    settings = Settings.from_environ(
+        {}, database_url=sqlite_url, threadpool_size=1, legacy_concurrency=1
+    )
     gw = scenario_gateway(settings, registry)
     gate = threading.Event()
 
@@ -247,6 +251,41 @@ async def test_metrics_endpoint_needs_no_worker_thread(sqlite_url, registry):
         gate.set()
         metrics_app.legacy.routes[:] = [
             r for r in metrics_app.legacy.routes if getattr(r, "path", "") != "/hold"
+        ]
+
+
+async def test_legacy_requests_beyond_their_concurrency_wait_on_the_loop(sqlite_url, registry):
+    # GATEWAY_LEGACY_CONCURRENCY=2: two legacy requests in threads, the third waits (as a
+    # task, not a thread) and is served once one of them is done.
+    settings = Settings.from_environ({}, database_url=sqlite_url, legacy_concurrency=2)
+    gw = scenario_gateway(settings, registry)
+    gate, running = threading.Event(), []
+
+    @metrics_app.legacy.get("/hold2")
+    def hold2() -> dict[str, int]:
+        running.append(threading.get_ident())
+        gate.wait(30)
+        return {"ok": 1}
+
+    try:
+        gw.build()
+        async for client in started_client(gw.app):
+            held = [asyncio.ensure_future(client.get("/hold2")) for _ in range(3)]
+            for _ in range(500):
+                await client.get("/metrics")
+                if value(registry, "gateway_threadpool_threads", state="waiting") == 1:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(running) == 2
+            assert value(registry, "gateway_threadpool_threads", state="waiting") == 1
+            gate.set()
+            answers = await asyncio.gather(*held)
+            assert [a.status_code for a in answers] == [200, 200, 200]
+            assert len(running) == 3
+    finally:
+        gate.set()
+        metrics_app.legacy.routes[:] = [
+            r for r in metrics_app.legacy.routes if getattr(r, "path", "") != "/hold2"
         ]
 
 
