@@ -44,7 +44,7 @@ METRIC_NAME = re.compile(r"loop|blocked|blocking")  # not "lag": it matches "fla
 # `overhead_s` records: starting the server until it answers (uvicorn, or `gateway serve`
 # whose supervisor builds and checks the app before it starts the workers), then either a
 # kill, or for a scraped gateway run the wait for its backlog, the scrape and a clean stop.
-START_S = {"uvicorn": 0.9, "uvicorn workers": 2.5, "gateway": 1.5, "gateway serve": 5.0}
+START_S = {"uvicorn": 0.9, "uvicorn workers": 3.0, "gateway": 1.5, "gateway serve": 5.5}
 SCRAPE_S = 2.0  # wait_idle + scrape + SIGTERM
 KILL_S = 0.1
 SEED_S = 2.0  # creating and seeding the throwaway database
@@ -185,6 +185,10 @@ def serve(
         server = Server(process, f"http://127.0.0.1:{port}", log)
         try:
             _wait_ready(server, f"{server.url}{case.path}{ready_id}")
+            if case.workers > 1:
+                # one worker answered; the others are up once the tree stops importing (a
+                # worker starting takes a core; an idle gateway worker a few hundredths)
+                procstat.wait_idle(process.pid, below=0.2, limit=15.0)
             yield server
         finally:
             _stop(process, graceful=graceful)
@@ -309,7 +313,7 @@ def measure(
         }
         if scrape and server.process.poll() is None:
             # the server finishes what wrk left in flight; then its counters are complete
-            procstat.wait_idle(server.pid, limit=10.0)
+            procstat.wait_idle(server.pid, below=0.05 * case.workers, limit=10.0)
             record["gateway_metrics"] = scrape_gateway_metrics(server.url)
         if result.error_count:
             record["server_log_tail"] = server.log_tail()
