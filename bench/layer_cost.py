@@ -71,19 +71,19 @@ class CollectorClock:
             self.seconds += time.perf_counter() - self._started
 
 
-async def drive(app: Any, requests: int, concurrency: int, users: int) -> int:
-    """`requests` lookups of random users by `concurrency` tasks; the number of non-200s."""
+async def drive(app: Any, requests: int, concurrency: int, users: int) -> dict[int, int]:
+    """`requests` lookups of random users by `concurrency` tasks; the non-200 answers by
+    status."""
     body = {"type": "http.request", "body": b"", "more_body": False}
-    failed = 0
+    failed: dict[int, int] = {}
     left = requests
 
     async def receive() -> dict[str, Any]:
         return body
 
     async def send(message: dict[str, Any]) -> None:
-        nonlocal failed
         if message["type"] == "http.response.start" and message["status"] != 200:
-            failed += 1
+            failed[message["status"]] = failed.get(message["status"], 0) + 1
 
     async def worker() -> None:
         nonlocal left
