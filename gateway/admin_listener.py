@@ -43,7 +43,7 @@ __all__ = ["AdminListener", "AdminPortApp", "bind_shared"]
 log = logging.getLogger("gateway")
 
 T = TypeVar("T")
-START_TIMEOUT = 10.0  # seconds for uvicorn to start serving on the bound socket
+START_TIMEOUT = 20.0  # seconds to open the flag store (at most 10) and start serving
 GRACE = 5.0  # seconds requests in flight get when the listener stops
 
 
@@ -124,8 +124,9 @@ class _ThreadServer(uvicorn.Server):
 class AdminListener:
     """Serves `api` (the admin router) on host:port from a thread with its own event loop.
 
-    `main` is the gateway's app, for the admin paths `api` does not hold; `closing` runs on
-    the admin loop before it ends (the follower closes the store it made for that loop).
+    `main` is the gateway's app, for the admin paths `api` does not hold; `opening` runs on
+    the admin loop before it serves and `closing` before it ends (the follower opens and
+    closes the store it keeps for that loop).
     """
 
     def __init__(
@@ -136,6 +137,7 @@ class AdminListener:
         prefix: str,
         host: str,
         port: int,
+        opening: Callable[[], Awaitable[None]] | None = None,
         closing: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.api = api
@@ -143,6 +145,7 @@ class AdminListener:
         self.prefix = prefix
         self.host = host
         self.port = port
+        self.opening = opening
         self.closing = closing
         self.server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -225,6 +228,8 @@ class AdminListener:
 
     async def _serve(self, server: uvicorn.Server, sock: socket.socket) -> None:
         try:
+            if self.opening is not None:
+                await self.opening()
             await server.serve(sockets=[sock])
         finally:
             if self.closing is not None:

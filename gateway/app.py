@@ -291,7 +291,7 @@ class Gateway:
         factory = None  # a store of its own for the admin listener's loop
         if self._store is None:
             self._store = SqlFlagStore.from_settings(settings)
-            factory = functools.partial(SqlFlagStore.from_settings, settings)
+            factory = functools.partial(SqlFlagStore.from_settings, settings, one_trip_changes=True)
         return FlagFollower(
             self._store,
             self.modes,
@@ -426,6 +426,7 @@ class Gateway:
             prefix=self.settings.admin_prefix,
             host=self.settings.admin_host,
             port=port,
+            opening=follower.open_store_here,
             closing=follower.close_store_here,
         )
 

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from gateway.exceptions import first_line
-from gateway.flag_store import FlagChange, FlagStore, StoredFlag
+from gateway.flag_store import FlagChange, FlagStore, SqlFlagStore, StoredFlag
 from gateway.flags import Flag, Implementation, Mode, ModeTable, check_change
 
 __all__ = ["FlagFollower", "FollowerMetrics", "awaiting", "call_on_loop"]
@@ -66,6 +66,11 @@ def call_on_loop(loop: asyncio.AbstractEventLoop | None, callback: Callable[[], 
 async def awaiting(work: Awaitable[T]) -> T:
     """`work` as a coroutine, which run_coroutine_threadsafe needs."""
     return await work
+
+
+async def _warm(store: FlagStore) -> None:
+    if isinstance(store, SqlFlagStore):
+        await store.warm()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -183,6 +188,19 @@ class FlagFollower:
         if store is None:
             store = self._other_stores[loop] = self.store_factory()
         return store
+
+    async def open_store_here(self) -> None:
+        """Make the running loop's store and open its connections now, so that the first
+        change does not pay for them; a store out of reach is left for that change to open."""
+        store = self.store_here()
+        try:
+            await asyncio.wait_for(_warm(store), STARTUP_TIMEOUT)
+        except Exception as exc:
+            log.warning(
+                "flag store: could not connect ahead of the first change (%s at %s)",
+                first_line(exc),
+                self._describe_store(),
+            )
 
     async def close_store_here(self) -> None:
         """Close the store store_here() made for the running loop (call before it ends)."""

@@ -204,7 +204,12 @@ class SqlFlagStore:
     """
 
     def __init__(
-        self, url: str, *, timeout: float = 5.0, schema: str | None = DEFAULT_SCHEMA
+        self,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        schema: str | None = DEFAULT_SCHEMA,
+        one_trip_changes: bool = False,
     ) -> None:
         _, async_url = derive_urls(url)
         self.backend = async_url.get_backend_name()
@@ -213,6 +218,8 @@ class SqlFlagStore:
         self.wanted_schema = schema if self.backend == "postgresql" else None
         self.schema: str | None = None  # where the tables are, once _tables() has looked
         self._bound: AsyncEngine | None = None
+        self.one_trip_changes = one_trip_changes and self.backend == "postgresql"
+        self._writing: Any = None  # the blocking connection of one-trip changes
         if schema is not None:
             check_schema_name(schema)
         connect_args: dict[str, Any] = {"timeout": timeout}
@@ -237,10 +244,14 @@ class SqlFlagStore:
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SqlFlagStore:
+    def from_settings(cls, settings: Settings, *, one_trip_changes: bool = False) -> SqlFlagStore:
         """The store GATEWAY_FLAGS_DATABASE_URL (else GATEWAY_DATABASE_URL) and
         GATEWAY_FLAGS_SCHEMA name."""
-        return cls(settings.effective_flags_database_url, schema=settings.flags_schema or None)
+        return cls(
+            settings.effective_flags_database_url,
+            schema=settings.flags_schema or None,
+            one_trip_changes=one_trip_changes,
+        )
 
     @property
     def where(self) -> str:
@@ -313,6 +324,8 @@ class SqlFlagStore:
     ) -> FlagChange | None:
         at = _now()
         await self._tables()
+        if self.one_trip_changes and not only_if_missing:
+            return self._change_in_one_trip(key, flag, at, actor, reason, default)
         async with self._writer.begin() as connection:
             await self._lock(connection, key)
             query = select(flags_table.c.mode, flags_table.c.percent)
@@ -405,7 +418,69 @@ class SqlFlagStore:
                 if pgconn.status != psycopg.pq.ConnStatus.OK:
                     raise ConnectionError("the notification connection closed")
 
+    async def warm(self) -> None:
+        """Open now what the first change would: the tables' schema, a pooled connection
+        and, with one_trip_changes, the blocking connection (a connection is many round
+        trips, each slow on a saturated worker)."""
+        await self.exists()
+        if self.one_trip_changes:
+            self._connection_for_changes()
+
+    def _connection_for_changes(self) -> Any:
+        import psycopg
+
+        if self._writing is None or self._writing.closed:
+            self._writing = psycopg.connect(
+                self._listen_url,
+                autocommit=True,  # the query holds its own BEGIN and COMMIT
+                connect_timeout=max(int(self.timeout), 1),
+                options=f"-c statement_timeout={int(self.timeout * 2000)}",
+                cursor_factory=psycopg.ClientCursor,  # client-side binding: many statements
+            )
+        return self._writing
+
+    def _change_in_one_trip(
+        self, key: str, flag: Flag, at: datetime, actor: str, reason: str, default: Flag
+    ) -> FlagChange:
+        """change() as one round trip on a blocking connection, for the admin listener's loop.
+
+        The same transaction (lock the key, history row, flag, NOTIFY) sent as one simple
+        query: on a worker whose event loop is saturated, every round trip waits its turn
+        for the GIL, and change() takes several. It blocks its loop for that round trip,
+        which only a loop serving nothing but admin requests can afford.
+        """
+        from psycopg import sql
+
+        connection = self._connection_for_changes()
+        schema = [self.schema] if self.schema else []
+        flags, history = (sql.Identifier(*schema, t) for t in (FLAGS_TABLE, HISTORY_TABLE))
+        query = sql.SQL(_ONE_TRIP).format(flags=flags, history=history)
+        values = {
+            "lock": _lock_id(key),
+            "at": at,
+            "key": key,
+            "actor": actor,
+            "reason": reason,
+            "mode": flag.mode.value,
+            "percent": flag.percent,
+            "default_mode": default.mode.value,
+            "default_percent": default.percent,
+            "channel": CHANNEL,
+        }
+        try:
+            cursor = connection.execute(query, values)
+        except BaseException:
+            connection.close()  # reconnect next time, whatever state it was left in
+            raise
+        cursor.nextset()  # the results of BEGIN, the lock, then the change's row
+        cursor.nextset()
+        version, old_mode, old_percent, _notified = cursor.fetchone()
+        old = _flag_or_legacy(old_mode, old_percent)
+        return FlagChange(int(version), at, key, actor, old, flag, reason)
+
     async def aclose(self) -> None:
+        if self._writing is not None:
+            self._writing.close()
         await self.engine.dispose()
 
     async def _lock(self, connection: AsyncConnection, name: str) -> None:
@@ -413,6 +488,32 @@ class SqlFlagStore:
         # transactions here start with BEGIN IMMEDIATE, which serializes all writers).
         if self.backend == "postgresql":
             await connection.execute(select(func.pg_advisory_xact_lock(_lock_id(name))))
+
+
+# The lock is its own statement, so the change's snapshot is taken once the key is ours.
+_ONE_TRIP = """BEGIN;
+SELECT pg_advisory_xact_lock(%(lock)s);
+WITH old AS (SELECT mode, percent FROM {flags} WHERE route_key = %(key)s),
+history AS (
+    INSERT INTO {history}
+        (at, route_key, actor, old_mode, old_percent, new_mode, new_percent, reason)
+    SELECT %(at)s, %(key)s, %(actor)s,
+        coalesce((SELECT mode FROM old), %(default_mode)s),
+        coalesce((SELECT percent FROM old), %(default_percent)s),
+        %(mode)s, %(percent)s, %(reason)s
+    RETURNING id, old_mode, old_percent
+),
+flag AS (
+    INSERT INTO {flags} (route_key, mode, percent, version, updated_at, updated_by)
+    SELECT %(key)s, %(mode)s, %(percent)s, id, %(at)s, %(actor)s FROM history
+    ON CONFLICT (route_key) DO UPDATE SET mode = EXCLUDED.mode, percent = EXCLUDED.percent,
+        version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
+        updated_by = EXCLUDED.updated_by
+)
+SELECT id, old_mode, old_percent, pg_notify(%(channel)s, json_build_object(
+    'key', %(key)s::text, 'mode', %(mode)s::text, 'percent', %(percent)s::float8, 'v', id
+)::text) FROM history;
+COMMIT;"""
 
 
 def _lock_id(name: str) -> int:

@@ -3,12 +3,14 @@
 End to end with `gateway serve --workers 2`: the admin port flips every worker, refuses what
 the main port refuses, and serves the CLI. In-process: while the test holds the event loop,
 the flag listener thread applies another process's flip, and the admin port takes a flip;
-the judge's tally takes a change made on another thread on its own loop.
+the judge's tally takes a change made on another thread on its own loop; the admin loop's
+one-trip change stores and notifies what the usual one does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import sys
@@ -25,7 +27,7 @@ from gateway.admin_listener import bind_shared
 from gateway.cli import cli
 from gateway.exceptions import SettingsError
 from gateway.flag_follower import FlagFollower
-from gateway.flag_store import MemoryFlagStore
+from gateway.flag_store import MemoryFlagStore, SqlFlagStore, StoredFlag
 from gateway.flags import Flag, Implementation, Mode, ModeTable
 from gateway.judge import Tally
 from gateway.testing import free_port, serve_in_subprocess
@@ -191,6 +193,53 @@ async def test_the_admin_port_takes_a_flip_while_the_loop_is_held(postgres_url):
             await asyncio.sleep(0.01)
         assert answers[0].status_code == 200, answers[0].text
         assert answers[0].json()["new"]["mode"] == "async"
+
+
+@pytest.mark.anyio
+@pytest.mark.postgres
+async def test_the_admin_loops_one_trip_change_stores_and_notifies_as_change_does(postgres_url):
+    one_trip = SqlFlagStore(postgres_url, one_trip_changes=True)
+    usual = SqlFlagStore(postgres_url)
+    heard: list[str] = []
+    ready, stop = threading.Event(), threading.Event()
+    listener = threading.Thread(target=usual.listen, args=(heard.append, ready.set, stop))
+    try:
+        await usual.prepare()
+        listener.start()
+        assert ready.wait(HANG)
+        default = Flag(Mode.LEGACY)
+        first = await one_trip.change(
+            PROBE, Flag(Mode.CANARY, 10), actor="ops", reason="try", default=default
+        )
+        second = await usual.change(
+            PROBE, Flag(Mode.ASYNC, 100), actor="bot", reason="", default=default
+        )
+        third = await one_trip.change(
+            PROBE, Flag(Mode.LEGACY), actor="ops", reason="back", default=default
+        )
+        assert (first.old, first.new) == (default, Flag(Mode.CANARY, 10))
+        assert third.old == Flag(Mode.ASYNC, 100)
+        assert first.id < second.id < third.id
+        assert (await usual.load())[PROBE] == StoredFlag(Flag(Mode.LEGACY), third.id)
+        rows = await usual.history(route=PROBE)
+        assert [row.as_dict() for row in rows] == [
+            change.as_dict() for change in (third, second, first)
+        ]
+        deadline = time.monotonic() + HANG
+        while len(heard) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        payloads = [json.loads(payload) for payload in heard]
+        assert [(p["key"], p["mode"], float(p["percent"]), p["v"]) for p in payloads] == [
+            (PROBE, "canary", 10.0, first.id),
+            (PROBE, "async", 100.0, second.id),
+            (PROBE, "legacy", 0.0, third.id),
+        ]
+    finally:
+        stop.set()
+        if listener.is_alive():
+            listener.join()
+        await one_trip.aclose()
+        await usual.aclose()
 
 
 @pytest.mark.anyio

@@ -59,8 +59,10 @@ def _record_changes(gateway: Gateway, directory: Path) -> None:
     def changed(key: str, _old: Flag, new: Flag) -> None:
         # Runs on the thread that applied the change (the flag listener's, the admin
         # port's or the loop): one short append per call, a single write on O_APPEND.
+        # The time is taken first: opening the file is the probe's cost, not the flip's.
+        at = time.time()
         with log().open("a") as out:
-            out.write(f"{time.time()} {key}\t{new.mode.value} {new.percent:g}\n")
+            out.write(f"{at} {key}\t{new.mode.value} {new.percent:g}\n")
 
     gateway.on_startup(started)
     gateway.modes.on_change(changed)
