@@ -34,7 +34,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from prometheus_client import CollectorRegistry
@@ -43,7 +43,6 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from gateway.admin import admin_router
-from gateway.admin_listener import AdminListener
 from gateway.auth import AdminAccess, AdminTokens, refuse_query_tokens
 from gateway.concurrency import LegacyThreads, set_threadpool_size
 from gateway.database import STATE_KEY, Database
@@ -80,6 +79,9 @@ from gateway.settings import Settings
 from gateway.shadow import ShadowRunner
 from gateway.shadow_store import ShadowStore
 from gateway.workers import is_supervisor
+
+if TYPE_CHECKING:
+    from gateway.admin_listener import AdminListener
 
 __all__ = ["Gateway"]
 
@@ -420,6 +422,10 @@ class Gateway:
         port, follower = self.settings.admin_port, self.follower
         if port is None or self._admin_api is None or follower is None:
             return None
+        # Imported here: it brings uvicorn's server (and click, watchfiles, dotenv) into a
+        # process that may be served by something else, for a port that is off by default.
+        from gateway.admin_listener import AdminListener
+
         return AdminListener(
             self._admin_api,
             app,

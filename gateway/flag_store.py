@@ -3,7 +3,8 @@
 The database is the source of truth. A change is one transaction: lock the route's key, read
 the old flag, append a history row, write the flag (its version is the history row's id) and,
 on PostgreSQL, NOTIFY the `gateway_flags` channel. How every worker follows the store is
-`gateway.flag_follower`.
+`gateway.flag_follower`; the two blocking PostgreSQL paths (the listener thread's LISTEN,
+the admin port's one-round-trip change) are `gateway.flag_store_pg`.
 
 On PostgreSQL the tables live in a schema of their own (`gateway`, GATEWAY_FLAGS_SCHEMA),
 created if missing, so the app's migrations (Alembic autogenerate reflects the default
@@ -21,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import select as io_select
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from gateway.flag_schema import FLAGS_TABLE, HISTORY_TABLE, check_schema_name, choose_schema
+from gateway.flag_store_pg import OneTripWriter, listen_blocking
 from gateway.flags import Flag, Mode
 from gateway.settings import Settings
 from gateway.urls import derive_urls, mask_url
@@ -67,7 +68,6 @@ __all__ = [
 log = logging.getLogger("gateway.flags")
 
 CHANNEL = "gateway_flags"
-LISTEN_POLL = 0.1  # seconds between checks of the listener's stop flag
 DEFAULT_SCHEMA = "gateway"
 
 metadata = MetaData()
@@ -219,7 +219,7 @@ class SqlFlagStore:
         self.schema: str | None = None  # where the tables are, once _tables() has looked
         self._bound: AsyncEngine | None = None
         self.one_trip_changes = one_trip_changes and self.backend == "postgresql"
-        self._writing: Any = None  # the blocking connection of one-trip changes
+        self._writing: OneTripWriter | None = None  # one-trip changes' blocking connection
         if schema is not None:
             check_schema_name(schema)
         connect_args: dict[str, Any] = {"timeout": timeout}
@@ -227,6 +227,8 @@ class SqlFlagStore:
             connect_args["command_timeout"] = timeout * 2
             listen_url = make_url(url).set(drivername="postgresql")
             self._listen_url = listen_url.render_as_string(hide_password=False)
+            if self.one_trip_changes:
+                self._writing = OneTripWriter(self._listen_url, timeout)
         else:
             connect_args["timeout"] = 30  # SQLite: seconds to wait for a write lock
         self.engine: AsyncEngine = create_async_engine(
@@ -387,96 +389,42 @@ class SqlFlagStore:
         self, on_payload: Callable[[str], None], on_ready: Callable[[], None], stop: Event
     ) -> None:
         """LISTEN on a dedicated blocking connection, from a thread of its own: call
-        on_ready once listening, then forward each payload as it arrives.
-
-        Returns once `stop` is set (seen within LISTEN_POLL seconds); raises when the
-        connection breaks. The socket is polled with select(), not `notifies(timeout=)`,
-        which psycopg 3.1 lacks.
-        """
-        import psycopg
-
-        with psycopg.connect(
-            self._listen_url,
-            autocommit=True,
-            connect_timeout=max(int(self.timeout), 1),
-            keepalives=1,
-            keepalives_idle=5,
-            keepalives_interval=2,
-            keepalives_count=3,
-        ) as connection:
-            connection.execute(f"LISTEN {CHANNEL}")
-            # A change committed before this point is in on_ready's resync.
-            on_ready()
-            pgconn = connection.pgconn
-            while not stop.is_set():
-                readable, _, _ = io_select.select([connection.fileno()], [], [], LISTEN_POLL)
-                if not readable:
-                    continue
-                pgconn.consume_input()  # raises OperationalError once the connection broke
-                while (notify := pgconn.notifies()) is not None:
-                    on_payload(notify.extra.decode("utf-8", "replace"))
-                if pgconn.status != psycopg.pq.ConnStatus.OK:
-                    raise ConnectionError("the notification connection closed")
+        on_ready once listening, then forward each payload as it arrives, until `stop` is
+        set; raises when the connection breaks (gateway.flag_store_pg.listen_blocking)."""
+        listen_blocking(self._listen_url, CHANNEL, on_payload, on_ready, stop, self.timeout)
 
     async def warm(self) -> None:
         """Open now what the first change would: the tables' schema, a pooled connection
         and, with one_trip_changes, the blocking connection (a connection is many round
         trips, each slow on a saturated worker)."""
         await self.exists()
-        if self.one_trip_changes:
-            self._connection_for_changes()
-
-    def _connection_for_changes(self) -> Any:
-        import psycopg
-
-        if self._writing is None or self._writing.closed:
-            self._writing = psycopg.connect(
-                self._listen_url,
-                autocommit=True,  # the query holds its own BEGIN and COMMIT
-                connect_timeout=max(int(self.timeout), 1),
-                options=f"-c statement_timeout={int(self.timeout * 2000)}",
-                cursor_factory=psycopg.ClientCursor,  # client-side binding: many statements
-            )
-        return self._writing
+        if self._writing is not None:
+            self._writing.connect()
 
     def _change_in_one_trip(
         self, key: str, flag: Flag, at: datetime, actor: str, reason: str, default: Flag
     ) -> FlagChange:
-        """change() as one round trip on a blocking connection, for the admin listener's loop.
-
-        The same transaction (lock the key, history row, flag, NOTIFY) sent as one simple
-        query: on a worker whose event loop is saturated, every round trip waits its turn
-        for the GIL, and change() takes several. It blocks its loop for that round trip,
-        which only a loop serving nothing but admin requests can afford.
-        """
-        from psycopg import sql
-
-        connection = self._connection_for_changes()
-        schema = [self.schema] if self.schema else []
-        flags, history = (sql.Identifier(*schema, t) for t in (FLAGS_TABLE, HISTORY_TABLE))
-        query = sql.SQL(_ONE_TRIP).format(flags=flags, history=history)
-        values = {
-            "lock": _lock_id(key),
-            "at": at,
-            "key": key,
-            "actor": actor,
-            "reason": reason,
-            "mode": flag.mode.value,
-            "percent": flag.percent,
-            "default_mode": default.mode.value,
-            "default_percent": default.percent,
-            "channel": CHANNEL,
-        }
-        try:
-            cursor = connection.execute(query, values)
-        except BaseException:
-            connection.close()  # reconnect next time, whatever state it was left in
-            raise
-        cursor.nextset()  # the results of BEGIN, the lock, then the change's row
-        cursor.nextset()
-        version, old_mode, old_percent, _notified = cursor.fetchone()
+        """change() as one round trip on a blocking connection, for the admin listener's
+        loop (see gateway.flag_store_pg.OneTripWriter)."""
+        if self._writing is None:
+            raise RuntimeError("one-trip changes need PostgreSQL and one_trip_changes=True")
+        version, old_mode, old_percent = self._writing.change(
+            self.schema,
+            {
+                "lock": _lock_id(key),
+                "at": at,
+                "key": key,
+                "actor": actor,
+                "reason": reason,
+                "mode": flag.mode.value,
+                "percent": flag.percent,
+                "default_mode": default.mode.value,
+                "default_percent": default.percent,
+                "channel": CHANNEL,
+            },
+        )
         old = _flag_or_legacy(old_mode, old_percent)
-        return FlagChange(int(version), at, key, actor, old, flag, reason)
+        return FlagChange(version, at, key, actor, old, flag, reason)
 
     async def aclose(self) -> None:
         if self._writing is not None:
@@ -488,32 +436,6 @@ class SqlFlagStore:
         # transactions here start with BEGIN IMMEDIATE, which serializes all writers).
         if self.backend == "postgresql":
             await connection.execute(select(func.pg_advisory_xact_lock(_lock_id(name))))
-
-
-# The lock is its own statement, so the change's snapshot is taken once the key is ours.
-_ONE_TRIP = """BEGIN;
-SELECT pg_advisory_xact_lock(%(lock)s);
-WITH old AS (SELECT mode, percent FROM {flags} WHERE route_key = %(key)s),
-history AS (
-    INSERT INTO {history}
-        (at, route_key, actor, old_mode, old_percent, new_mode, new_percent, reason)
-    SELECT %(at)s, %(key)s, %(actor)s,
-        coalesce((SELECT mode FROM old), %(default_mode)s),
-        coalesce((SELECT percent FROM old), %(default_percent)s),
-        %(mode)s, %(percent)s, %(reason)s
-    RETURNING id, old_mode, old_percent
-),
-flag AS (
-    INSERT INTO {flags} (route_key, mode, percent, version, updated_at, updated_by)
-    SELECT %(key)s, %(mode)s, %(percent)s, id, %(at)s, %(actor)s FROM history
-    ON CONFLICT (route_key) DO UPDATE SET mode = EXCLUDED.mode, percent = EXCLUDED.percent,
-        version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
-        updated_by = EXCLUDED.updated_by
-)
-SELECT id, old_mode, old_percent, pg_notify(%(channel)s, json_build_object(
-    'key', %(key)s::text, 'mode', %(mode)s::text, 'percent', %(percent)s::float8, 'v', id
-)::text) FROM history;
-COMMIT;"""
 
 
 def _lock_id(name: str) -> int:

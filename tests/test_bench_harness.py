@@ -633,12 +633,11 @@ async def test_gateway_app_runs_the_mode_it_was_given(seeded_url, monkeypatch):
         assert answer.headers["x-gateway-implementation"] == mode
 
 
-def test_gateway_legacy_side_is_the_bare_def_app_itself():
-    import os
-
+def test_gateway_legacy_side_is_the_bare_def_app_itself(monkeypatch):
     from bench.apps import gateway_app
 
-    os.environ.setdefault("GATEWAY_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    # never connected: the app is only built; monkeypatch keeps it out of later tests
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     gateway = gateway_app.create_app().state.gateway
     row = next(r for r in gateway.describe_routes() if r["key"] == gateway_app.ROUTE)
     assert row["paired"] and row["kinds"] == {"legacy": "def", "async": "async def"}
