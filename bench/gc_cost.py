@@ -17,71 +17,22 @@ so the mode alone decides.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import importlib
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
 import time
-from typing import Any
+
+from bench.inprocess import CollectorClock, lookups
 
 APPS = {
     "bare_async": "bench.apps.bare_async:create_app",
     "gateway_async": "bench.apps.gateway_app:create_app",
 }
 MODES = ("on", "off", "freeze", "freeze+10000,10,10")
-
-
-class CollectorClock:
-    """Wall time spent in collections, from gc.callbacks."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self.full = 0
-        self._started = 0.0
-
-    def __call__(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-            return
-        self.seconds += time.perf_counter() - self._started
-        if info["generation"] == 2:
-            self.full += 1
-
-
-async def _drive(app: Any, requests: int, concurrency: int) -> int:
-    body = {"type": "http.request", "body": b"", "more_body": False}
-    failed = 0
-
-    async def receive() -> dict[str, Any]:
-        return body
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal failed
-        if message["type"] == "http.response.start" and message["status"] != 200:
-            failed += 1
-
-    left = requests
-
-    async def worker() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            path = f"/users/{random.randint(1, 10_000)}"
-            scope = {
-                "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
-                "query_string": b"", "root_path": "", "headers": [(b"host", b"bench")],
-                "client": ("127.0.0.1", 1), "server": ("bench", 80), "state": {},
-            }  # fmt: skip
-            await app(scope, receive, send)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return failed
 
 
 async def _child(target: str, mode: str, requests: int, concurrency: int, rounds: int) -> None:
@@ -99,13 +50,13 @@ async def _child(target: str, mode: str, requests: int, concurrency: int, rounds
         elif mode.startswith("freeze+"):  # freeze+A,B,C: what GATEWAY_GC_THRESHOLD=A,B,C adds
             gc.freeze()
             gc.set_threshold(*map(int, mode.split("+")[1].split(",")))
-        await _drive(manager.app, 500, concurrency)  # warm-up: pools filled, caches built
+        await lookups(manager.app, 500, concurrency)  # warm-up: pools filled, caches built
         gc.callbacks.append(clock)
         cpu, collector, full, failed = [], [], [], 0
         for _ in range(rounds):
             clock.seconds, clock.full = 0.0, 0
             started = time.process_time()
-            failed += await _drive(manager.app, requests, concurrency)
+            failed += sum((await lookups(manager.app, requests, concurrency)).values())
             cpu.append((time.process_time() - started) / requests * 1e6)
             collector.append(clock.seconds / requests * 1e6)
             full.append(clock.full)

@@ -26,7 +26,6 @@ import gc
 import importlib
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from bench.inprocess import CollectorClock, lookups
 from bench.report import interval95
 
 __all__ = ["PAIRS", "main"]
@@ -57,51 +57,6 @@ PAIRS: tuple[tuple[str, str, str, str], ...] = (
 # -- the child: one app, measured blocks on request -------------------------------------
 
 
-class CollectorClock:
-    """Time spent in collections, from gc.callbacks."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self._started = 0.0
-
-    def __call__(self, phase: str, _info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self.seconds += time.perf_counter() - self._started
-
-
-async def drive(app: Any, requests: int, concurrency: int, users: int) -> dict[int, int]:
-    """`requests` lookups of random users by `concurrency` tasks; the non-200 answers by
-    status."""
-    body = {"type": "http.request", "body": b"", "more_body": False}
-    failed: dict[int, int] = {}
-    left = requests
-
-    async def receive() -> dict[str, Any]:
-        return body
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start" and message["status"] != 200:
-            failed[message["status"]] = failed.get(message["status"], 0) + 1
-
-    async def worker() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            path = f"/users/{random.randint(1, users)}"
-            scope = {
-                "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
-                "query_string": b"", "root_path": "", "headers": [(b"host", b"bench")],
-                "client": ("127.0.0.1", 1), "server": ("bench", 80), "state": {},
-            }  # fmt: skip
-            await app(scope, receive, send)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return failed
-
-
 async def child(target: str, gc_policy: str, concurrency: int, users: int, prof: str) -> None:
     from asgi_lifespan import LifespanManager
 
@@ -115,7 +70,7 @@ async def child(target: str, gc_policy: str, concurrency: int, users: int, prof:
         profiler = cProfile.Profile()
     loop = asyncio.get_running_loop()
     async with LifespanManager(app) as manager:
-        await drive(manager.app, 2000, concurrency, users)  # pools filled, caches built
+        await lookups(manager.app, 2000, concurrency, users)  # pools filled, caches built
         objects = len(gc.get_objects())
         if gc_policy == "freeze":
             gc.freeze()
@@ -130,7 +85,7 @@ async def child(target: str, gc_policy: str, concurrency: int, users: int, prof:
             if profiler is not None:
                 profiler.enable()
             before = os.times()
-            failed = await drive(manager.app, requests, concurrency, users)
+            failed = await lookups(manager.app, requests, concurrency, users)
             after = os.times()
             user, system = after.user - before.user, after.system - before.system
             cpu = user + system

@@ -24,6 +24,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 
+from bench.inprocess import http_scope
 from gateway import Gateway, Settings
 
 
@@ -88,13 +89,7 @@ async def drive(app: Any, requests: int) -> float:
             raise RuntimeError(f"expected 200, got {message['status']}")
 
     def scope(i: int) -> dict[str, Any]:
-        path = f"/items/{i}"
-        return {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-            "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
-            "query_string": b"", "root_path": "", "headers": [(b"host", b"bench")],
-            "client": ("127.0.0.1", 1), "server": ("bench", 80), "state": {},
-        }  # fmt: skip
+        return http_scope(f"/items/{i}")
 
     for i in range(200):  # warm-up
         await app(scope(i), receive, send)
