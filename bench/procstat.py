@@ -68,10 +68,7 @@ def process_seconds(pid: int) -> float:
     return parse_stat_times((PROC / str(pid) / "stat").read_text())
 
 
-def tree_seconds(pid: int) -> float:
-    """CPU seconds of `pid` and every live process below it (uvicorn's worker children).
-
-    A worker that exited in between loses its seconds, as a PostgreSQL backend does."""
+def _stats() -> dict[int, str]:
     stats: dict[int, str] = {}
     for entry in PROC.iterdir():
         if entry.name.isdigit():
@@ -79,6 +76,20 @@ def tree_seconds(pid: int) -> float:
                 stats[int(entry.name)] = (entry / "stat").read_text()
             except (FileNotFoundError, ProcessLookupError, PermissionError):
                 continue
+    return stats
+
+
+def process_tree(pid: int) -> set[int]:
+    """`pid` and every live process below it."""
+    parents = {p: parse_stat_parent(stat) for p, stat in _stats().items()}
+    return {pid} | descendants(parents, pid)
+
+
+def tree_seconds(pid: int) -> float:
+    """CPU seconds of `pid` and every live process below it (uvicorn's worker children).
+
+    A worker that exited in between loses its seconds, as a PostgreSQL backend does."""
+    stats = _stats()
     parents = {p: parse_stat_parent(stat) for p, stat in stats.items()}
     tree = {pid} | descendants(parents, pid)
     if pid not in stats:
@@ -114,6 +125,11 @@ def postgres_seconds() -> dict[int, float]:
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
     return found
+
+
+def steal_seconds() -> float:
+    """CPU seconds the hypervisor gave to other guests since boot (steal, from /proc/stat)."""
+    return int((PROC / "stat").read_text().split("\n", 1)[0].split()[8]) / TICK
 
 
 def machine_seconds() -> tuple[float, float]:

@@ -5,10 +5,12 @@
     python -m bench.propagation --via main            # PUT on the main port, as before
 
 It serves bench.apps.probe:create_app with `gateway serve --workers N` on a
-throwaway PostgreSQL database, with GATEWAY_ADMIN_PORT set. Every worker appends a line to
-<probe dir>/<pid>.log with the wall-clock time at which it applied a change to its in-memory
-mode table (which the next request reads), so the latency of a flip is max(applied time over
-workers) - (time just before the flip was sent). Same host, same clock.
+throwaway PostgreSQL database, with GATEWAY_ADMIN_PORT set (which the supervisor serves,
+see gateway.flag_relay). Every process appends a line to <probe dir>/<pid>.log with the
+wall-clock time at which it applied a change to its in-memory mode table (which the next
+request reads: a worker takes the supervisor's board at its next request), so the latency
+of a flip is max(applied time over workers) - (time just before the flip was sent). Same
+host, same clock.
 
 --via says how the operator flips: `cli` (default) runs the CLI's own code path in-process,
 `gateway flags set KEY canary --percent N --url http://127.0.0.1:ADMINPORT` with the token in
@@ -17,7 +19,10 @@ flip is also timed as a subprocess, to show the interpreter's start apart.
 
 With --load, wrk keeps --load connections on GET /probe (with a per-connection user key)
 for --duration seconds while the flips run, and every non-2xx answer or socket error is
-reported as a failed request.
+reported as a failed request. Meanwhile bench.pg_ping times bare PostgreSQL round trips
+from an idle process, and the CPU time the hypervisor stole is read from /proc/stat: the
+floor under the flips' own figures on this shared machine. --nice N runs wrk and the server
+at niceness N (PostgreSQL and the operator on hosts of their own, as in production).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import re
 import shutil
@@ -46,6 +52,7 @@ import typer
 from sqlalchemy.engine import make_url
 
 from bench.apps.probe import PROBE
+from bench.procstat import process_tree, steal_seconds
 from gateway.cli import cli
 from gateway.testing import free_port, serve_in_subprocess
 
@@ -145,8 +152,9 @@ def run_flips(flipper: Flipper, logs: WorkerLogs, workers: int, flips: int, paus
         answered = time.time()
         first, last = logs.wait_for(f"canary {percent}", workers)
         propagation.append((last - started) * 1000)
-        # The worker that took the flip applies right after its commit: from there on it
-        # is NOTIFY's delivery to the other workers.
+        # The process that took the flip applies right after its commit (under gateway
+        # serve --workers N with GATEWAY_ADMIN_PORT: the supervisor, which posts it on the
+        # board): from there on it is the other workers' turn.
         after_commit.append((last - first) * 1000)
         answered_in.append((answered - started) * 1000)
         time.sleep(pause)
@@ -167,7 +175,22 @@ def cli_subprocess_ms(admin_url: str, logs: WorkerLogs, workers: int) -> tuple[f
     return (exited - started) * 1000, (last - started) * 1000
 
 
-def wrk(url: str, connections: int, duration: float, out: dict) -> None:
+def renice_children(niceness: int) -> int:
+    """Set every thread of every process below this one to `niceness`; how many threads.
+
+    On Linux a nice value belongs to a thread (threads started later inherit it from the
+    thread that starts them), so each task of each descendant is set.
+    """
+    count = 0
+    for pid in process_tree(os.getpid()) - {os.getpid()}:
+        for task in Path(f"/proc/{pid}/task").glob("[0-9]*"):
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, int(task.name), niceness)
+                count += 1
+    return count
+
+
+def wrk(url: str, connections: int, duration: float, out: dict, niceness: int = 0) -> None:
     script = Path(tempfile.mkdtemp()) / "users.lua"
     script.write_text(
         "local n = 0\n"
@@ -177,7 +200,8 @@ def wrk(url: str, connections: int, duration: float, out: dict) -> None:
         "end\n"
     )
     command = [
-        "wrk", "-t2", f"-c{connections}", f"-d{int(duration)}s", "--timeout", "30s",
+        "nice", "-n", str(niceness), "wrk", "-t2", f"-c{connections}", f"-d{int(duration)}s",
+        "--timeout", "30s",
         "-s", str(script), f"{url}/probe",
     ]  # fmt: skip
     out["output"] = subprocess.run(command, capture_output=True, text=True).stdout
@@ -207,6 +231,13 @@ def main() -> None:
     parser.add_argument(
         "--via", choices=("cli", "admin", "main"), default="cli", help="how the operator flips"
     )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run wrk and the server at this niceness (e.g. 10), so that PostgreSQL and the "
+        "operator's command, on hosts of their own in production, are not starved by them",
+    )
     args = parser.parse_args()
 
     probe_dir = Path(tempfile.mkdtemp(prefix="gateway-probe-"))
@@ -229,21 +260,37 @@ def main() -> None:
         ) as url:
             logs = WorkerLogs(probe_dir)
             logs.wait_for("legacy 0", args.workers, timeout=60)
+            if args.nice:
+                print(f"server: {renice_children(args.nice)} threads at nice {args.nice}")
             load: dict = {}
             loader = None
             pause = args.pause
             if args.load:
-                loader = threading.Thread(target=wrk, args=(url, args.load, args.duration, load))
+                loader = threading.Thread(
+                    target=wrk, args=(url, args.load, args.duration, load, args.nice)
+                )
                 loader.start()
                 time.sleep(2)  # let wrk open its connections
                 pause = max((args.duration - 4) / args.flips, 0.0)
+            pinger = None
+            if args.load:  # what PostgreSQL answers an idle process meanwhile
+                libpq = make_url(database_url).set(drivername="postgresql")
+                pinger = subprocess.Popen(
+                    [sys.executable, "-m", "bench.pg_ping", "--url",
+                     libpq.render_as_string(hide_password=False),
+                     "--seconds", str(max(args.duration - 6, 1))],
+                    stdout=subprocess.PIPE, text=True,
+                )  # fmt: skip
             flipper = Flipper(args.via, url, admin_url)
+            stolen, wall = steal_seconds(), time.monotonic()
             try:
                 results = run_flips(flipper, logs, args.workers, args.flips, pause)
             finally:
                 flipper.close()
+            stolen, wall = steal_seconds() - stolen, time.monotonic() - wall
             if loader:
                 loader.join()
+            floor = json.loads(pinger.communicate()[0]) if pinger is not None else {}
             exited_ms, last_ms = cli_subprocess_ms(admin_url, logs, args.workers)
     shutil.rmtree(probe_dir, ignore_errors=True)
 
@@ -257,6 +304,15 @@ def main() -> None:
         f"  one CLI flip as a subprocess, after the others: exited in {exited_ms:.0f} ms, "
         f"last worker applied at {last_ms:.0f} ms (the rest is the interpreter's start)"
     )
+    print(
+        f"  the hypervisor took {stolen:.1f} s of CPU from this machine during the flips "
+        f"({100 * stolen / (wall * (os.cpu_count() or 1)):.1f} % of its cores' time)"
+    )
+    for name, values in floor.items():
+        print(
+            f"  bare PostgreSQL {name:<11} p50 {values['p50']:7.1f}  p90 {values['p90']:7.1f}"
+            f"  p99 {values['p99']:7.1f}  max {values['max']:7.1f}  (bench.pg_ping, meanwhile)"
+        )
     if args.load:
         counts = parse_wrk(load.get("output", ""))
         print(

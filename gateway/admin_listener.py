@@ -124,7 +124,9 @@ class _ThreadServer(uvicorn.Server):
 class AdminListener:
     """Serves `api` (the admin router) on host:port from a thread with its own event loop.
 
-    `main` is the gateway's app, for the admin paths `api` does not hold; `opening` runs on
+    `main` is the gateway's app, for the admin paths `api` does not hold (unless `fallback`
+    is given: then that app serves them, on the loop that started the listener, and `main`
+    gives only the exception handlers; gateway.flag_relay does this); `opening` runs on
     the admin loop before it serves and `closing` before it ends (the follower opens and
     closes the store it keeps for that loop).
     """
@@ -139,9 +141,11 @@ class AdminListener:
         port: int,
         opening: Callable[[], Awaitable[None]] | None = None,
         closing: Callable[[], Awaitable[None]] | None = None,
+        fallback: ASGIApp | None = None,
     ) -> None:
         self.api = api
         self.main = main
+        self.fallback = fallback
         self.prefix = prefix
         self.host = host
         self.port = port
@@ -173,7 +177,8 @@ class AdminListener:
         """Bind the port (SettingsError if taken), start serving, and log the address."""
         sock = bind_shared(self.host, self.port)
         loop = asyncio.get_running_loop()
-        app = AdminPortApp(self._local_app(), self.main, loop, self.prefix)
+        rest = self.fallback if self.fallback is not None else self.main
+        app = AdminPortApp(self._local_app(), rest, loop, self.prefix)
         config = uvicorn.Config(
             app,
             host=self.host,

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -46,7 +47,8 @@ from gateway.admin import admin_router
 from gateway.auth import AdminAccess, AdminTokens, refuse_query_tokens
 from gateway.concurrency import LegacyThreads, set_threadpool_size
 from gateway.database import STATE_KEY, Database
-from gateway.exceptions import RouteError
+from gateway.exceptions import RouteError, first_line
+from gateway.flag_board import BOARD_ENV, BoardWatch, FlagBoard
 from gateway.flag_follower import FlagFollower
 from gateway.flag_store import FlagStore, SqlFlagStore
 from gateway.flagfile import read_flags_file
@@ -78,7 +80,7 @@ from gateway.routing import (
 from gateway.settings import Settings
 from gateway.shadow import ShadowRunner
 from gateway.shadow_store import ShadowStore
-from gateway.workers import is_supervisor
+from gateway.workers import admin_port_in_supervisor, is_supervisor
 
 if TYPE_CHECKING:
     from gateway.admin_listener import AdminListener
@@ -224,14 +226,18 @@ class Gateway:
             registry=self.registry,
             store=ShadowStore(settings.effective_flags_database_url, schema=settings.flags_schema),
         )
+        self.follower = self._follower()
         ordered = dispatch_routes(
-            layout, self.modes, request_key_reader(settings.canary_key), self.shadow
+            layout,
+            self.modes,
+            request_key_reader(settings.canary_key),
+            self.shadow,
+            fresh=self._board_watch(self.follower),
         )
         for note in overlap_notes(layout):  # templates that overlap but do not pair
             log.warning("%s", note)
             self.notes.append(note)
 
-        self.follower = self._follower()
         recorder = self._recorder()
         self.judge = judge_for(settings, self.follower, registry=self.registry)
         if recorder is not None:  # the judge counts what the recorder observes
@@ -305,6 +311,29 @@ class Gateway:
             registry=self.registry,
             store_factory=factory,
         )
+
+    @property
+    def admin_api(self) -> APIRouter | None:
+        """The admin API's router (flips, history, routes, report), once built."""
+        return self._admin_api
+
+    def _board_watch(self, follower: FlagFollower) -> Callable[[], None] | None:
+        """A worker of `gateway serve --workers N` reads the supervisor's flag board."""
+        path = os.environ.get(BOARD_ENV)
+        if not path or is_supervisor():
+            return None
+        try:
+            board = FlagBoard.open(path)
+        except (OSError, ValueError) as exc:
+            log.warning(
+                "%s=%s: cannot read the flag board (%s); flags reach this worker through "
+                "its own listener only",
+                BOARD_ENV,
+                path,
+                first_line(exc),
+            )
+            return None
+        return BoardWatch(board, follower.apply).check
 
     def _recorder(self) -> Recorder | None:
         # The supervisor of several workers builds only to check; it serves nothing.
@@ -421,6 +450,8 @@ class Gateway:
         """The admin API on GATEWAY_ADMIN_PORT, on a loop of its own (None when unset)."""
         port, follower = self.settings.admin_port, self.follower
         if port is None or self._admin_api is None or follower is None:
+            return None
+        if admin_port_in_supervisor():  # gateway serve's supervisor serves it for all
             return None
         # Imported here: it brings uvicorn's server (and click, watchfiles, dotenv) into a
         # process that may be served by something else, for a port that is off by default.

@@ -148,7 +148,9 @@ class FlagFollower:
         self._retry = RETRY_MIN
         self._tasks: list[asyncio.Task[None]] = []
         self._first_attempt = asyncio.Event()
-        self._lock = threading.Lock()  # apply() runs on the loop and on other threads
+        # apply() runs on the loop and on other threads; reentrant for applied(), which a
+        # ModeTable listener may call while apply() holds it.
+        self._lock = threading.RLock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._other_stores: dict[asyncio.AbstractEventLoop, FlagStore] = {}
         self._thread: threading.Thread | None = None
@@ -234,6 +236,15 @@ class FlagFollower:
                 modes.set(key, flag)
                 self.metrics.applied.labels(source).inc()
         return True
+
+    def applied(self) -> dict[str, tuple[Flag, int]]:
+        """Every flag taken from the store, with the version it came at (a consistent copy)."""
+        with self._lock:
+            return {
+                key: (self.modes.get(key), version)
+                for key, version in self.versions.items()
+                if key in self.modes
+            }
 
     def apply_all(self, loaded: Mapping[str, StoredFlag], source: str) -> None:
         """Apply a full load; routes with no stored flag keep what they have."""

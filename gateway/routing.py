@@ -264,10 +264,14 @@ def dispatch_routes(
     table: ModeTable,
     request_key: Callable[[Scope], str | None],
     shadow: Shadow | None = None,
+    fresh: Callable[[], None] | None = None,
 ) -> list[BaseRoute]:
-    """The composed app's routes: a PathGroup for each slot `pair` laid out, others as is."""
+    """The composed app's routes: a PathGroup for each slot `pair` laid out, others as is.
+
+    `fresh`, when given, runs before a paired route reads its flag (gateway.flag_board).
+    """
     return [
-        PathGroup(item.context, item.entries, table, request_key, shadow)
+        PathGroup(item.context, item.entries, table, request_key, shadow, fresh)
         if isinstance(item, RouteSlot)
         else item
         for item in layout
@@ -293,6 +297,7 @@ class PathGroup(BaseRoute):
         table: ModeTable,
         request_key: Callable[[Scope], str | None],
         shadow: Shadow | None = None,
+        fresh: Callable[[], None] | None = None,
     ) -> None:
         if not entries:
             raise RouteError(f"PathGroup for {context.path!r} got no methods; expected one.")
@@ -302,6 +307,7 @@ class PathGroup(BaseRoute):
         self.table = table
         self.request_key = request_key
         self.shadow = shadow
+        self.fresh = fresh
         self.path_regex = context.path_regex
         self.param_convertors = context.param_convertors
         self.path_format = context.path_format
@@ -345,6 +351,8 @@ class PathGroup(BaseRoute):
             assert endpoint is not None
             implementation = endpoint.side
         else:
+            if self.fresh is not None:
+                self.fresh()
             flag = self.table.get(key)  # read once per request
             mode = flag.mode
             if mode is Mode.ASYNC:

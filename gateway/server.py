@@ -43,13 +43,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.supervisors import ChangeReload
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from gateway.flag_relay import relaying
 from gateway.flagfile import read_flags_file
 from gateway.loader import AppTarget, gateway_of
 from gateway.logging import log_event
 from gateway.settings import Settings
 from gateway.workers import become_supervisor, prepare_multiprocess
 
-__all__ = ["STARTED_ENV", "Drain", "DrainingApp", "check_before_serving", "run"]
+__all__ = [
+    "STARTED_ENV",
+    "Drain",
+    "DrainingApp",
+    "check_before_serving",
+    "main_port_url",
+    "run",
+]
 
 # When `gateway serve` started, for every worker's report window (set once, inherited).
 STARTED_ENV = "GATEWAY_SERVE_STARTED"
@@ -78,12 +86,15 @@ def run(target: AppTarget, *, workers: int = 1, reload: bool = False, **options:
     elif workers > 1:
         prepare_multiprocess()
         become_supervisor()
-        check_before_serving(target.load())
+        app = target.load()
+        check_before_serving(app)
         from prometheus_client import multiprocess
 
-        # The supervisor built the app only to check it; it serves nothing.
+        # The supervisor built the app to check it and serves no request; it relays the
+        # flags to its workers (and serves the admin port), see gateway.flag_relay.
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
-        _Supervisor(config, sockets=[config.bind_socket()]).run()
+        with relaying(gateway_of(app), main_url=main_port_url(config)):
+            _Supervisor(config, sockets=[config.bind_socket()]).run()
     else:
         app = target.load()
         check_before_serving(app)
@@ -92,6 +103,16 @@ def run(target: AppTarget, *, workers: int = 1, reload: bool = False, **options:
         server.run()
         if not server.started:
             sys.exit(3)  # uvicorn's STARTUP_FAILURE: the lifespan or the bind failed
+
+
+def main_port_url(config: uvicorn.Config) -> str | None:
+    """Where this server's own process reaches its main port (None: a Unix socket or fd)."""
+    if config.uds or config.fd is not None:
+        return None
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(config.host, config.host)
+    host = f"[{host}]" if ":" in host else host
+    scheme = "https" if config.is_ssl else "http"
+    return f"{scheme}://{host}:{config.port}"
 
 
 def check_before_serving(app: FastAPI) -> None:

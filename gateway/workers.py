@@ -15,7 +15,9 @@ import tempfile
 from pathlib import Path
 
 __all__ = [
+    "ADMIN_IN_SUPERVISOR_ENV",
     "MULTIPROC_ENV",
+    "admin_port_in_supervisor",
     "become_supervisor",
     "is_supervisor",
     "mark_dead_workers",
@@ -23,6 +25,8 @@ __all__ = [
 ]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Set by `gateway serve`'s supervisor when it serves GATEWAY_ADMIN_PORT for its workers.
+ADMIN_IN_SUPERVISOR_ENV = "GATEWAY_SERVE_ADMIN_IN_SUPERVISOR"
 _PID = re.compile(r"_(\d+)\.db$")
 _supervisor_pid: int | None = None
 
@@ -36,6 +40,11 @@ def become_supervisor() -> None:
 def is_supervisor() -> bool:
     """True in the process that starts several workers: it builds the app only to check it."""
     return _supervisor_pid == os.getpid()
+
+
+def admin_port_in_supervisor() -> bool:
+    """True in a worker whose supervisor serves the admin port (gateway.flag_relay)."""
+    return os.environ.get(ADMIN_IN_SUPERVISOR_ENV) == "1" and not is_supervisor()
 
 
 def prepare_multiprocess(directory: str | None = None) -> Path:

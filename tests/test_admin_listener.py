@@ -1,21 +1,25 @@
 """The admin API on GATEWAY_ADMIN_PORT, and flips applied off the event loop.
 
-End to end with `gateway serve --workers 2`: the admin port flips every worker, refuses what
-the main port refuses, and serves the CLI. In-process: while the test holds the event loop,
-the flag listener thread applies another process's flip, and the admin port takes a flip;
-the judge's tally takes a change made on another thread on its own loop; the admin loop's
-one-trip change stores and notifies what the usual one does.
+End to end with `gateway serve --workers 2`: the admin port, held by the supervisor, flips
+every worker, refuses what the main port refuses, and serves the CLI. In-process: while
+the test holds the event loop, the flag listener thread applies another process's flip,
+and the admin port takes a flip; the judge's tally takes a change made on another thread
+on its own loop; the admin loop's one-trip change stores and notifies what the usual one
+does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -76,6 +80,27 @@ def _wait_for(url: str) -> None:
             time.sleep(0.1)
 
 
+def _listening_on(port: int) -> set[int]:
+    """The pids holding a listening TCP socket on `port` (from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                    inodes.add(f"socket:[{fields[9]}]")
+    holders = set()
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        with contextlib.suppress(OSError):
+            if os.readlink(fd) in inodes:
+                holders.add(int(fd.parent.parent.name))
+    return holders
+
+
+def _parents_of(pids: set[int]) -> set[int]:
+    return {int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) for pid in pids}
+
+
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_two_workers_serve_the_admin_api_on_the_admin_port(postgres_url):
@@ -125,6 +150,9 @@ def test_two_workers_serve_the_admin_api_on_the_admin_port(postgres_url):
         assert httpx.get(f"{admin}/_gateway/live", timeout=30).status_code == 200
         assert httpx.get(f"{admin}/probe", timeout=30).status_code == 404
         assert httpx.get(f"{admin}/metrics", timeout=30).status_code == 404
+
+        # One process holds the admin port: the supervisor (this test's child), not a worker.
+        assert _parents_of(_listening_on(port)) == {os.getpid()}
 
         # The main port still serves the admin API.
         back = httpx.put(f"{url}{ROUTE}", json={"mode": "legacy"}, headers=AUTH, timeout=30)
