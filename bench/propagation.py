@@ -83,6 +83,7 @@ class WorkerLogs:
         self.directory = directory
         self.offsets: dict[Path, int] = {}
         self.latest: dict[str, tuple[float, str]] = {}  # pid -> (applied at, "mode percent")
+        self.dead: set[str] = set()  # pids that logged and exited
 
     def read(self) -> None:
         for path in self.directory.glob("*.log"):
@@ -91,6 +92,8 @@ class WorkerLogs:
                 text = handle.read()
             complete = text[: text.rfind("\n") + 1]
             self.offsets[path] = self.offsets.get(path, 0) + len(complete.encode())
+            if path.stem in self.dead:
+                continue
             for line in complete.splitlines():
                 stamp, _, rest = line.partition(" ")
                 if rest == "started":
@@ -98,13 +101,25 @@ class WorkerLogs:
                 elif rest.startswith(PROBE + "\t"):
                     self.latest[path.stem] = (float(stamp), rest.split("\t", 1)[1])
 
+    def live(self) -> dict[str, tuple[float, str]]:
+        """The latest state of every process still running (uvicorn replaces a worker that
+        misses its health check; the replacement writes a log of its own)."""
+        for pid in list(self.latest):
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                self.dead.add(pid)
+                del self.latest[pid]
+        return self.latest
+
     def wait_for(self, state: str, workers: int, timeout: float = 30.0) -> tuple[float, float]:
         """Wait until every worker's latest state is `state`; return (first, last) applied."""
         deadline = time.monotonic() + timeout
         while True:
             self.read()
-            if len(self.latest) >= workers and all(s == state for _, s in self.latest.values()):
-                times = [at for at, _ in self.latest.values()]
+            latest = self.live()
+            if len(latest) >= workers and all(s == state for _, s in latest.values()):
+                times = [at for at, _ in latest.values()]
                 return min(times), max(times)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"workers did not reach {state!r}: {self.latest}")
@@ -313,6 +328,8 @@ def main() -> None:
             f"  bare PostgreSQL {name:<11} p50 {values['p50']:7.1f}  p90 {values['p90']:7.1f}"
             f"  p99 {values['p99']:7.1f}  max {values['max']:7.1f}  (bench.pg_ping, meanwhile)"
         )
+    if logs.dead:
+        print(f"  workers replaced meanwhile (uvicorn's health check): {len(logs.dead)}")
     if args.load:
         counts = parse_wrk(load.get("output", ""))
         print(
