@@ -3,7 +3,9 @@
 With more than one worker, prometheus-client needs a directory shared by them, empty at
 start (`prepare_multiprocess`); each scrape then drops the live gauges of workers that died
 (`mark_dead_workers`). The supervisor that starts the workers builds the app once to check
-it and serves nothing, so it records no metrics (`is_supervisor`).
+it and serves no request, so it records no metrics (`is_supervisor`); it relays the flags
+to its workers, and may serve the admin port for them (`admin_port_in_supervisor`, see
+gateway.flag_relay).
 """
 
 from __future__ import annotations
