@@ -134,6 +134,12 @@ class FlagRelay:
         try:
             loop.run_until_complete(self._main())
         except BaseException as exc:
+            if self._ready.is_set():  # it had started: nobody waits for the error
+                log.error(
+                    "flag relay stopped (%s): the workers follow the flag store on their own "
+                    "and the admin port is closed",
+                    first_line(exc),
+                )
             self._error = exc
         finally:
             self._ready.set()

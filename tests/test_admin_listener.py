@@ -80,6 +80,27 @@ def _wait_for(url: str) -> None:
             time.sleep(0.1)
 
 
+def test_a_taken_admin_port_stops_gateway_serve_before_its_workers_start(tmp_path):
+    with socket.socket() as other:  # another program holds the port
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        env = {**os.environ, "GATEWAY_ADMIN_PORT": str(port),
+               "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path}/gateway.db"}  # fmt: skip
+        served = subprocess.run(
+            [sys.executable, "-m", "gateway", "serve", APP, "--workers", "2",
+             "--port", str(free_port())],
+            env=env, capture_output=True, text=True, timeout=HANG,
+        )  # fmt: skip
+    assert served.returncode == 1
+    assert served.stderr.strip().splitlines()[-1] == (
+        f"gateway: GATEWAY_ADMIN_PORT={port}: port {port} on 127.0.0.1 is already in use by "
+        "another program (or by this server's main port); choose a free port for the admin "
+        "listener, or unset GATEWAY_ADMIN_PORT."
+    )
+    assert "Started parent process" not in served.stderr  # no worker was started
+
+
 def _listening_on(port: int) -> set[int]:
     """The pids holding a listening TCP socket on `port` (from /proc)."""
     inodes = set()
