@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -47,8 +46,8 @@ from gateway.admin import admin_router
 from gateway.auth import AdminAccess, AdminTokens, refuse_query_tokens
 from gateway.concurrency import LegacyThreads, set_threadpool_size
 from gateway.database import STATE_KEY, Database
-from gateway.exceptions import RouteError, first_line
-from gateway.flag_board import BOARD_ENV, BoardWatch, FlagBoard
+from gateway.exceptions import RouteError
+from gateway.flag_board import board_watch
 from gateway.flag_follower import FlagFollower
 from gateway.flag_store import FlagStore, SqlFlagStore
 from gateway.flagfile import read_flags_file
@@ -232,7 +231,7 @@ class Gateway:
             self.modes,
             request_key_reader(settings.canary_key),
             self.shadow,
-            fresh=self._board_watch(self.follower),
+            fresh=board_watch(self.follower.apply),  # gateway serve's workers
         )
         for note in overlap_notes(layout):  # templates that overlap but do not pair
             log.warning("%s", note)
@@ -316,24 +315,6 @@ class Gateway:
     def admin_api(self) -> APIRouter | None:
         """The admin API's router (flips, history, routes, report), once built."""
         return self._admin_api
-
-    def _board_watch(self, follower: FlagFollower) -> Callable[[], None] | None:
-        """A worker of `gateway serve --workers N` reads the supervisor's flag board."""
-        path = os.environ.get(BOARD_ENV)
-        if not path or is_supervisor():
-            return None
-        try:
-            board = FlagBoard.open(path)
-        except (OSError, ValueError) as exc:
-            log.warning(
-                "%s=%s: cannot read the flag board (%s); flags reach this worker through "
-                "its own listener only",
-                BOARD_ENV,
-                path,
-                first_line(exc),
-            )
-            return None
-        return BoardWatch(board, follower.apply).check
 
     def _recorder(self) -> Recorder | None:
         # The supervisor of several workers builds only to check; it serves nothing.

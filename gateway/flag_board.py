@@ -19,11 +19,13 @@ listener can only move a flag forward, whichever comes first.
     board.publish({"GET /users": (Flag(Mode.CANARY, 10.0), 7)})
     watch = BoardWatch(FlagBoard.open(path), follower.apply)    # a worker
     watch.check()                                   # PathGroup, before it reads a flag
+    check = board_watch(follower.apply)   # Gateway.build(): watch.check from BOARD_ENV, or None
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import mmap
 import os
 import struct
@@ -31,9 +33,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
+from gateway.exceptions import first_line
 from gateway.flags import Flag, Mode
+from gateway.workers import is_supervisor
 
-__all__ = ["BOARD_ENV", "BoardWatch", "FlagBoard"]
+__all__ = ["BOARD_ENV", "BoardWatch", "FlagBoard", "board_watch"]
+
+log = logging.getLogger("gateway")
 
 BOARD_ENV = "GATEWAY_SERVE_FLAG_BOARD"  # set by the supervisor, inherited by its workers
 _HEADER = struct.Struct("<QII")
@@ -146,6 +152,29 @@ class BoardWatch:
         for key, (flag, version) in flags.items():
             self.apply(key, flag, version, "board")
         self.seen = seq
+
+
+def board_watch(
+    apply: Callable[[str, Flag, int, str], bool], environ: Mapping[str, str] = os.environ
+) -> Callable[[], None] | None:
+    """The per-request check of a worker whose supervisor posts a board (BOARD_ENV), or
+    None: not under `gateway serve --workers N`, in the supervisor itself, or a board that
+    cannot be read (logged; the worker's own listener still follows the store)."""
+    path = environ.get(BOARD_ENV)
+    if not path or is_supervisor():
+        return None
+    try:
+        board = FlagBoard.open(path)
+    except (OSError, ValueError) as exc:
+        log.warning(
+            "%s=%s: cannot read the flag board (%s); flags reach this worker through its "
+            "own listener only",
+            BOARD_ENV,
+            path,
+            first_line(exc),
+        )
+        return None
+    return BoardWatch(board, apply).check
 
 
 def _encode(table: object) -> bytes:
