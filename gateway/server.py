@@ -48,7 +48,7 @@ from gateway.flagfile import read_flags_file
 from gateway.loader import AppTarget, gateway_of
 from gateway.logging import log_event
 from gateway.settings import Settings
-from gateway.workers import become_supervisor, prepare_multiprocess
+from gateway.workers import become_supervisor, exit_with_supervisor, prepare_multiprocess
 
 __all__ = [
     "STARTED_ENV",
@@ -259,4 +259,5 @@ class _DrainingTarget:
     drain_seconds: float
 
     def __call__(self) -> DrainingApp:
+        exit_with_supervisor()  # a worker whose supervisor is killed drains and stops
         return serve_draining(self.target.load(), self.drain_seconds)

@@ -10,9 +10,12 @@ gateway.flag_relay).
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import os
 import re
+import signal
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,6 +24,7 @@ __all__ = [
     "MULTIPROC_ENV",
     "admin_port_in_supervisor",
     "become_supervisor",
+    "exit_with_supervisor",
     "is_supervisor",
     "mark_dead_workers",
     "prepare_multiprocess",
@@ -30,6 +34,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Set by `gateway serve`'s supervisor when it serves GATEWAY_ADMIN_PORT for its workers.
 ADMIN_IN_SUPERVISOR_ENV = "GATEWAY_SERVE_ADMIN_IN_SUPERVISOR"
 _PID = re.compile(r"_(\d+)\.db$")
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _supervisor_pid: int | None = None
 
 
@@ -47,6 +52,28 @@ def is_supervisor() -> bool:
 def admin_port_in_supervisor() -> bool:
     """True in a worker whose supervisor serves the admin port (gateway.flag_relay)."""
     return os.environ.get(ADMIN_IN_SUPERVISOR_ENV) == "1" and not is_supervisor()
+
+
+def exit_with_supervisor() -> bool:
+    """In a worker: be sent SIGTERM (and so drain and stop) when its supervisor dies.
+
+    A supervisor killed outright (SIGKILL, the OOM killer) cannot stop its workers, which
+    would go on serving the port with nobody to restart or stop them, and with no more
+    flags from its board; gunicorn's workers leave when their arbiter is gone, for the
+    same reason. Linux only (prctl PR_SET_PDEATHSIG); True if it is set.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent or parent == 1:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+    return True
 
 
 def prepare_multiprocess(directory: str | None = None) -> Path:

@@ -7,6 +7,7 @@ count how many times each process built it.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -123,3 +124,64 @@ def wait_for_new_pid(url: str, old: int, deadline: float) -> int:
             return int(pid)
         time.sleep(0.1)
     raise AssertionError(f"the server at {url} was not reloaded within 60 s")
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; whoever adopted it has not reaped it yet
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl: Linux only")
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path):
+    import subprocess
+
+    from gateway.testing import free_port, wait_until_ready
+
+    port = free_port()
+    env = {**os.environ, "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path}/gateway.db",
+           "GATEWAY_SHUTDOWN_DRAIN_SECONDS": "0", "GATEWAY_SHUTDOWN_GRACE_SECONDS": "1",
+           "COUNTING_DIR": str(tmp_path)}  # fmt: skip
+    workers: set[int] = set()
+    with (tmp_path / "log").open("w+b") as log:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", APP, "--workers", "2",
+             "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_until_ready(f"http://127.0.0.1:{port}/whoami", supervisor, 120, log=log)
+            deadline = time.monotonic() + 60
+            builds = tmp_path / "builds"  # one line per build: the supervisor's, each worker's
+            while (
+                len(workers := {int(p) for p in builds.read_text().split()} - {supervisor.pid}) < 2
+            ):
+                assert time.monotonic() < deadline, "the two workers never showed up"
+                time.sleep(0.1)
+            assert workers <= _children(supervisor.pid)
+            supervisor.kill()  # SIGKILL: the supervisor cannot stop them itself
+            supervisor.wait()
+            deadline = time.monotonic() + 60
+            while any(_running(pid) for pid in workers):
+                assert time.monotonic() < deadline, f"workers {workers} outlived the supervisor"
+                time.sleep(0.1)
+        finally:
+            if supervisor.poll() is None:
+                supervisor.kill()
+            for pid in workers:
+                if _running(pid):
+                    os.kill(pid, 9)
