@@ -118,7 +118,7 @@ class FlagBoard:
                 time.sleep(0)  # a write in progress: let the writer finish
                 continue
             (length,) = _LENGTH.unpack_from(memory, 8)
-            payload = memory[_HEADER.size : _HEADER.size + min(length, self.size)]
+            payload = memory[_HEADER.size : _HEADER.size + length]  # a slice stops at the end
             if self._seq[0] == before:
                 return int(before), _decode(payload) if before else {}
         raise TimeoutError(f"the flag board at {self.path} stayed mid-write")

@@ -240,11 +240,8 @@ class FlagFollower:
     def applied(self) -> dict[str, tuple[Flag, int]]:
         """Every flag taken from the store, with the version it came at (a consistent copy)."""
         with self._lock:
-            return {
-                key: (self.modes.get(key), version)
-                for key, version in self.versions.items()
-                if key in self.modes
-            }
+            # apply() records versions only for keys of the table
+            return {key: (self.modes.get(key), version) for key, version in self.versions.items()}
 
     def apply_all(self, loaded: Mapping[str, StoredFlag], source: str) -> None:
         """Apply a full load; routes with no stored flag keep what they have."""
