@@ -16,7 +16,7 @@ import time
 
 import psycopg
 
-__all__ = ["main", "summary"]
+__all__ = ["main", "percentile", "summary"]
 
 _FLIP_SHAPED = (
     "BEGIN; CREATE TEMP TABLE IF NOT EXISTS ping (at float8);"
@@ -25,15 +25,16 @@ _FLIP_SHAPED = (
 )
 
 
+def percentile(values: list[float], p: float) -> float:
+    """The nearest-rank `p`th percentile of `values`."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
 def summary(values: list[float]) -> dict[str, float]:
     """p50, p90, p99 and max of `values` (nearest rank), and how many."""
-    ordered = sorted(values)
-
-    def rank(p: float) -> float:
-        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-    return {"n": len(ordered), "p50": rank(50), "p90": rank(90), "p99": rank(99),
-            "max": ordered[-1]}  # fmt: skip
+    return {"n": len(values), "p50": percentile(values, 50), "p90": percentile(values, 90),
+            "p99": percentile(values, 99), "max": max(values)}  # fmt: skip
 
 
 def main() -> None:

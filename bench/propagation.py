@@ -52,6 +52,7 @@ import typer
 from sqlalchemy.engine import make_url
 
 from bench.apps.probe import PROBE
+from bench.pg_ping import percentile
 from bench.procstat import process_tree, steal_seconds
 from gateway.cli import cli
 from gateway.testing import free_port, serve_in_subprocess
@@ -124,11 +125,6 @@ class WorkerLogs:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"workers did not reach {state!r}: {self.latest}")
             time.sleep(0.001)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 class Flipper:

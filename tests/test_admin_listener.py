@@ -26,6 +26,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
+from bench.procstat import parse_stat_parent
 from gateway import Settings
 from gateway.admin_listener import bind_shared
 from gateway.cli import cli
@@ -119,7 +120,7 @@ def _listening_on(port: int) -> set[int]:
 
 
 def _parents_of(pids: set[int]) -> set[int]:
-    return {int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) for pid in pids}
+    return {parse_stat_parent(Path(f"/proc/{pid}/stat").read_text()) for pid in pids}
 
 
 @pytest.mark.postgres

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request
 
+from bench.procstat import parse_stat_parent, process_tree
 from gateway import Gateway, Settings
 from gateway.testing import serve_in_subprocess
 
@@ -127,15 +128,14 @@ def wait_for_new_pid(url: str, old: int, deadline: float) -> int:
 
 
 def _children(pid: int) -> set[int]:
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
+    return {child for child in process_tree(pid) - {pid} if _parent(child) == pid}
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return parse_stat_parent(Path(f"/proc/{pid}/stat").read_text())
+    except OSError:
+        return None
 
 
 def _running(pid: int) -> bool:
