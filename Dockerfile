@@ -13,9 +13,9 @@ COPY gateway ./gateway
 COPY legacy_routes ./legacy_routes
 COPY async_routes ./async_routes
 COPY example ./example
-# Runtime dependencies only (no test or bench extras); `vector` adds pgvector's types.
+# Runtime dependencies only (no test or bench extras); `example` adds the example app's pgvector.
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install -c constraints.txt ".[vector]"
+    && /opt/venv/bin/pip install -c constraints.txt ".[example]"
 
 FROM python:3.11-slim AS runtime
 RUN groupadd --system --gid 10001 gateway \

@@ -45,15 +45,15 @@ PAIRS = [
 
 # Mounting, dispatch, the legacy fast path (one hand-off, no deadlock), flags, metrics.
 TESTS = [
-    "tests/test_compat.py",
-    "tests/test_database.py",
-    "tests/test_mounting.py",
-    "tests/test_edge_answers.py",
-    "tests/test_routing.py",
-    "tests/test_legacy_async.py",
-    "tests/test_legacy.py",
-    "tests/test_flags.py",
-    "tests/test_metrics.py",
+    "tests/unit/compat/test_compat.py",
+    "tests/unit/db/test_database.py",
+    "tests/unit/app/test_mounting.py",
+    "tests/unit/app/test_edge_answers.py",
+    "tests/unit/routing/test_routing.py",
+    "tests/unit/legacy/test_legacy_async.py",
+    "tests/unit/legacy/test_legacy.py",
+    "tests/unit/flags/test_flags.py",
+    "tests/unit/metrics/test_metrics.py",
 ]
 TEST_DEPS = ["pytest>=7.4", "asgi-lifespan>=2.1"]
 # An old FastAPI or Starlette under a newer pydantic warns from its own code (in modules
@@ -107,6 +107,6 @@ def pinned_install(session: nox.Session) -> None:
         "-q",
         "-p",
         "no:cacheprovider",
-        "tests/test_pinned_install.py",
+        "tests/e2e/test_pinned_install.py",
         env={"GATEWAY_PINNED": " ".join(pins)},
     )

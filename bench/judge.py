@@ -6,7 +6,7 @@
 Each run is one canary at 50 %: both arms serve `rate` requests per second (Poisson), split
 over `workers` workers that each hand the judge one batch of counts every `interval`
 seconds, as the gateway's workers write theirs to the database; the judge reads every batch
-and decides at the end of each interval (gateway.sequential.Evidence, the same code the
+and decides at the end of each interval (gateway.canary.sequential.Evidence, the same code the
 gateway runs). Latencies are log-normal (median 20 ms, sigma 0.5), errors Bernoulli. A run's
 rollback time is the end of the interval at which the judge first says WORSE.
 """
@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from gateway.sequential import LATENCY_BOUNDS, ArmCounts, Decision, Evidence
+from gateway.canary.sequential import LATENCY_BOUNDS, ArmCounts, Decision, Evidence
 
 __all__ = ["Arm", "Figure", "figures", "simulate"]
 

@@ -118,8 +118,8 @@ async def middleware_only(requests: int, rounds: int) -> dict[str, float]:
     """The metrics middleware around a trivial ASGI app that looks like a legacy route
     (route, implementation and a ThreadTiming filled in), against the trivial app alone."""
     from gateway.concurrency import ThreadTiming
-    from gateway.flags import Implementation
-    from gateway.recorder import MetricsMiddleware, metrics_for
+    from gateway.metrics.recorder import MetricsMiddleware, metrics_for
+    from gateway.modes import Implementation
     from gateway.request_info import RequestInfo
 
     async def trivial(scope: dict[str, Any], receive: Any, send: Any) -> None:

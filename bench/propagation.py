@@ -6,7 +6,7 @@
 
 It serves bench.apps.probe:create_app with `gateway serve --workers N` on a
 throwaway PostgreSQL database, with GATEWAY_ADMIN_PORT set (which the supervisor serves,
-see gateway.flag_relay). Every process appends a line to <probe dir>/<pid>.log with the
+see gateway.serve.relay). Every process appends a line to <probe dir>/<pid>.log with the
 wall-clock time at which it applied a change to its in-memory mode table (which the next
 request reads: a worker takes the supervisor's board at its next request), so the latency
 of a flip is max(applied time over workers) - (time just before the flip was sent). Same
@@ -54,7 +54,7 @@ from sqlalchemy.engine import make_url
 from bench.apps.probe import PROBE
 from bench.pg_ping import percentile
 from bench.procstat import process_tree, steal_seconds
-from gateway.cli import cli
+from gateway.cli.commands import cli
 from gateway.testing import free_port, serve_in_subprocess
 
 APP = "bench.apps.probe:create_app"

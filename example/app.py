@@ -56,7 +56,7 @@ def vector_unavailable(gateway: Gateway) -> str | None:
     try:
         import pgvector.sqlalchemy  # noqa: F401
     except ImportError:
-        return "the pgvector package is not installed (pip install 'gateway[vector]')"
+        return "the pgvector package is not installed (pip install 'gateway[example]')"
     sync_url, _ = derive_urls(gateway.database.url)
     engine = create_engine(sync_url, poolclass=NullPool)  # one probe, no pool left behind
     try:

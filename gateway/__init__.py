@@ -13,8 +13,10 @@ readiness check.
 """
 
 from gateway import queries
+from gateway._version import __version__ as __version__
+from gateway.admin.health import add_check
 from gateway.app import Gateway
-from gateway.database import AsyncDB, Database, SyncDB, get_async_session, get_session
+from gateway.db.database import AsyncDB, Database, SyncDB, get_async_session, get_session
 from gateway.exceptions import (
     DatabaseUnreachable,
     FlagError,
@@ -25,12 +27,12 @@ from gateway.exceptions import (
     UnknownModeError,
     UnknownRouteError,
 )
-from gateway.flag_store import FlagStore, MemoryFlagStore, SqlFlagStore
-from gateway.flags import Flag, Implementation, Mode, ModeTable
-from gateway.health import add_check
-from gateway.legacy_plan import keep_fastapi_handler
+from gateway.flags.store import FlagStore, MemoryFlagStore, SqlFlagStore
+from gateway.flags.table import Flag, ModeTable
+from gateway.legacy.plan import keep_fastapi_handler
+from gateway.modes import Implementation, Mode
 from gateway.settings import Settings
-from gateway.shadow import keep_out_of_shadow
+from gateway.shadow.runner import keep_out_of_shadow
 
 __all__ = [
     "AsyncDB",
@@ -60,5 +62,3 @@ __all__ = [
     "keep_out_of_shadow",
     "queries",
 ]
-
-__version__ = "0.1.0"

@@ -10,16 +10,17 @@ What a request passes through, in order (the first two are Starlette's and the a
     1. ServerErrorMiddleware      a plain 500 for anything unhandled (Starlette)
     2. MetricsMiddleware          one RequestInfo in `current_request`, observed after the
                                   response, and the x-gateway-implementation header
-                                  (gateway.recorder; ImplementationHeader with metrics off)
+                                  (gateway.metrics.recorder; ImplementationHeader without metrics)
     3. the legacy app's middleware, in its own order (CORS, sessions, ...)
     4. ExceptionMiddleware        the legacy app's exception handlers (Starlette)
     5. the router, first match wins:
          admin routes             {prefix}/routes, /history, /report, /live, /ready, the page,
-                                  behind one PrefixGuard each (gateway.admin, health, page)
-         GET /metrics             (gateway.metering)
-         a PathGroup per path     (gateway.routing) reads the route's flag and picks a side:
+                                  behind one PrefixGuard each (gateway.admin.mount)
+         GET /metrics             (gateway.metrics.metering)
+         a PathGroup per path     (gateway.routing.dispatch) reads the route's flag and picks
+                                  a side:
            legacy                 LegacyApp: the legacy fast path, one thread hand-off
-                                  (gateway.legacy), or FastAPI's own handler
+                                  (gateway.legacy.fast_path), or FastAPI's own handler
            async                  FastAPI's own handler of the migrated route
          the legacy app's mounts, websockets and plain routes
 
@@ -36,53 +37,49 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute
 
-from gateway.admin import admin_router
-from gateway.auth import AdminAccess, AdminTokens, refuse_query_tokens
+from gateway._process.gc import GcPolicy
+from gateway._process.workers import is_supervisor
+from gateway._version import __version__
+from gateway.admin.auth import AdminAccess, AdminTokens
+from gateway.admin.health import Check, EngineWatch, HealthChecks, health_router
+from gateway.admin.mount import admin_listener, mount_admin
+from gateway.admin.rows import describe_entries, routes_summary
+from gateway.canary.judge import CanaryJudge, judge_for
 from gateway.concurrency import LegacyThreads, set_threadpool_size
-from gateway.database import STATE_KEY, Database
+from gateway.db.database import STATE_KEY, Database
+from gateway.db.outage import Outage, install_outage_handlers
 from gateway.exceptions import RouteError
-from gateway.flag_board import board_watch
-from gateway.flag_follower import FlagFollower
-from gateway.flag_store import FlagStore, SqlFlagStore
-from gateway.flagfile import read_flags_file
-from gateway.flags import Flag, Implementation, ModeTable, parse_flag
-from gateway.gcpolicy import GcPolicy
-from gateway.health import Check, EngineWatch, HealthChecks, health_router
-from gateway.judge import CanaryJudge, judge_for
-from gateway.judge_admin import rollout_router
-from gateway.legacy import legacy_app_for
+from gateway.flags.board import board_watch
+from gateway.flags.follower import FlagFollower
+from gateway.flags.seed_file import read_flags_file
+from gateway.flags.store import FlagStore, SqlFlagStore
+from gateway.flags.table import Flag, ModeTable, parse_flag
+from gateway.legacy.fast_path import legacy_app_for
 from gateway.logging import configure_logging, log_started, log_stopped, watch_flips
-from gateway.metering import Metering
-from gateway.metrics import GatewayMetrics
-from gateway.openapi import install_openapi, served_routes
-from gateway.outage import Outage, install_outage_handlers
-from gateway.overlaps import overlap_notes
-from gateway.page import page_router
-from gateway.recorder import ImplementationHeader, MetricsMiddleware, Recorder
-from gateway.report_maker import report_maker
-from gateway.route_rows import describe_entries, routes_summary
-from gateway.routing import (
-    PathGroup,
-    PrefixGuard,
+from gateway.metrics.metering import Metering, metering_for, static_paths
+from gateway.metrics.recorder import ImplementationHeader, MetricsMiddleware, Recorder
+from gateway.modes import Implementation
+from gateway.report.maker import report_maker
+from gateway.routing.dispatch import (
     RouteEntry,
     collect,
     dispatch_routes,
     pair,
     request_key_reader,
 )
+from gateway.routing.openapi import install_openapi, served_routes
+from gateway.routing.overlaps import overlap_notes
 from gateway.settings import Settings
-from gateway.shadow import ShadowRunner
-from gateway.shadow_store import ShadowStore
-from gateway.workers import admin_port_in_supervisor, is_supervisor
+from gateway.shadow.runner import ShadowRunner
+from gateway.shadow.store import ShadowStore
 
 if TYPE_CHECKING:
-    from gateway.admin_listener import AdminListener
+    from gateway.admin.listener import AdminListener
 
 __all__ = ["Gateway"]
 
@@ -249,7 +246,7 @@ class Gateway:
             middleware = [Middleware(ImplementationHeader, header=header)] if header else []
         app = FastAPI(
             title=source.title if source else "gateway",
-            version=source.version if source else "0.1.0",
+            version=source.version if source else __version__,
             openapi_url=source.openapi_url if source else "/openapi.json",
             docs_url=source.docs_url if source else "/docs",
             redoc_url=source.redoc_url if source else "/redoc",
@@ -276,7 +273,7 @@ class Gateway:
         app.router.redirect_slashes = legacy_host.router.redirect_slashes
         if recorder is not None and self.metering is not None:
             app.router.routes.insert(0, self.metering.route())
-            recorder.static_paths = _static_paths(app.router.routes)
+            recorder.static_paths = static_paths(app.router.routes)
         self._install_admin(app, recorder)
         legacy_keys = {k for k, e in self.entries.items() if e.legacy is not None}
         only_async = [
@@ -320,11 +317,11 @@ class Gateway:
         # The supervisor of several workers builds only to check; it serves nothing.
         if not self.settings.metrics or is_supervisor():
             return None
-        database = self.database
-        recorder = Recorder(
-            GatewayMetrics(self.registry),
+        self.metering = metering_for(
             self.registry,
-            routes=[
+            self.database,
+            self.modes,
+            [
                 (endpoint.path, endpoint.method, endpoint.side.value)
                 for entry in self.entries.values()
                 for endpoint in (entry.legacy, entry.async_)
@@ -332,52 +329,31 @@ class Gateway:
             ],
             admin_prefix=self.settings.admin_prefix,
             threads=self.legacy_threads,
-            engines=lambda: (
-                ("sync", database.sync_engine),
-                ("async", database.async_engine.sync_engine),
-            ),
+            interval=self.settings.loop_lag_interval,
         )
-        self.recorder = recorder
-        self.metering = Metering(
-            recorder, database, self.modes, interval=self.settings.loop_lag_interval
-        )
-        return recorder
+        self.recorder = self.metering.recorder
+        return self.recorder
 
     def _install_admin(self, app: FastAPI, recorder: Recorder | None) -> None:
-        """The gateway's own routes go first (no legacy catch-all may shadow them), each
-        behind a prefix test so that other requests skip them with one startswith."""
         if self.follower is None:
             raise RouteError("build() makes the flag follower before the admin routes")
-        prefix = self.settings.admin_prefix
         if self._tokens is None:
             self._tokens = AdminTokens.from_settings(self.settings)
-        access = AdminAccess(self._tokens, reads_need_token=self.settings.admin_read_requires_token)
-        report = self._report_maker(recorder)
-        admin = APIRouter(
-            prefix=prefix, include_in_schema=False, dependencies=[Depends(refuse_query_tokens)]
-        )
         # Every sync engine of the process: a legacy app's own engine fails like ours.
         self._engine_watch = EngineWatch(Engine)
-        admin.include_router(
-            health_router(self.database, self.checks, self.follower, self._engine_watch)
+        self._admin_api = mount_admin(
+            app,
+            prefix=self.settings.admin_prefix,
+            access=AdminAccess(
+                self._tokens, reads_need_token=self.settings.admin_read_requires_token
+            ),
+            health=health_router(self.database, self.checks, self.follower, self._engine_watch),
+            follower=self.follower,
+            describe_routes=self.describe_routes,
+            report=self._report_maker(recorder),
+            shadow=self.shadow.report if self.shadow is not None else None,
+            judge=self.judge,
         )
-        shadow = self.shadow.report if self.shadow is not None else None
-        judge = self.judge
-        describe = self.describe_routes
-        if judge is not None:
-
-            def describe() -> list[dict[str, Any]]:
-                return judge.describe(self.describe_routes())
-
-            admin.include_router(rollout_router(judge, access))
-        after_flip = judge.after_flip if judge is not None else None
-        self._admin_api = admin_router(self.follower, access, describe, report, shadow, after_flip)
-        admin.include_router(self._admin_api)
-        admin.include_router(page_router(prefix))
-        mounted = len(app.router.routes)
-        app.include_router(admin)
-        guarded = [PrefixGuard(prefix, route) for route in app.router.routes[mounted:]]
-        app.router.routes[:] = guarded + app.router.routes[:mounted]
 
     def _report_maker(self, recorder: Recorder | None) -> Callable[[float], dict[str, Any]] | None:
         if recorder is None or self.metering is None:
@@ -429,24 +405,9 @@ class Gateway:
 
     def _admin_listener(self, app: FastAPI) -> AdminListener | None:
         """The admin API on GATEWAY_ADMIN_PORT, on a loop of its own (None when unset)."""
-        port, follower = self.settings.admin_port, self.follower
-        if port is None or self._admin_api is None or follower is None:
+        if self._admin_api is None or self.follower is None:
             return None
-        if admin_port_in_supervisor():  # gateway serve's supervisor serves it for all
-            return None
-        # Imported here: it brings uvicorn's server (and click, watchfiles, dotenv) into a
-        # process that may be served by something else, for a port that is off by default.
-        from gateway.admin_listener import AdminListener
-
-        return AdminListener(
-            self._admin_api,
-            app,
-            prefix=self.settings.admin_prefix,
-            host=self.settings.admin_host,
-            port=port,
-            opening=follower.open_store_here,
-            closing=follower.close_store_here,
-        )
+        return admin_listener(self._admin_api, app, self.settings, self.follower)
 
     def _not_built(self) -> None:
         if self.app is not None:
@@ -481,14 +442,3 @@ async def _run(hook: Hook, gateway: Gateway) -> None:
     result = hook(gateway)
     if result is not None:
         await result
-
-
-def _static_paths(routes: list[BaseRoute]) -> set[str]:
-    """Paths without parameters outside the PathGroups: the gateway's own metric labels."""
-    return {
-        path
-        for route in routes
-        if isinstance(path := getattr(route, "path", None), str)
-        and "{" not in path
-        and not isinstance(route, PathGroup)
-    }

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
-    from gateway.flags import Flag, ModeTable
+    from gateway.flags.table import Flag, ModeTable
 
 __all__ = [
     "JsonFormatter",

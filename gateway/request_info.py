@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.concurrency import ThreadTiming
-from gateway.flags import Implementation
+from gateway.modes import Implementation
 
 __all__ = ["UNMATCHED", "RequestInfo", "current_request"]
 
@@ -32,7 +32,7 @@ class RequestInfo:
     db_seconds: float = 0.0
     db_statements: int = 0
     loop_blocking_seconds: float = 0.0  # sync engine used on the event loop thread
-    writes: Any = None  # a gateway.writeset.WriteCapture while gateway.shadow compares sides
+    writes: Any = None  # a gateway.shadow.writeset.WriteCapture while gateway.shadow compares sides
 
 
 current_request: ContextVar[RequestInfo | None] = ContextVar("gateway_request", default=None)

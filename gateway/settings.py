@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.exceptions import SettingsError
+from gateway.modes import DEFAULT_MODES
 from gateway.urls import mask_url
 
 __all__ = ["DEFAULT_SQLITE_PATH", "ENV_PREFIX", "Settings"]
@@ -74,7 +75,10 @@ class Settings(BaseSettings):
         le=3600,
         description="after the listener closed: seconds requests in flight get to finish",
     )
-    default_mode: str = Field(default="legacy", description="mode of a paired route with no flag")
+    default_mode: str = Field(
+        default="legacy",
+        description=f"mode of a paired route with no flag: {' or '.join(DEFAULT_MODES)}",
+    )
     canary_key: str = Field(
         default="header:x-user-id",
         description="where a canary finds the request key: header:NAME or cookie:NAME",
@@ -219,8 +223,8 @@ class Settings(BaseSettings):
     @field_validator("default_mode")
     @classmethod
     def _default_mode(cls, value: str) -> str:
-        if value not in ("legacy", "async"):
-            raise ValueError("expected 'legacy' or 'async'")
+        if value not in DEFAULT_MODES:
+            raise ValueError(f"expected {' or '.join(map(repr, DEFAULT_MODES))}")
         return value
 
     @field_validator("gc_threshold")

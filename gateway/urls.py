@@ -2,7 +2,7 @@
 
 The async driver is always asyncpg / aiosqlite. The sync driver is the one the URL names
 (`postgresql+psycopg2://...` stays psycopg2), else the one the installed SQLAlchemy speaks
-best: psycopg 3 on SQLAlchemy 2.x, psycopg2 on 1.4 (see `gateway.compat`).
+best: psycopg 3 on SQLAlchemy 2.x, psycopg2 on 1.4 (see `gateway._compat`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from gateway.compat import SYNC_POSTGRES_DRIVER
+from gateway._compat import SYNC_POSTGRES_DRIVER
 
 __all__ = ["derive_urls", "mask_url"]
 

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from gateway import Settings
-from gateway.compat import SYNC_POSTGRES_DRIVER
+from gateway._compat import SYNC_POSTGRES_DRIVER
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "GATEWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

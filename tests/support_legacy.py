@@ -29,8 +29,8 @@ from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message
 
-from gateway.compat import FASTAPI
-from gateway.legacy import keep_fastapi_handler
+from gateway._compat import FASTAPI
+from gateway.legacy.fast_path import keep_fastapi_handler
 
 # What the FastAPI under test can declare at all (the version matrix runs 0.100 on).
 JSON_LINES = FASTAPI >= (0, 134, 0)  # a `def` endpoint that yields items, streamed as JSONL

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bench.apps import bare_def
 from bench.apps.common import User, UserOut
 from gateway import Gateway, Settings
-from gateway.database import get_async_session
+from gateway.db.database import get_async_session
 
 __all__ = ["ROUTE", "create_app", "create_blocking_app"]
 

@@ -1,7 +1,7 @@
 """A pytest plugin: mount `gateway translate legacy_routes/users.py` in place of the
 hand-written async_routes/users.py, so the example's own tests run against the translation.
 
-    python -m pytest -p tests.apps.translated_users tests/test_example_users.py
+    python -m pytest -p tests.apps.translated_users tests/e2e/test_example_users.py
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import async_routes
-from gateway.translate import translate_file
+from gateway.translate.files import translate_file
 
 ROOT = Path(__file__).resolve().parents[2]
 _result = translate_file(ROOT / "legacy_routes" / "users.py")

@@ -1,6 +1,6 @@
 """CRUD helpers in the old tutorial style: `def f(db: Session, ...)` and `db.query(...)`.
 
-One function per semantic the translator must keep (see gateway/translate_chains.py).
+One function per semantic the translator must keep (see gateway/translate/chains.py).
 """
 
 from sqlalchemy import func

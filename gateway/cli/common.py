@@ -1,0 +1,183 @@
+"""What every `gateway` command shares: its options, reading a running gateway, the route table.
+
+Every command that reads a gateway takes `--url` (or GATEWAY_ADMIN_URL) and `--token` (or
+GATEWAY_ADMIN_TOKEN); every command that needs the app takes APP / `--app` and
+`--app-dir`. Failures raise CommandError, which the `gateway` command prints in one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from sqlalchemy.engine import make_url
+
+from gateway.app import Gateway
+from gateway.exceptions import CommandError, first_line
+from gateway.flags.store import SqlFlagStore, StoredFlag
+from gateway.modes import format_mode
+
+__all__ = [
+    "DEFAULT_URL",
+    "AppDir",
+    "AppOption",
+    "AsJson",
+    "Async",
+    "Legacy",
+    "Prefix",
+    "Token",
+    "Url",
+    "print_routes",
+    "printable",
+    "read_stored_flags",
+    "request_gateway",
+    "with_stored_modes",
+]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+Url = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="GATEWAY_ADMIN_URL",
+        help=f"a running gateway (default {DEFAULT_URL})",
+        show_default=False,
+    ),
+]
+Token = Annotated[
+    str | None,
+    typer.Option(envvar="GATEWAY_ADMIN_TOKEN", help="admin bearer token", show_default=False),
+]
+Prefix = Annotated[str, typer.Option(help="the gateway's admin prefix")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
+AppOption = Annotated[
+    str | None,
+    typer.Option("--app", help="import path of the gateway app or its factory", show_default=False),
+]
+Legacy = Annotated[
+    str | None,
+    typer.Option(
+        "--legacy",
+        help="no composition module: mount this legacy FastAPI app (or APIRouter) as it is",
+        show_default=False,
+    ),
+]
+Async = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--async",
+        help="with --legacy: mount this APIRouter (or FastAPI app's routes) of migrated "
+        "async def routes; repeat for several",
+        show_default=False,
+    ),
+]
+AppDir = Annotated[
+    str,
+    typer.Option(help="look for the app's module in this directory (default: the current one)"),
+]
+
+
+def request_gateway(
+    method: str, base: str | None, path: str, token: str | None, **kwargs: Any
+) -> Any:
+    """One admin request to a running gateway; its JSON, or CommandError in one line."""
+    url = (base or DEFAULT_URL).rstrip("/") + path
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    # Plain http needs no CA bundle, whose loading is most of a flip's time on a busy host.
+    verify = not url.startswith("http://")
+    try:
+        response = httpx.request(
+            method, url, headers=headers, timeout=30.0, verify=verify, **kwargs
+        )
+    except httpx.TransportError as exc:
+        raise CommandError(f"cannot reach the gateway at {url}: {exc}") from None
+    if response.status_code >= 400:
+        hint = " (pass --token or set GATEWAY_ADMIN_TOKEN)" if response.status_code == 401 else ""
+        raise CommandError(
+            f"{url} answered {response.status_code}, expected 200: {_detail(response)}{hint}"
+        )
+    try:
+        return response.json()
+    except ValueError:
+        raise CommandError(
+            f"{url} answered {response.headers.get('content-type', 'no content type')}, "
+            "expected JSON: is that a gateway, with this --prefix?"
+        ) from None
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    if isinstance(detail, list):  # validation errors
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in detail)
+    return str(detail)
+
+
+def print_routes(rows: Sequence[Mapping[str, Any]]) -> None:
+    """The route table of `gateway routes` and `gateway flags list` (with a KIND column when
+    the rows say each side's kind), then why some routes run on FastAPI's own handler."""
+    kinds = [_per_side(row.get("kinds", row.get("kind"))) for row in rows]
+    width = max((len(row["key"]) for row in rows), default=10)
+    kind_width = max((len(k) for k in kinds), default=0)
+    head = f"{'ROUTE':<{width}}  {'IMPLEMENTATIONS':<16}"
+    if kind_width:
+        head += f"  {'KIND':<{max(kind_width, 4)}}"
+    typer.echo(f"{head}  MODE")
+    for row, kind in zip(rows, kinds, strict=True):
+        line = f"{row['key']:<{width}}  {'+'.join(row['implementations']):<16}"
+        if kind_width:
+            line += f"  {kind:<{max(kind_width, 4)}}"
+        typer.echo(f"{line}  {format_mode(row['mode'], row.get('percent'))}")
+    for row in rows:
+        why = _per_side(row.get("fallback"))
+        if why:
+            typer.echo(f"note: {row['key']} runs on FastAPI's own handler: {why}")
+
+
+def _per_side(value: Any) -> str:
+    # One value per route, or one per implementation ({"legacy": "def", "async": "async def"}).
+    if isinstance(value, Mapping):
+        return " / ".join(str(v) for v in value.values() if v)
+    return str(value) if value else ""
+
+
+def with_stored_modes(gateway: Gateway, stored: dict[str, StoredFlag]) -> list[dict[str, Any]]:
+    """describe_routes() with each paired route's stored mode (the default when none)."""
+    rows = gateway.describe_routes()
+    for row in rows:
+        if row["paired"]:
+            found = stored.get(row["key"])
+            flag = found.flag if found else gateway.modes.default
+            row["mode"], row["percent"] = flag.mode.value, flag.percent
+    return rows
+
+
+async def read_stored_flags(gateway: Gateway) -> dict[str, StoredFlag]:
+    """The flags stored in the gateway's database, read without creating anything there:
+    no SQLite file that is not there yet, no tables that are not there yet."""
+    url = gateway.settings.effective_flags_database_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        return {}
+    store = SqlFlagStore.from_settings(gateway.settings)
+    try:
+        return await store.load() if await store.exists() else {}
+    except Exception as exc:
+        raise CommandError(
+            f"cannot read the flag store at {store.where}: {first_line(exc)} "
+            "(or pass --url to ask a running gateway)"
+        ) from None
+    finally:
+        await store.aclose()
+
+
+def printable(text: Any) -> str:
+    """Control characters escaped: a stored reason, key or path never rewrites the terminal."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in str(text))

@@ -1,0 +1,70 @@
+"""`gateway shadow`: what shadow mode found, per route, from a running gateway.
+
+gateway shadow                    # a table, then the newest differences of each route
+gateway shadow --json             # GET {prefix}/shadow as it is
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from gateway.cli.common import AsJson, Prefix, Token, Url, printable, request_gateway
+
+__all__ = ["format_shadow", "shadow_command"]
+
+COLUMNS = ("compared", "same", "different", "candidate_errors", "skipped")
+HEADINGS = ("COMPARED", "SAME", "DIFFERENT", "ERRORS", "SKIPPED")
+CELL = 10  # characters per number column: 30 are left for the route in 80
+
+
+def format_shadow(found: dict[str, Any], examples: int = 3) -> str:
+    """The table and the newest `examples` differences of each route, in 80 columns."""
+    routes = found.get("routes", [])
+    if not routes:
+        return "No route has been shadowed yet (set one: gateway flags set KEY shadow)."
+    width = max(len("ROUTE"), *(len(r["route"]) for r in routes))
+    width = min(width, 80 - CELL * len(COLUMNS))
+    lines = ["ROUTE".ljust(width) + "".join(h.rjust(CELL) for h in HEADINGS)]
+    for row in routes:
+        key = printable(row["route"])
+        key = key if len(key) <= width else key[: width - 1] + "…"
+        lines.append(key.ljust(width) + "".join(str(row.get(c, 0)).rjust(CELL) for c in COLUMNS))
+    for row in routes:
+        shown = [e for e in row.get("examples", []) if e.get("outcome") != "same"][:examples]
+        if not shown:
+            continue
+        lines.append("")
+        lines.append(f"{printable(row['route'])}: newest differences")
+        for example in shown:
+            lines.append(f"  {example['at']}  {example['method']} {printable(example['path'])}")
+            detail = example.get("detail", {})
+            for part in ("fields", "writes", "work"):
+                for item in detail.get(part, []):
+                    lines.append(
+                        f"    {part[:-1] if part != 'work' else 'work'}: {printable(item)}"
+                    )
+            if "status" in detail:
+                status = detail["status"]
+                lines.append(f"    status: legacy {status['legacy']}, async {status['async']}")
+            for key in ("error", "errors"):
+                if key in detail:
+                    lines.append(f"    {key}: {printable(json.dumps(detail[key]))}")
+    scope = found.get("scope")
+    if scope:
+        lines.append("")
+        lines.append(f"(counts from {scope})")
+    return "\n".join(lines)
+
+
+def shadow_command(
+    url: Url = None,
+    token: Token = None,
+    prefix: Prefix = "/_gateway",
+    as_json: AsJson = False,
+) -> None:
+    """Print what shadow mode found: comparisons per route and the newest differences."""
+    found = request_gateway("GET", url, f"{prefix}/shadow", token)
+    typer.echo(json.dumps(found, indent=2) if as_json else format_shadow(found))

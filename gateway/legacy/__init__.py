@@ -1,0 +1,14 @@
+"""Serving legacy (`def`) routes: the one-hand-off fast path and the plan that decides it.
+
+- `fast_path`: `LegacyApp`, a legacy route's sync work in one thread hand-off;
+- `plan`: which routes take the fast path and why the others keep FastAPI's handler.
+- `solver`: solving a route's dependencies, the async steps on the loop, the rest in the thread.
+
+Public: `fast_path_blocker` (why a route keeps FastAPI's handler) and
+`keep_fastapi_handler`, also at the front door.
+Imports: the foundations, `request_info` and `concurrency`.
+"""
+
+from gateway.legacy.plan import fast_path_blocker, keep_fastapi_handler
+
+__all__ = ["fast_path_blocker", "keep_fastapi_handler"]

@@ -1,0 +1,8 @@
+"""Finding routes on both sides, pairing them, and dispatching each request to one side.
+
+- `dispatch`: route keys, `RouteEntry`, `PathGroup` and the pairing of both apps;
+- `overlaps`: routes one side shadows on the other;
+- `openapi`: the composed app's schema and the routes it serves.
+
+Imports: the foundations, `flags` and `request_info`.
+"""

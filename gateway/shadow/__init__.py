@@ -1,0 +1,9 @@
+"""Shadow mode: legacy serves the client; the twin runs on the same request, rolled back, compared.
+
+- `runner`: `ShadowRunner`, what a shadowed request does;
+- `messages`: the ASGI messages both sides are recorded from;
+- `compare`, `writeset`: what is compared (bodies, statuses, the writes each side made);
+- `results`, `store`: the comparisons per route, kept in memory and in the database.
+
+Imports: the foundations, `flags`, `db`, `routing`.
+"""

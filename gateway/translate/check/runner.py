@@ -1,0 +1,174 @@
+"""`gateway translate --check URL`: run each legacy function and its translation on a real
+database and say, per function, verified / fallback / differs.
+
+    verdicts = anyio.run(check_modules, legacy_module, translated_module, url)
+    [str(v) for v in verdicts]   # ["get_user: verified (4 runs)", "page: differs: ..."]
+
+For every argument set (generated from the signature, and from values in the tables) both
+functions run in a transaction that is rolled back (their own commits release a savepoint;
+PostgreSQL sequences are put back), and three things must match:
+
+- the statements each sent, as the dialect compiled them, with their parameters (so a
+  dropped LIMIT 1 or a count of the table instead of the query shows); the ORM's own
+  relationship loads are left out, since eager loads replace lazy ones by design, and the
+  column labels a legacy Query adds are normalised away;
+- the result, after the terminal semantics (the rows, or the exception's type; a route's
+  result as its `response_model` serializes it, which reads its relationships);
+- every table's rows afterwards.
+
+The parts: `translate_check_arguments` generates the arguments, `translate_check_runs`
+runs each side rolled back, `translate_check_compare` puts what they did in a form both
+share; this module drives them and gives the verdicts.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from sqlalchemy import MetaData
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import DeclarativeMeta, Mapper
+
+from gateway.exceptions import CommandError
+from gateway.translate.check.arguments import argument_sets, table_samples
+from gateway.translate.check.compare import normalise_sql
+from gateway.translate.check.runs import (
+    engines,
+    read_sequences,
+    restore_sequences,
+    run_async,
+    run_legacy,
+)
+from gateway.urls import mask_url
+
+__all__ = ["Verdict", "argument_sets", "check_modules", "normalise_sql", "response_model_of"]
+
+
+@dataclass
+class Verdict:
+    """What --check found for one function."""
+
+    function: str
+    status: str  # verified | fallback | differs
+    runs: int = 0
+    detail: str = ""
+
+    def __str__(self) -> str:
+        tail = f": {self.detail}" if self.detail else ""
+        return f"{self.function}: {self.status} ({self.runs} runs){tail}"
+
+
+async def check_modules(
+    legacy: ModuleType,
+    translated: ModuleType,
+    url: str,
+    *,
+    fallbacks: set[str] | None = None,
+    only: set[str] | None = None,
+) -> list[Verdict]:
+    """Run each async function of `translated` against its namesake in `legacy` on `url`."""
+    backend, sync_engine, async_engine = engines(url)
+    metadata = _metadata_of(legacy)
+    _require_tables(sync_engine, metadata, url)
+    verdicts = []
+    try:
+        for name, function in vars(translated).items():
+            if not inspect.iscoroutinefunction(function) or (only and name not in only):
+                continue
+            original = getattr(legacy, name, None)
+            if original is None or getattr(function, "__module__", None) != translated.__name__:
+                continue
+            verdicts.append(
+                await _check_function(
+                    name, original, function, legacy, sync_engine, async_engine, metadata,
+                    backend, name in (fallbacks or set()),
+                )
+            )  # fmt: skip
+    finally:
+        await async_engine.dispose()
+        sync_engine.dispose()
+    return verdicts
+
+
+async def _check_function(
+    name: str,
+    original: Callable[..., Any],
+    function: Callable[..., Any],
+    legacy: ModuleType,
+    sync_engine: Engine,
+    async_engine: AsyncEngine,
+    metadata: MetaData | None,
+    backend: str,
+    fallback: bool,
+) -> Verdict:
+    model = response_model_of(original)
+    with sync_engine.connect() as connection:
+        samples = table_samples(connection, metadata)
+    runs = 0
+    for arguments in argument_sets(original, samples):
+        with sync_engine.connect() as connection:
+            sequences = read_sequences(connection, backend)
+        before = run_legacy(original, arguments, sync_engine, metadata, model)
+        with sync_engine.connect() as connection:
+            restore_sequences(connection, sequences)
+        after = await run_async(function, arguments, async_engine, metadata, model)
+        with sync_engine.connect() as connection:
+            restore_sequences(connection, sequences)
+        runs += 1
+        shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+        if before.result != after.result:
+            found = f"legacy {_short(before.result)}, translated {_short(after.result)}"
+            return Verdict(name, "differs", runs, f"result with ({shown}): {found}")
+        if before.tables != after.tables:
+            return Verdict(name, "differs", runs, f"table contents afterwards with ({shown})")
+        if before.statements != after.statements:
+            found = f"legacy {_short(before.statements)}, translated {_short(after.statements)}"
+            return Verdict(name, "differs", runs, f"SQL with ({shown}): {found}")
+    return Verdict(name, "fallback" if fallback else "verified", runs)
+
+
+def response_model_of(function: Callable[..., Any]) -> Any:
+    """The response_model of the route whose endpoint is `function`, or None."""
+    module = sys.modules.get(getattr(function, "__module__", ""))
+    for value in vars(module).values() if module else ():
+        routes = getattr(value, "routes", None)
+        for route in routes if isinstance(routes, list) else ():
+            if getattr(route, "endpoint", None) is function:
+                return getattr(route, "response_model", None)
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) < 3000 else text[:2997] + "..."
+
+
+def _require_tables(engine: Any, metadata: MetaData | None, url: str) -> None:
+    if metadata is None:
+        return
+    with engine.connect() as connection:
+        missing = [
+            t.name for t in metadata.sorted_tables if not sa_inspect(connection).has_table(t.name)
+        ]
+    if missing:
+        raise CommandError(
+            f"The database at {mask_url(url)} has no table {', '.join(map(repr, missing))}; "
+            "--check runs both versions on a database with the module's tables (and rows)."
+        )
+
+
+def _metadata_of(module: ModuleType) -> MetaData | None:
+    for value in vars(module).values():
+        mapper = (
+            sa_inspect(value, raiseerr=False) if isinstance(value, type | DeclarativeMeta) else None
+        )
+        if isinstance(mapper, Mapper):
+            return mapper.local_table.metadata
+    return None
