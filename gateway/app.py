@@ -26,7 +26,8 @@ What a request passes through, in order (the first two are Starlette's and the a
 
 The Gateway builds and owns every collaborator (flag store and follower, admin access,
 health checks, metrics registry and recorder, GC policy); each part gets the narrow things it
-uses. Pass `database=`, `registry=`, `store=` or `tokens=` to replace one (tests do).
+uses. Pass `database=`, `registry=`, `store=`, `tokens=` or `throttle=` to replace one (tests
+do).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from gateway.admin.auth import AdminAccess, AdminTokens
 from gateway.admin.health import Check, EngineWatch, HealthChecks, health_router
 from gateway.admin.mount import admin_listener, mount_admin
 from gateway.admin.rows import describe_entries, routes_summary
+from gateway.admin.throttle import AdminThrottle
 from gateway.canary.judge import CanaryJudge, judge_for
 from gateway.concurrency import LegacyThreads, set_threadpool_size
 from gateway.db.database import STATE_KEY, Database
@@ -99,6 +101,7 @@ class Gateway:
         registry: CollectorRegistry | None = None,
         store: FlagStore | None = None,
         tokens: AdminTokens | None = None,
+        throttle: AdminThrottle | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_environ()
         self._database = database
@@ -107,6 +110,7 @@ class Gateway:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._store = store
         self._tokens = tokens
+        self._throttle = throttle
         self.checks = HealthChecks()
         self.modes = ModeTable(default=parse_flag(self.settings.default_mode))
         self.entries: dict[str, RouteEntry] = {}
@@ -339,13 +343,19 @@ class Gateway:
             raise RouteError("build() makes the flag follower before the admin routes")
         if self._tokens is None:
             self._tokens = AdminTokens.from_settings(self.settings)
+        if self._throttle is None:
+            self._throttle = AdminThrottle(
+                self.settings.admin_failure_limit, self.settings.admin_failure_window
+            )
         # Every sync engine of the process: a legacy app's own engine fails like ours.
         self._engine_watch = EngineWatch(Engine)
         self._admin_api = mount_admin(
             app,
             prefix=self.settings.admin_prefix,
             access=AdminAccess(
-                self._tokens, reads_need_token=self.settings.admin_read_requires_token
+                self._tokens,
+                reads_need_token=self.settings.admin_read_requires_token,
+                throttle=self._throttle,
             ),
             health=health_router(self.database, self.checks, self.follower, self._engine_watch),
             follower=self.follower,

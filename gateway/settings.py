@@ -87,6 +87,20 @@ class Settings(BaseSettings):
     admin_tokens: str = Field(default="", repr=False)
     admin_tokens_file: str = Field(default="")
     admin_read_requires_token: bool = False
+    admin_failure_limit: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000,
+        description="wrong admin tokens one client (peer address) may send per "
+        "GATEWAY_ADMIN_FAILURE_WINDOW; after them its admin requests get 429 until it ends",
+    )
+    admin_failure_window: float = Field(
+        default=60.0,
+        gt=0,
+        le=86400,
+        description="seconds of each client's window of wrong admin tokens, opened by its "
+        "first refusal; its refusals are logged once per window",
+    )
     admin_port: int | None = Field(
         default=None,
         ge=1,

@@ -7,6 +7,8 @@ access = AdminAccess(AdminTokens.from_settings(settings), reads_need_token=False
 async def change(who: Annotated[str, Depends(access.writer)]): ...
 
 Tokens are compared in constant time and never logged or echoed; only their names are.
+A client (its peer address) that sent too many wrong tokens is answered 429 before its
+token is checked, and its refusals are logged once per window (see `throttle`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request
 
+from gateway.admin.throttle import AdminThrottle
 from gateway.exceptions import SettingsError
 from gateway.settings import Settings
 
@@ -142,15 +145,27 @@ async def refuse_query_tokens(request: Request) -> None:
             )
 
 
-def _authenticate(tokens: AdminTokens, request: Request, action: str) -> str:
+def _authenticate(
+    tokens: AdminTokens, throttle: AdminThrottle, request: Request, action: str
+) -> str:
     if not tokens:
         raise HTTPException(
             status_code=403,
             detail=f"Admin {action} are disabled because no admin token is configured. {_HOW_TO}",
         )
+    client = _client(request)
+    wait = throttle.blocked_for(client)
+    if wait is not None:
+        raise HTTPException(
+            status_code=429,
+            detail=f"Too many wrong admin tokens from {client}: {throttle.limit} within "
+            f"{throttle.window:g} s, so no token from it is checked for {wait} s more; "
+            "wait that long, then send a token from GATEWAY_ADMIN_TOKENS.",
+            headers={"Retry-After": str(wait)},
+        )
     token = bearer(request)
     if token is None:
-        _refused(request, "no bearer token")
+        _refused(throttle, request, client, "no bearer token", wrong_token=False)
         raise HTTPException(
             status_code=401,
             detail=f"Admin {action} need a token: send 'Authorization: Bearer <token>' with a "
@@ -159,7 +174,9 @@ def _authenticate(tokens: AdminTokens, request: Request, action: str) -> str:
         )
     name = tokens.identify(token)
     if name is None:
-        _refused(request, "a token that matches none configured")
+        _refused(
+            throttle, request, client, "a token that matches none configured", wrong_token=True
+        )
         raise HTTPException(
             status_code=401,
             detail="Invalid bearer token: it matches none in GATEWAY_ADMIN_TOKENS.",
@@ -168,14 +185,26 @@ def _authenticate(tokens: AdminTokens, request: Request, action: str) -> str:
     return name
 
 
-def _refused(request: Request, why: str) -> None:
-    client = request.client.host if request.client else "?"
+def _client(request: Request) -> str:
+    # The peer address (`request.client.host`, read without building an Address): uvicorn
+    # puts X-Forwarded-For's there only when told to trust the proxy.
+    peer = request.scope.get("client")
+    return str(peer[0]) if peer else "?"
+
+
+def _refused(
+    throttle: AdminThrottle, request: Request, client: str, why: str, *, wrong_token: bool
+) -> None:
+    opening = throttle.refused(client, wrong_token=wrong_token)
+    if opening is None:
+        return
     log.warning(
-        "admin request refused: %s %s from %s with %s",
+        "admin request refused: %s %s from %s with %s; %s",
         request.method,
         request.url.path,
         client,
         why,
+        opening.summary(),
     )
 
 
@@ -185,15 +214,26 @@ class AdminAccess:
     access = AdminAccess(AdminTokens.from_settings(settings), reads_need_token=False)
     @router.put("/thing")
     async def change(actor: str = Depends(access.writer)): ...
+
+    One `throttle` serves every router built on this object (the admin port's too), so a
+    client's wrong tokens count the same on either port.
     """
 
-    def __init__(self, tokens: AdminTokens, *, reads_need_token: bool = False) -> None:
+    def __init__(
+        self,
+        tokens: AdminTokens,
+        *,
+        reads_need_token: bool = False,
+        throttle: AdminThrottle | None = None,
+    ) -> None:
         self.tokens = tokens
         self.reads_need_token = reads_need_token
+        self.throttle = throttle if throttle is not None else AdminThrottle()
 
     async def writer(self, request: Request) -> str:
-        """The token's name, or 403 (no tokens configured) / 401 (missing or wrong)."""
-        return _authenticate(self.tokens, request, "writes")
+        """The token's name, or 403 (no tokens configured) / 429 (this client sent too many
+        wrong tokens lately) / 401 (missing or wrong)."""
+        return _authenticate(self.tokens, self.throttle, request, "writes")
 
     async def reader(self, request: Request) -> str | None:
         """None when reads are open (the default), else like `writer`.
@@ -202,4 +242,4 @@ class AdminAccess:
         """
         if not self.reads_need_token:
             return None
-        return _authenticate(self.tokens, request, "reads")
+        return _authenticate(self.tokens, self.throttle, request, "reads")
