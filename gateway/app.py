@@ -341,21 +341,13 @@ class Gateway:
     def _install_admin(self, app: FastAPI, recorder: Recorder | None) -> None:
         if self.follower is None:
             raise RouteError("build() makes the flag follower before the admin routes")
-        if self._tokens is None:
-            self._tokens = AdminTokens.from_settings(self.settings)
-        if self._throttle is None:
-            self._throttle = AdminThrottle(
-                self.settings.admin_failure_limit, self.settings.admin_failure_window
-            )
         # Every sync engine of the process: a legacy app's own engine fails like ours.
         self._engine_watch = EngineWatch(Engine)
         self._admin_api = mount_admin(
             app,
             prefix=self.settings.admin_prefix,
-            access=AdminAccess(
-                self._tokens,
-                reads_need_token=self.settings.admin_read_requires_token,
-                throttle=self._throttle,
+            access=AdminAccess.from_settings(
+                self.settings, tokens=self._tokens, throttle=self._throttle
             ),
             health=health_router(self.database, self.checks, self.follower, self._engine_watch),
             follower=self.follower,

@@ -230,6 +230,24 @@ class AdminAccess:
         self.reads_need_token = reads_need_token
         self.throttle = throttle if throttle is not None else AdminThrottle()
 
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        tokens: AdminTokens | None = None,
+        throttle: AdminThrottle | None = None,
+    ) -> AdminAccess:
+        """The access a Gateway serves: tokens and the failure limit from `settings`, unless
+        given (tests pass their own)."""
+        return cls(
+            tokens if tokens is not None else AdminTokens.from_settings(settings),
+            reads_need_token=settings.admin_read_requires_token,
+            throttle=throttle
+            if throttle is not None
+            else AdminThrottle(settings.admin_failure_limit, settings.admin_failure_window),
+        )
+
     async def writer(self, request: Request) -> str:
         """The token's name, or 403 (no tokens configured) / 429 (this client sent too many
         wrong tokens lately) / 401 (missing or wrong)."""
