@@ -22,20 +22,29 @@ __all__ = ["create_slow_app", "running_server"]
 
 
 def create_slow_app() -> Any:
-    """A gateway with one paired route that holds a database connection for `seconds`.
+    """A gateway with one paired route that holds a database connection for `seconds`, or
+    until the test releases the advisory lock `lock` that it holds (PostgreSQL).
 
-    GET /slow?seconds=2   (pg_sleep on PostgreSQL; the mode comes from GATEWAY_DEFAULT_MODE)
+    GET /slow?seconds=2   (pg_sleep; the mode comes from GATEWAY_DEFAULT_MODE)
+    GET /slow?lock=42     (waits for pg_advisory_xact_lock_shared(42))
     """
     legacy, migrated = APIRouter(), APIRouter()
 
+    def holding(seconds: float, lock: int | None) -> tuple[Any, dict[str, float | int]]:
+        if lock is not None:
+            return text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": lock}
+        return text("SELECT pg_sleep(:s)"), {"s": seconds}
+
     @legacy.get("/slow")
-    def slow(db: SyncDB, seconds: float = 1.0) -> dict[str, str]:
-        db.execute(text("SELECT pg_sleep(:s)"), {"s": seconds})
+    def slow(db: SyncDB, seconds: float = 1.0, lock: int | None = None) -> dict[str, str]:
+        db.execute(*holding(seconds, lock))
         return {"served_by": "legacy"}
 
     @migrated.get("/slow")
-    async def slow_async(db: AsyncDB, seconds: float = 1.0) -> dict[str, str]:
-        await db.execute(text("SELECT pg_sleep(:s)"), {"s": seconds})
+    async def slow_async(
+        db: AsyncDB, seconds: float = 1.0, lock: int | None = None
+    ) -> dict[str, str]:
+        await db.execute(*holding(seconds, lock))
         return {"served_by": "async"}
 
     gateway = Gateway()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -20,13 +21,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 from gateway.testing import free_port, wait_until_ready
 
-__all__ = ["Outcome", "Served", "hammer", "serving"]
+__all__ = ["Outcome", "Served", "hammer", "read_log", "serving", "wait_for_workers"]
 
 READ_TIMEOUT = 60.0  # seconds one answer may take before the request counts as lost
+STARTED = re.compile(r"gateway started pid=(\d+)")
 
 
 @dataclass
@@ -149,9 +152,42 @@ class Served:
         return f"http://127.0.0.1:{self.port}"
 
     def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
+        return read_log(self.log)
+
+
+def read_log(log: IO[bytes]) -> str:
+    """What a server wrote to `log` so far, read without moving the offset it writes at (the
+    file description, and so its offset, is shared with the server's processes)."""
+    log.flush()
+    size = os.fstat(log.fileno()).st_size
+    return os.pread(log.fileno(), size, 0).decode(errors="replace")
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def wait_for_workers(
+    log: IO[bytes], process: subprocess.Popen[bytes], workers: int, timeout: float = 300.0
+) -> set[int]:
+    """Wait until `workers` running processes have logged "gateway started", and return their
+    pids. /live answers as soon as one worker serves; on a busy host uvicorn may also replace
+    a worker that was slow to answer its health check while starting, and a signal sent
+    before its replacement has started would find it half-built."""
+    deadline = time.monotonic() + timeout
+    while True:
+        started = {pid for pid in map(int, STARTED.findall(read_log(log))) if _running(pid)}
+        if len(started) >= workers:
+            return started
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{read_log(log)[-3000:]}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(started)} of {workers} workers started after {timeout} s")
+        time.sleep(0.05)
 
 
 @contextmanager
@@ -167,6 +203,7 @@ def serving(app: str, env: dict[str, str], *, workers: int = 1) -> Iterator[Serv
         )
         try:
             wait_until_ready(f"http://127.0.0.1:{port}/_gateway/live", process, 120, log=log)
+            wait_for_workers(log, process, workers)
             yield Served(port, process, log)
         finally:
             if process.poll() is None:

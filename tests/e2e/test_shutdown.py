@@ -1,6 +1,7 @@
 """Graceful shutdown of a real `gateway serve`: SIGTERM under load drops nothing in flight.
 
-Requests that hold a database connection (pg_sleep) are in flight when SIGTERM arrives; every
+Requests that hold a database connection (waiting for an advisory lock the test holds until
+the listener has closed) are in flight when SIGTERM arrives; every
 one of them must complete with 200, new connections must be refused once the drain is over,
 the pools closed and the process exit 0. Under 500 keep-alive connections, with 1 and with 2
 workers, no request sent before the signal goes unanswered.
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -25,23 +27,24 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from gateway.testing import free_port, wait_until_ready
-from tests.apps.load import Outcome, hammer, serving
+from tests.apps.load import Outcome, hammer, read_log, serving, wait_for_workers
 from tests.conftest import POSTGRES_ADMIN_URL
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 IN_FLIGHT = 16
-SLEEP = 3.0  # seconds each request holds its connection: long enough to SIGTERM mid-flight
+LOCK = 7305  # the advisory lock the test holds; each /slow request waits for it
 
 
-def sleeping(database: str) -> int:
+def waiting(database: str) -> int:
+    """Requests whose connection waits for the test's advisory lock."""
     engine = create_engine(make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql+psycopg"))
     try:
         with engine.connect() as connection:
             return connection.execute(
                 text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = :db AND query LIKE 'SELECT pg_sleep%'"
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = :db "
+                    "AND wait_event_type = 'Lock' AND query LIKE 'SELECT pg_advisory_xact_lock%'"
                 ),
                 {"db": database},
             ).scalar_one()
@@ -61,7 +64,8 @@ def connections(database: str) -> int:
         engine.dispose()
 
 
-def wait_for(condition, what: str, timeout: float = 60.0) -> None:
+def wait_for(condition, what: str, timeout: float = 300.0) -> None:
+    """Poll `condition` until it holds; the timeout only guards against a hang."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -80,56 +84,64 @@ def test_sigterm_under_load_drops_nothing_in_flight(postgres_url, mode, workers)
         "GATEWAY_DEFAULT_MODE": mode,
         "GATEWAY_POOL_SIZE": str(IN_FLIGHT + 4),
         "GATEWAY_WORKERS": str(workers),
-        "GATEWAY_SHUTDOWN_DRAIN_SECONDS": "1",  # shorter than SLEEP: the drain ends mid-flight
+        "GATEWAY_SHUTDOWN_DRAIN_SECONDS": "1",  # the drain ends while the requests wait
     }
     command = [sys.executable, "-m", "gateway", "serve", "tests.apps.deploy:create_slow_app"]
-    server = subprocess.Popen(
-        [*command, "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        wait_until_ready(f"{url}/_gateway/live", server)
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(
+            [*command, "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_until_ready(f"{url}/_gateway/live", server, 120, log=log)
+            wait_for_workers(log, server, workers)
 
-        def one_request() -> tuple[int, dict[str, str]]:
-            with httpx.Client(timeout=60) as client:
-                response = client.get(f"{url}/slow", params={"seconds": SLEEP})
-                return response.status_code, response.json()
+            def one_request() -> tuple[int, dict[str, str]]:
+                with httpx.Client(timeout=None) as client:
+                    response = client.get(f"{url}/slow", params={"lock": LOCK})
+                    return response.status_code, response.json()
 
-        with ThreadPoolExecutor(IN_FLIGHT) as pool:
-            futures = [pool.submit(one_request) for _ in range(IN_FLIGHT)]
+            # The requests hold their connections until the test lets go of the lock: in
+            # flight when SIGTERM arrives and after the listener closes, however slow the
+            # host is.
+            holder = create_engine(make_url(postgres_url).set(drivername="postgresql+psycopg"))
+            lock = holder.connect()
+            lock.execute(text("SELECT pg_advisory_lock(:k)"), {"k": LOCK})
+            with ThreadPoolExecutor(IN_FLIGHT) as pool:
+                futures = [pool.submit(one_request) for _ in range(IN_FLIGHT)]
 
-            def all_in_flight() -> bool:
-                finished = [f.result() for f in futures if f.done()]
-                assert not finished, f"requests finished before SIGTERM: {finished[:3]}"
-                return sleeping(database) == IN_FLIGHT
+                def all_in_flight() -> bool:
+                    finished = [f.result() for f in futures if f.done()]
+                    assert not finished, f"requests finished before SIGTERM: {finished[:3]}"
+                    return waiting(database) == IN_FLIGHT
 
-            wait_for(all_in_flight, f"{IN_FLIGHT} requests in flight")
-            server.send_signal(signal.SIGTERM)
+                wait_for(all_in_flight, f"{IN_FLIGHT} requests in flight")
+                server.send_signal(signal.SIGTERM)
 
-            def refused() -> bool:
-                try:
-                    httpx.get(f"{url}/_gateway/live", timeout=1)
-                except httpx.ConnectError:
-                    return True
-                except httpx.TransportError:
+                def refused() -> bool:
+                    try:
+                        httpx.get(f"{url}/_gateway/live", timeout=1)
+                    except httpx.ConnectError:
+                        return True
+                    except httpx.TransportError:
+                        return False
                     return False
-                return False
 
-            wait_for(refused, "new connections to be refused")
-            still_running = sum(not f.done() for f in futures)
-            results = [f.result() for f in futures]
+                wait_for(refused, "new connections to be refused")
+                still_running = sum(not f.done() for f in futures)
+                lock.close()  # lets the requests finish
+                holder.dispose()
+                results = [f.result() for f in futures]
 
-        assert still_running > 0, "the listener closed only after the requests had finished"
-        assert results == [(200, {"served_by": mode})] * IN_FLIGHT
-        assert server.wait(timeout=60) == 0
-        output = server.stdout.read().decode(errors="replace") if server.stdout else ""
-        assert output.count("gateway stopped: pools closed") == workers, output[-3000:]
-        assert connections(database) == 0
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-        if server.stdout:
-            server.stdout.close()
+            assert still_running == IN_FLIGHT, "requests finished while the lock was held"
+            assert results == [(200, {"served_by": mode})] * IN_FLIGHT
+            assert server.wait(timeout=60) == 0
+            output = read_log(log)
+            assert output.count("gateway stopped: pools closed") == workers, output[-3000:]
+            assert connections(database) == 0
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
 
 
 LOAD_CONNECTIONS = 500
@@ -172,8 +184,15 @@ def test_sigterm_under_500_connections_loses_no_request_sent_before_it(postgres_
                 sock.sendall(b"GET /users/1 HTTP/1.1\r\nHost: gateway\r\n\r\n")
             marks["signal"] = time.monotonic()
             server.process.send_signal(signal.SIGTERM)
-            time.sleep(0.2)
-            readiness.append(httpx.get(f"{server.url}/_gateway/ready", timeout=10).status_code)
+
+            def not_ready() -> bool:
+                readiness.append(httpx.get(f"{server.url}/_gateway/ready", timeout=60).status_code)
+                return readiness[-1] != 200
+
+            # However late the server handles the signal, readiness turns 503 before the
+            # listener closes; from then on the gateway is draining.
+            wait_for(not_ready, "readiness to answer 503")
+            marks["draining"] = time.monotonic()
             for sock in sockets:
                 burst.append((marks["signal"], status_of(sock)))
 
@@ -216,10 +235,11 @@ def test_sigterm_under_500_connections_loses_no_request_sent_before_it(postgres_
     assert draining and [o for o in draining if o.status is None] == [], [
         o.error for o in draining if o.status is None
     ][:5]
-    # Requests read before the signal was delivered may still keep their connection alive.
-    settled = [o for o in draining if o.sent_at > marks["signal"] + 0.5]
+    # Requests read before the signal was handled may still keep their connection alive;
+    # those sent once readiness said 503 are answered with "connection: close".
+    settled = [o for o in after if o.sent_at > marks["draining"] and o.status is not None]
     assert settled and {o.headers.get("connection") for o in settled} == {"close"}
-    assert readiness == [503]
+    assert readiness[-1] == 503 and set(readiness[:-1]) <= {200}, readiness
     assert exit_code == 0, output[-3000:]
     assert output.count("gateway stopped: pools closed") == workers, output[-3000:]
     assert output.count("draining: readiness answers 503") == workers, output[-3000:]
