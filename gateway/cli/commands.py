@@ -30,14 +30,17 @@ from gateway.cli.common import (
     Prefix,
     Token,
     Url,
+    Verbose,
     print_routes,
     read_stored_flags,
     request_gateway,
+    stdout_to_stderr,
     with_stored_modes,
 )
 from gateway.cli.flags import flags_cli
 from gateway.cli.report import report_command
 from gateway.cli.shadow import shadow_command
+from gateway.cli.table import output_width
 from gateway.cli.translate import translate_command
 from gateway.exceptions import CommandError, GatewayError
 from gateway.serve.loader import DEFAULT_APP, AppTarget, gateway_of
@@ -89,6 +92,9 @@ cli = typer.Typer(
     help="Serve a legacy FastAPI app and its async rewrite side by side, route by route.",
     no_args_is_help=True,
     add_completion=False,
+    # Click's plain help: typer's rich panels squeeze option help into a strip of ~15
+    # characters at 80 columns; click's puts long option names on a line of their own.
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -172,7 +178,11 @@ def serve(
     ] = None,
     root_path: Annotated[str, typer.Option(help="ASGI root_path when served below a path")] = "",
     proxy_headers: Annotated[
-        bool, typer.Option(help="trust X-Forwarded-* from --forwarded-allow-ips")
+        bool,
+        typer.Option(
+            help="trust X-Forwarded-* headers from --forwarded-allow-ips (on by default)",
+            show_default=False,
+        ),
     ] = True,
     forwarded_allow_ips: Annotated[
         str | None,
@@ -245,6 +255,7 @@ def routes(
     token: Token = None,
     prefix: Prefix = "/_gateway",
     as_json: AsJson = False,
+    verbose: Verbose = False,
 ) -> None:
     """List every route: key, implementations, kind and the mode it is served in.
 
@@ -252,17 +263,18 @@ def routes(
     --url, what that running gateway serves.
     """
     notes: list[str] = []
-    if url is not None:
-        rows = request_gateway("GET", url, f"{prefix}/routes", token)["routes"]
-    else:
-        target = AppTarget.from_options(app, legacy=legacy, async_=async_, app_dir=app_dir)
-        gateway = gateway_of(target.load(), target.described)
-        rows = with_stored_modes(gateway, anyio.run(read_stored_flags, gateway))
-        notes = list(gateway.notes)
+    with stdout_to_stderr():  # the app's prints and stdout logs: not the table, not the JSON
+        if url is not None:
+            rows = request_gateway("GET", url, f"{prefix}/routes", token)["routes"]
+        else:
+            target = AppTarget.from_options(app, legacy=legacy, async_=async_, app_dir=app_dir)
+            gateway = gateway_of(target.load(), target.described)
+            rows = with_stored_modes(gateway, anyio.run(read_stored_flags, gateway))
+            notes = list(gateway.notes)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    print_routes(rows)
+    print_routes(rows, width=output_width(), verbose=verbose)
     for note in notes:
         typer.echo(f"note: {note}")
 

@@ -7,7 +7,10 @@ GATEWAY_ADMIN_TOKEN); every command that needs the app takes APP / `--app` and
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,9 +19,11 @@ import typer
 from sqlalchemy.engine import make_url
 
 from gateway.app import Gateway
+from gateway.cli.table import table_lines
 from gateway.exceptions import CommandError, first_line
 from gateway.flags.store import SqlFlagStore, StoredFlag
 from gateway.modes import format_mode
+from gateway.routing.dispatch import by_reason
 
 __all__ = [
     "DEFAULT_URL",
@@ -30,10 +35,12 @@ __all__ = [
     "Prefix",
     "Token",
     "Url",
+    "Verbose",
     "print_routes",
     "printable",
     "read_stored_flags",
     "request_gateway",
+    "stdout_to_stderr",
     "with_stored_modes",
 ]
 
@@ -79,6 +86,12 @@ AppDir = Annotated[
     str,
     typer.Option(help="look for the app's module in this directory (default: the current one)"),
 ]
+Verbose = Annotated[
+    bool,
+    typer.Option(
+        "--verbose", "-v", help="a note for each route on FastAPI's own handler, not per reason"
+    ),
+]
 
 
 def request_gateway(
@@ -120,25 +133,43 @@ def _detail(response: httpx.Response) -> str:
     return str(detail)
 
 
-def print_routes(rows: Sequence[Mapping[str, Any]]) -> None:
+def print_routes(
+    rows: Sequence[Mapping[str, Any]], *, width: int | None = None, verbose: bool = False
+) -> None:
     """The route table of `gateway routes` and `gateway flags list` (with a KIND column when
-    the rows say each side's kind), then why some routes run on FastAPI's own handler."""
+    the rows say each side's kind), `width` columns wide (None: no limit) with every key
+    whole; then why routes run on FastAPI's own handler: a note per reason with its count,
+    or with `verbose` a note per route."""
     kinds = [_per_side(row.get("kinds", row.get("kind"))) for row in rows]
-    width = max((len(row["key"]) for row in rows), default=10)
-    kind_width = max((len(k) for k in kinds), default=0)
-    head = f"{'ROUTE':<{width}}  {'IMPLEMENTATIONS':<16}"
-    if kind_width:
-        head += f"  {'KIND':<{max(kind_width, 4)}}"
-    typer.echo(f"{head}  MODE")
-    for row, kind in zip(rows, kinds, strict=True):
-        line = f"{row['key']:<{width}}  {'+'.join(row['implementations']):<16}"
-        if kind_width:
-            line += f"  {kind:<{max(kind_width, 4)}}"
-        typer.echo(f"{line}  {format_mode(row['mode'], row.get('percent'))}")
-    for row in rows:
-        why = _per_side(row.get("fallback"))
-        if why:
-            typer.echo(f"note: {row['key']} runs on FastAPI's own handler: {why}")
+    header = ["ROUTE", "IMPLEMENTATIONS", *(["KIND"] if any(kinds) else []), "MODE"]
+    cells = [
+        [
+            row["key"],
+            "+".join(row["implementations"]),
+            *([kind] if any(kinds) else []),
+            format_mode(row["mode"], row.get("percent")),
+        ]
+        for row, kind in zip(rows, kinds, strict=True)
+    ]
+    for line in table_lines(header, cells, width=width):
+        typer.echo(line)
+    for line in _fallback_notes(rows, verbose):
+        typer.echo(line)
+
+
+def _fallback_notes(rows: Sequence[Mapping[str, Any]], verbose: bool) -> list[str]:
+    reasons = [(row["key"], why) for row in rows if (why := _per_side(row.get("fallback")))]
+    if verbose:
+        return [f"note: {key} runs on FastAPI's own handler: {why}" for key, why in reasons]
+    notes = [
+        f"note: {keys[0]} runs on FastAPI's own handler: {why}"
+        if len(keys) == 1
+        else f"note: {len(keys)} routes run on FastAPI's own handler: {why}"
+        for why, keys in by_reason(reasons)
+    ]
+    if len(notes) < len(reasons):
+        notes.append("note: --verbose names each route on FastAPI's own handler and why")
+    return notes
 
 
 def _per_side(value: Any) -> str:
@@ -181,3 +212,38 @@ async def read_stored_flags(gateway: Gateway) -> dict[str, StoredFlag]:
 def printable(text: Any) -> str:
     """Control characters escaped: a stored reason, key or path never rewrites the terminal."""
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in str(text))
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """While a command works (imports and builds an app, reads a store or a gateway): what
+    is printed, or logged by a handler writing to stdout, goes to stderr instead, so stdout
+    holds the command's own output and nothing else: `--json` stays JSON.
+
+    with stdout_to_stderr():
+        rows = gateway_of(target.load()).describe_routes()
+    typer.echo(json.dumps(rows))
+    """
+    # Handlers made while it lasts bind to sys.stdout, which is stderr then; those made
+    # before are pointed at stderr for as long as it lasts.
+    stdout = {id(stream) for stream in (sys.stdout, sys.__stdout__) if stream is not None}
+    moved = {h: h.stream for h in _stream_handlers() if id(h.stream) in stdout}
+    for handler in moved:
+        handler.setStream(sys.stderr)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for handler, stream in moved.items():
+            handler.setStream(stream)
+
+
+def _stream_handlers() -> list[logging.StreamHandler[Any]]:
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    return [
+        handler
+        for logger in loggers
+        if isinstance(logger, logging.Logger)
+        for handler in logger.handlers
+        if isinstance(handler, logging.StreamHandler)
+    ]

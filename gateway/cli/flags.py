@@ -31,12 +31,15 @@ from gateway.cli.common import (
     Prefix,
     Token,
     Url,
+    Verbose,
     print_routes,
     printable,
     request_gateway,
+    stdout_to_stderr,
     with_stored_modes,
 )
 from gateway.cli.rollout import print_canaries, rollout_command
+from gateway.cli.table import output_width
 from gateway.exceptions import CommandError, FlagError, GatewayError
 from gateway.flags.store import SqlFlagStore
 from gateway.flags.table import Flag, check_change, parse_flag
@@ -57,7 +60,9 @@ PERCENT_HELP = "; ".join(
     + ["0-100"]
 )
 
-flags_cli = typer.Typer(help="List, set and audit route modes.", no_args_is_help=True)
+flags_cli = typer.Typer(
+    help="List, set and audit route modes.", no_args_is_help=True, rich_markup_mode=None
+)
 flags_cli.command("rollout")(rollout_command)
 
 DatabaseUrl = Annotated[
@@ -116,6 +121,55 @@ async def _in_database(database_url: str, work: Any) -> Any:
         await store.aclose()
 
 
+def _listed_in_database(database_url: str, gateway: Gateway | None) -> list[dict[str, Any]]:
+    stored = anyio.run(_in_database, database_url, lambda store: store.load())
+    if gateway is not None:
+        return with_stored_modes(gateway, stored)
+    _note("no --app or --legacy given: only the routes with a stored flag are listed")
+    return [
+        {
+            "key": key,
+            "implementations": ["legacy", "async"],  # only paired routes take flags
+            "mode": found.flag.mode.value,
+            "percent": found.flag.percent,
+        }
+        for key, found in sorted(stored.items())
+    ]
+
+
+def _set_in_database(
+    database_url: str,
+    gateway: Gateway | None,
+    key: str,
+    mode: str,
+    percent: float | None,
+    reason: str,
+    no_judge: bool,
+) -> dict[str, Any]:
+    try:
+        if gateway is not None:
+            flag = check_change(key, mode, percent, gateway.implementations)
+            default = gateway.modes.default
+        else:
+            flag = _check_shape(key, mode, percent)
+            default = parse_flag(Settings.from_environ().default_mode)
+            _note(
+                f"no --app or --legacy given: {key!r} was checked for its shape only, "
+                "not against the app's routes"
+            )
+    except FlagError as exc:
+        raise CommandError(f"{exc.field}: {exc}") from None
+    if no_judge:
+        _note("--no-judge is recorded through a gateway only (--url); the judge decides here")
+    actor = f"db:{getpass.getuser()}"
+
+    async def work(store: Any) -> Any:
+        return await store.change(key, flag, actor=actor, reason=reason, default=default)
+
+    row: dict[str, Any] = anyio.run(_in_database, database_url, work).as_dict()
+    return row
+
+
 # -- printing ------------------------------------------------------------------------------
 
 
@@ -144,35 +198,23 @@ def list_(
     app_dir: AppDir = "",
     prefix: Prefix = "/_gateway",
     as_json: AsJson = False,
+    verbose: Verbose = False,
 ) -> None:
     """List every route with its implementations and current mode.
 
     With --database-url and no --app / --legacy: the routes that have a stored flag.
     """
     store: dict[str, Any] = {}
-    if database_url:
-        gateway = _gateway(app, legacy, async_, app_dir)
-        stored = anyio.run(_in_database, database_url, lambda store: store.load())
-        if gateway is not None:
-            rows = with_stored_modes(gateway, stored)
+    with stdout_to_stderr():
+        if database_url:
+            rows = _listed_in_database(database_url, _gateway(app, legacy, async_, app_dir))
         else:
-            _note("no --app or --legacy given: only the routes with a stored flag are listed")
-            rows = [
-                {
-                    "key": key,
-                    "implementations": ["legacy", "async"],  # only paired routes take flags
-                    "mode": found.flag.mode.value,
-                    "percent": found.flag.percent,
-                }
-                for key, found in sorted(stored.items())
-            ]
-    else:
-        body = request_gateway("GET", url, f"{prefix}/routes", token)
-        rows, store = body["routes"], body.get("store", {})
+            body = request_gateway("GET", url, f"{prefix}/routes", token)
+            rows, store = body["routes"], body.get("store", {})
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    print_routes(rows)
+    print_routes(rows, width=output_width(), verbose=verbose)
     print_canaries(rows)
     if not store.get("up", True):
         source = "last known flags" if store.get("flags_from") == "store" else "defaults"
@@ -203,36 +245,17 @@ def set_(
     With --database-url, --app or --legacy/--async name the app whose routes the key is
     checked against; without them only the key's shape is checked.
     """
-    if database_url:
-        gateway = _gateway(app, legacy, async_, app_dir)
-        try:
-            if gateway is not None:
-                flag = check_change(key, mode, percent, gateway.implementations)
-                default = gateway.modes.default
-            else:
-                flag = _check_shape(key, mode, percent)
-                default = parse_flag(Settings.from_environ().default_mode)
-                _note(
-                    f"no --app or --legacy given: {key!r} was checked for its shape only, "
-                    "not against the app's routes"
-                )
-        except FlagError as exc:
-            raise CommandError(f"{exc.field}: {exc}") from None
-        if no_judge:
-            _note("--no-judge is recorded through a gateway only (--url); the judge decides here")
-        actor = f"db:{getpass.getuser()}"
-
-        async def work(store: Any) -> Any:
-            return await store.change(key, flag, actor=actor, reason=reason, default=default)
-
-        row = anyio.run(_in_database, database_url, work).as_dict()
-    else:
-        body: dict[str, Any] = {"mode": mode, "percent": percent, "reason": reason}
-        if no_judge:
-            body["judge"] = False
-        row = request_gateway(
-            "PUT", url, f"{prefix}/routes/{quote(key, safe='')}", token, json=body
-        )
+    with stdout_to_stderr():
+        if database_url:
+            gateway = _gateway(app, legacy, async_, app_dir)
+            row = _set_in_database(database_url, gateway, key, mode, percent, reason, no_judge)
+        else:
+            body: dict[str, Any] = {"mode": mode, "percent": percent, "reason": reason}
+            if no_judge:
+                body["judge"] = False
+            row = request_gateway(
+                "PUT", url, f"{prefix}/routes/{quote(key, safe='')}", token, json=body
+            )
     if as_json:
         typer.echo(json.dumps(row, indent=2))
     else:
@@ -250,17 +273,17 @@ def history(
     as_json: AsJson = False,
 ) -> None:
     """Show who changed which route, when, and why (newest first)."""
-    if database_url:
 
-        async def work(store: Any) -> Any:
-            return await store.history(limit=limit, route=route)
+    async def work(store: Any) -> Any:
+        return await store.history(limit=limit, route=route)
 
-        rows = [c.as_dict() for c in anyio.run(_in_database, database_url, work)]
-    else:
-        params: dict[str, Any] = {"limit": limit}
-        if route:
-            params["route"] = route
-        rows = request_gateway("GET", url, f"{prefix}/history", token, params=params)["history"]
+    with stdout_to_stderr():
+        if database_url:
+            rows = [c.as_dict() for c in anyio.run(_in_database, database_url, work)]
+        else:
+            params: dict[str, Any] = {"limit": limit, **({"route": route} if route else {})}
+            path = f"{prefix}/history"
+            rows = request_gateway("GET", url, path, token, params=params)["history"]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:

@@ -1,18 +1,17 @@
-"""`gateway report`: the migration report of a running gateway, as tables that fit the terminal.
+"""`gateway report`: the migration report of a running gateway, its route keys always whole.
 
 gateway report --url http://127.0.0.1:8000 [--token T] [--window 5m]  # or GATEWAY_ADMIN_URL
 """
 
 from __future__ import annotations
 
-import io
 import json
-import shutil
 from typing import Annotated, Any
 
 import typer
 
-from gateway.cli.common import AsJson, Prefix, Token, Url, request_gateway
+from gateway.cli.common import AsJson, Prefix, Token, Url, request_gateway, stdout_to_stderr
+from gateway.cli.table import entry_lines, output_width, table_lines, wrap
 from gateway.report.ranking import UNPAIRED
 
 __all__ = ["format_report", "report_command"]
@@ -72,69 +71,54 @@ def window_line(report: dict[str, Any]) -> str:
     )
 
 
-def format_report(report: dict[str, Any], width: int | None = None) -> str:
-    """The report JSON (GET {prefix}/report) as text `width` columns wide (default: the
-    terminal's, 80 when there is none); long route keys wrap inside their column."""
-    from rich.console import Console  # the table's only user: loaded when a table is printed
-
-    width = width or shutil.get_terminal_size((80, 24)).columns
-    out = io.StringIO()
-    console = Console(
-        file=out, width=width, no_color=True, highlight=False, markup=False, emoji=False
-    )
-    console.print(window_line(report))
-    _ranking(console, report)
+def format_report(report: dict[str, Any], width: int | None = 80) -> str:
+    """The report JSON (GET {prefix}/report) as text `width` columns wide (None: no limit,
+    what a pipe gets); a route key too long for its column goes on a line of its own."""
+    lines = [wrap(window_line(report), width), *_ranking(report, width)]
     if report.get("migrated"):
-        console.print("\nMigrated (every request on async, out of the ranking):")
+        lines += ["", "Migrated (every request on async, out of the ranking):"]
         for item in report["migrated"]:
-            console.print(
-                f"  {item['key']}: {_cell(item['rate_per_second'], '{:.2f}')} req/s, "
-                f"5xx {_cell(item['error_share'], '%1')}, p95 {_cell(item['p95_seconds'], 'ms')}"
+            lines += entry_lines(
+                item["key"],
+                f"{_cell(item['rate_per_second'], '{:.2f}')} req/s, "
+                f"5xx {_cell(item['error_share'], '%1')}, p95 {_cell(item['p95_seconds'], 'ms')}",
+                width,
             )
     if report.get("pairs"):
-        console.print("\nPaired routes, legacy and async side by side:")
-        console.print(_pairs_table(report["pairs"]))
+        lines += ["", "Paired routes, legacy and async side by side:"]
+        lines += _pairs_table(report["pairs"], width)
     if report["regressions"]:
-        console.print("\nRegressions: async routes that ran a sync engine on the event loop:")
+        lines += ["", "Regressions: async routes that ran a sync engine on the event loop:"]
         for item in report["regressions"]:
             where = f" ({item['where']})" if item.get("where") else ""
-            console.print(
-                f"  {item['key']}{where}: {item['requests_blocking']} requests, loop blocked "
-                f"{item['loop_blocked_seconds']:.3f} s"
+            lines += entry_lines(
+                f"{item['key']}{where}",
+                f"{item['requests_blocking']} requests, loop blocked "
+                f"{item['loop_blocked_seconds']:.3f} s",
+                width,
             )
     if report.get("lazy_loads"):
-        console.print("\nLazy loads: async will raise here unless these are eager-loaded:")
+        lines += ["", "Lazy loads: async will raise here unless these are eager-loaded:"]
         for item in report["lazy_loads"]:
             loads = ", ".join(f"{rel} ({n})" for rel, n in item["relationships"].items())
-            console.print(f"  {item['route']}: {loads}")
+            lines += entry_lines(item["route"], loads, width)
     if report.get("shadow"):
-        console.print("\nShadowed (async run rolled back and compared; gateway shadow for detail):")
+        lines += ["", "Shadowed (async run rolled back and compared; gateway shadow for detail):"]
         for item in report["shadow"]:
-            console.print(
-                f"  {item['route']}: {item['compared']} compared, {item['different']} differed, "
-                f"{item['candidate_error']} async errors, {item['skipped']} skipped"
+            lines += entry_lines(
+                item["route"],
+                f"{item['compared']} compared, {item['different']} differed, "
+                f"{item['candidate_error']} async errors, {item['skipped']} skipped",
+                width,
             )
-    return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
+    return "\n".join(lines)
 
 
-def _table(first: str) -> Any:
-    from rich import box
-    from rich.table import Table
-
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
-    table.add_column(first, overflow="fold", min_width=12)
-    table.add_column("MODE", no_wrap=True)
-    return table
-
-
-def _ranking(console: Any, report: dict[str, Any]) -> None:
-    console.print("Legacy routes by thread capacity freed if migrated:")
+def _ranking(report: dict[str, Any], width: int | None) -> list[str]:
+    lines = ["Legacy routes by thread capacity freed if migrated:"]
     if not report["candidates"]:
-        console.print("(no legacy requests served in the window)")
-        return
-    table = _table("ROUTE")
-    for title, _, _ in COLUMNS:
-        table.add_column(title, justify="right", no_wrap=True)
+        return [*lines, "(no legacy requests served in the window)"]
+    rows = []
     cpu_bound = False
     for candidate in report["candidates"]:
         cells = [_cell(candidate[name], style) for _, name, style in COLUMNS]
@@ -142,29 +126,29 @@ def _ranking(console: Any, report: dict[str, Any]) -> None:
             cpu_bound = True
             cells[-1] += CPU_BOUND
         mode = candidate.get("mode", "legacy")
-        table.add_row(candidate["key"], "-" if mode == UNPAIRED else mode, *cells)
-    console.print(table)
-    least = report.get("cpu_bound_min_requests", 0)
+        rows.append([candidate["key"], "-" if mode == UNPAIRED else mode, *cells])
+    header = ["ROUTE", "MODE", *(title for title, _, _ in COLUMNS)]
+    lines += table_lines(header, rows, width=width, right=range(2, len(header)))
     if cpu_bound:
-        console.print("* CPU-bound: async will not help (the thread computes; it does not wait).")
-    console.print(
+        lines.append("* CPU-bound: async will not help (the thread computes; it does not wait).")
+    least = report.get("cpu_bound_min_requests", 0)
+    legend = (
         f"{LEGEND} MODE -: no async twin. The CPU-bound mark needs CPU >= 50% over at "
         f"least {least} thread-timed requests in the window."
     )
-    console.print(f"formula: {report['formula']}")
+    return [*lines, wrap(legend, width), wrap(f"formula: {report['formula']}", width)]
 
 
-def _pairs_table(pairs: list[dict[str, Any]]) -> Any:
-    table = _table("ROUTE / SIDE")
-    for title, _, _ in SIDE_COLUMNS:
-        table.add_column(title, justify="right", no_wrap=True)
+def _pairs_table(pairs: list[dict[str, Any]], width: int | None) -> list[str]:
+    rows = []
     for pair in pairs:
-        table.add_row(pair["key"], pair["mode"], *[""] * len(SIDE_COLUMNS))
+        rows.append([pair["key"], pair["mode"], *[""] * len(SIDE_COLUMNS)])
         for side in ("legacy", "async"):
             numbers = pair["sides"][side]
             cells = [_cell(numbers[name], style) for _, name, style in SIDE_COLUMNS]
-            table.add_row(f"  {side}", "", *cells)
-    return table
+            rows.append([f"  {side}", "", *cells])
+    header = ["ROUTE / SIDE", "MODE", *(title for title, _, _ in SIDE_COLUMNS)]
+    return table_lines(header, rows, width=width, right=range(2, len(header)))
 
 
 def report_command(
@@ -176,8 +160,9 @@ def report_command(
 ) -> None:
     """Print the migration report of a running gateway over a recent window."""
     params = {"window": window} if window else {}
-    report = request_gateway("GET", url, f"{prefix}/report", token, params=params)
+    with stdout_to_stderr():
+        report = request_gateway("GET", url, f"{prefix}/report", token, params=params)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
-        typer.echo(format_report(report))
+        typer.echo(format_report(report, width=output_width()))

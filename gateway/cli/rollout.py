@@ -18,7 +18,7 @@ from urllib.parse import quote
 import typer
 
 from gateway.canary.rollout import RolloutPlan
-from gateway.cli.common import AsJson, Prefix, Token, Url, request_gateway
+from gateway.cli.common import AsJson, Prefix, Token, Url, request_gateway, stdout_to_stderr
 from gateway.exceptions import CommandError
 from gateway.modes import format_mode
 
@@ -39,7 +39,8 @@ def rollout_command(
     """Walk a route from canary to async step by step, judged at every step."""
     path = f"{prefix}/rollouts/{quote(key, safe='')}"
     if stop:
-        body = request_gateway("DELETE", url, path, token)
+        with stdout_to_stderr():
+            body = request_gateway("DELETE", url, path, token)
         typer.echo(json.dumps(body, indent=2) if as_json else f"{key}: {body['canary']['note']}")
         return
     try:
@@ -48,9 +49,10 @@ def rollout_command(
         raise CommandError(
             f"--{'hold' if str(exc).startswith('hold') else 'steps'}: {exc}"
         ) from None
-    body = request_gateway(
-        "PUT", url, path, token, json={"steps": steps, "hold": hold, "reason": reason}
-    )
+    with stdout_to_stderr():
+        body = request_gateway(
+            "PUT", url, path, token, json={"steps": steps, "hold": hold, "reason": reason}
+        )
     if as_json:
         typer.echo(json.dumps(body, indent=2))
         return

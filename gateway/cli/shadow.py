@@ -11,27 +11,32 @@ from typing import Any
 
 import typer
 
-from gateway.cli.common import AsJson, Prefix, Token, Url, printable, request_gateway
+from gateway.cli.common import (
+    AsJson,
+    Prefix,
+    Token,
+    Url,
+    printable,
+    request_gateway,
+    stdout_to_stderr,
+)
+from gateway.cli.table import output_width, table_lines
 
 __all__ = ["format_shadow", "shadow_command"]
 
 COLUMNS = ("compared", "same", "different", "candidate_errors", "skipped")
 HEADINGS = ("COMPARED", "SAME", "DIFFERENT", "ERRORS", "SKIPPED")
-CELL = 10  # characters per number column: 30 are left for the route in 80
 
 
-def format_shadow(found: dict[str, Any], examples: int = 3) -> str:
-    """The table and the newest `examples` differences of each route, in 80 columns."""
+def format_shadow(found: dict[str, Any], examples: int = 3, width: int | None = 80) -> str:
+    """The table and the newest `examples` differences of each route, `width` columns wide
+    (None: no limit); a route key too long for its column goes on a line of its own."""
     routes = found.get("routes", [])
     if not routes:
         return "No route has been shadowed yet (set one: gateway flags set KEY shadow)."
-    width = max(len("ROUTE"), *(len(r["route"]) for r in routes))
-    width = min(width, 80 - CELL * len(COLUMNS))
-    lines = ["ROUTE".ljust(width) + "".join(h.rjust(CELL) for h in HEADINGS)]
-    for row in routes:
-        key = printable(row["route"])
-        key = key if len(key) <= width else key[: width - 1] + "…"
-        lines.append(key.ljust(width) + "".join(str(row.get(c, 0)).rjust(CELL) for c in COLUMNS))
+    cells = [[printable(r["route"]), *(str(r.get(c, 0)) for c in COLUMNS)] for r in routes]
+    right = range(1, len(COLUMNS) + 1)
+    lines = table_lines(["ROUTE", *HEADINGS], cells, width=width, right=right)
     for row in routes:
         shown = [e for e in row.get("examples", []) if e.get("outcome") != "same"][:examples]
         if not shown:
@@ -66,5 +71,8 @@ def shadow_command(
     as_json: AsJson = False,
 ) -> None:
     """Print what shadow mode found: comparisons per route and the newest differences."""
-    found = request_gateway("GET", url, f"{prefix}/shadow", token)
-    typer.echo(json.dumps(found, indent=2) if as_json else format_shadow(found))
+    with stdout_to_stderr():
+        found = request_gateway("GET", url, f"{prefix}/shadow", token)
+    typer.echo(
+        json.dumps(found, indent=2) if as_json else format_shadow(found, width=output_width())
+    )

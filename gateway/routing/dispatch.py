@@ -33,6 +33,7 @@ __all__ = [
     "RouteEntry",
     "RouteSlot",
     "Shadow",
+    "by_reason",
     "collect",
     "dispatch_routes",
     "pair",
@@ -45,6 +46,18 @@ log = logging.getLogger("gateway.routing")
 def route_key(method: str, path: str) -> str:
     """`route_key("GET", "/users/{user_id}")` -> "GET /users/{user_id}"."""
     return f"{method.upper()} {path}"
+
+
+def by_reason(reasons: Iterable[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """(key, reason) pairs grouped by reason, the reason shared by most keys first.
+
+    by_reason([("GET /a", "x"), ("GET /b", "y"), ("GET /c", "y")])
+    # [("y", ["GET /b", "GET /c"]), ("x", ["GET /a"])]
+    """
+    grouped: dict[str, list[str]] = {}
+    for key, reason in reasons:
+        grouped.setdefault(reason, []).append(key)
+    return sorted(grouped.items(), key=lambda item: -len(item[1]))  # stable: ties keep order
 
 
 @dataclass(eq=False)
@@ -127,9 +140,11 @@ def collect(
         app, fallback = app_for(view) if app_for else (view.app, None)
         for method in sorted(view.methods):
             found.append(Endpoint(side, method, view.path, view, app, fallback))
-    kept = [f"{e.key} ({e.fallback})" for e in found if isinstance(e, Endpoint) and e.fallback]
-    if kept:
-        log.info("%d legacy route(s) keep FastAPI's own handler: %s", len(kept), "; ".join(kept))
+    kept = [(e.key, e.fallback) for e in found if isinstance(e, Endpoint) and e.fallback]
+    if kept:  # a line per build, however many routes: the list is on DEBUG
+        counts = "; ".join(f"{len(keys)} because {why}" for why, keys in by_reason(kept))
+        log.info("%d legacy route(s) keep FastAPI's own handler: %s", len(kept), counts)
+        log.debug("on FastAPI's own handler: %s", "; ".join(f"{k} ({why})" for k, why in kept))
     return found
 
 

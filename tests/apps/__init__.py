@@ -4,4 +4,5 @@ probe      a paired GET /probe that names the implementation and worker pid (fla
 metrics    I/O-bound, CPU-bound and loop-blocking routes (metrics, Prometheus, report)
 deploy     a slow paired route and `running_server` (deployment, shutdown)
 pgvector   a throwaway PostgreSQL + pgvector cluster (the vector route)
+long_routes  route keys of 60+ characters, routes on FastAPI's own handler (CLI output)
 """

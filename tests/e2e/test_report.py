@@ -118,15 +118,17 @@ def test_format_report_shows_modes_migrated_routes_and_both_sides_in_80_columns(
     assert async_row.split()[1:4] == ["250", "2.50", "2.0%"]
 
 
-def test_format_report_fits_80_columns_wrapping_long_route_keys():
+def test_format_report_fits_80_columns_keeping_long_route_keys_whole():
     key = "/orders/{order_id}/lines/{line_id}/allocations/{allocation_id}"
     report = rank([legacy(key, 100_000, 5000.0, 1.0), legacy("/cpu", 10, 5.0, 4.9)], 10.0)
-    text = format_report(report.as_dict(), width=80)
-    assert max(len(line) for line in text.splitlines()) <= 80
-    assert key.replace("/", "") in "".join(text.split()).replace("/", "")  # wrapped, all there
-    assert "10000.00" in text  # no number is cut
-    wide = format_report(report.as_dict(), width=200)
-    assert any(line.startswith(f"GET {key} ") for line in wide.splitlines())
+    lines = format_report(report.as_dict(), width=80).splitlines()
+    assert max(len(line) for line in lines) <= 80
+    at = lines.index(f"GET {key}")  # a line of its own, the row's numbers on the next
+    assert lines[at + 1].split()[:2] == ["-", "10000.00"]  # no number is cut
+    assert next(x for x in lines if x.startswith("GET /cpu ")).endswith("98%")
+    for width in (200, None):  # None: piped, no limit
+        wide = format_report(report.as_dict(), width=width).splitlines()
+        assert any(line.startswith(f"GET {key} ") for line in wide)
 
 
 @pytest.mark.anyio

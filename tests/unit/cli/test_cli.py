@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 from pathlib import Path
 
@@ -29,13 +28,6 @@ def plain_app():
 
 def dead_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
-
-
-@pytest.fixture
-def isolated_imports(monkeypatch):
-    """Undo what loading an app from a directory does to sys.path and sys.modules."""
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.setattr(sys, "modules", dict(sys.modules))
 
 
 @pytest.mark.parametrize(
