@@ -23,7 +23,7 @@ from gateway.cli.table import table_lines
 from gateway.exceptions import CommandError, first_line
 from gateway.flags.store import SqlFlagStore, StoredFlag
 from gateway.modes import format_mode
-from gateway.routing.dispatch import by_reason
+from gateway.naming import by_reason
 
 __all__ = [
     "DEFAULT_URL",

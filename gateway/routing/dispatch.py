@@ -23,7 +23,7 @@ from gateway._compat import RouteView, get_route_path, route_views
 from gateway.exceptions import RouteError, RouteKindError
 from gateway.flags.table import Flag, ModeTable, choose, shadowed
 from gateway.modes import Implementation, Mode
-from gateway.naming import qualified_name
+from gateway.naming import by_reason, qualified_name
 from gateway.request_info import current_request
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "RouteEntry",
     "RouteSlot",
     "Shadow",
-    "by_reason",
     "collect",
     "dispatch_routes",
     "pair",
@@ -46,18 +45,6 @@ log = logging.getLogger("gateway.routing")
 def route_key(method: str, path: str) -> str:
     """`route_key("GET", "/users/{user_id}")` -> "GET /users/{user_id}"."""
     return f"{method.upper()} {path}"
-
-
-def by_reason(reasons: Iterable[tuple[str, str]]) -> list[tuple[str, list[str]]]:
-    """(key, reason) pairs grouped by reason, the reason shared by most keys first.
-
-    by_reason([("GET /a", "x"), ("GET /b", "y"), ("GET /c", "y")])
-    # [("y", ["GET /b", "GET /c"]), ("x", ["GET /a"])]
-    """
-    grouped: dict[str, list[str]] = {}
-    for key, reason in reasons:
-        grouped.setdefault(reason, []).append(key)
-    return sorted(grouped.items(), key=lambda item: -len(item[1]))  # stable: ties keep order
 
 
 @dataclass(eq=False)
