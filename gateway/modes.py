@@ -121,6 +121,7 @@ def modes_as_data() -> list[dict[str, object]]:
             "mode": mode.value,
             "meaning": mode.spec.meaning,
             "percent_means": mode.spec.percent_means,
+            "default_percent": mode.spec.default_percent,
             "label": mode.spec.label,
         }
         for mode in Mode

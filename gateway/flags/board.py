@@ -63,7 +63,8 @@ class FlagBoard:
     @classmethod
     def create(cls, path: str, keys: Iterable[str]) -> FlagBoard:
         """A new board at `path` (mode 0600), big enough for every flag of `keys`."""
-        widest = {key: [Mode.CANARY.value, 100.0, 2**63] for key in keys}
+        longest = max((mode.value for mode in Mode), key=len)
+        widest = {key: [longest, 100.0, 2**63] for key in keys}
         size = _HEADER.size + 2 * len(_encode(widest)) + 4096
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         try:

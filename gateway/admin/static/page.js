@@ -111,7 +111,10 @@ function controls(route) {
   percent.disabled = !WITH_PERCENT.has(route.mode);
   mode.addEventListener("change", () => {
     percent.disabled = !WITH_PERCENT.has(mode.value);
-    if (mode.value === "shadow" && !percent.value) percent.value = "100";
+    const chosen = MODE_BY_NAME.get(mode.value);
+    if (chosen && chosen.percent_means && chosen.default_percent !== null && !percent.value) {
+      percent.value = String(chosen.default_percent);
+    }
   });
   const reason = el("input", {
     name: "reason", class: "reason", type: "text", maxlength: "500",
