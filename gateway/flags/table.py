@@ -205,7 +205,7 @@ class ModeTable:
         That is not always the event loop's: the flag follower applies notifications from its
         listener thread, and the admin listener's flips from its own thread. A listener must
         be thread-safe and quick; one that touches loop-owned state hands itself over with
-        `loop.call_soon_threadsafe` (as gateway.judge's tally does).
+        `loop.call_soon_threadsafe` (as gateway.canary.judge's tally does).
         """
         self._listeners.append(listener)
 

@@ -3,7 +3,7 @@
 `MetricsMiddleware` is the outermost ASGI layer of a gateway app; `Recorder.observe` turns
 each finished request into observations on its route's label children (resolved once) and
 `Recorder.sample` refreshes the gauges on the loop. The metric definitions and the wiring
-are in `gateway.metrics`.
+are in `gateway.metrics.series` and `gateway.metrics.metering`.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
     metrics.requests                        # the Counter behind gateway_requests_total
     body = generate_latest(scrape_registry(registry))
 
-The per-request side (middleware, batched label children) is `gateway.recorder`; reading
-the totals back for the report is `gateway.metrics.readings`.
+The per-request side (middleware, batched label children) is `gateway.metrics.recorder`;
+reading the totals back for the report is `gateway.metrics.readings`.
 """
 
 from __future__ import annotations

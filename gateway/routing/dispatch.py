@@ -255,7 +255,7 @@ def _add(entries: dict[str, RouteEntry], endpoint: Endpoint) -> RouteEntry:
 
 
 class Shadow(Protocol):
-    """Serves a sampled request of a route in shadow mode (gateway.shadow.ShadowRunner)."""
+    """Serves a sampled request of a route in shadow mode (gateway.shadow.runner.ShadowRunner)."""
 
     async def serve(
         self, entry: RouteEntry, scope: Scope, receive: Receive, send: Send

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import textwrap
+import time
 from collections import Counter
 
 import httpx
@@ -196,8 +197,15 @@ def test_serve_composes_once_in_each_worker(tmp_path):
         created = httpx.post(f"{base}/authors", json={"name": "le guin"})
         assert created.status_code == 201, created.text
         answers = [httpx.get(f"{base}/authors") for _ in range(20)]
+        # The server answers once one worker serves; the other may still be starting.
+        built = tmp_path / "builds"
+        deadline = time.monotonic() + 300
+        while len(set(built.read_text().split())) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert {a.status_code for a in answers} == {200}
     assert answers[0].json() == [{"id": 1, "name": "le guin"}]
-    builds = Counter((tmp_path / "builds").read_text().split())
-    assert len(builds) == 3  # the supervisor, which checks, and two workers
+    builds = Counter(built.read_text().split())
+    # The supervisor, which checks, and two workers, each process once (a worker uvicorn
+    # replaced on a busy host for a missed health check is one more process that built once).
+    assert len(builds) >= 3
     assert set(builds.values()) == {1}

@@ -66,8 +66,15 @@ def test_web_concurrency_workers_each_build_once_and_the_supervisor_once(tmp_pat
     env = server_env(tmp_path, WEB_CONCURRENCY="2")
     with serve_in_subprocess(APP, env=env, workers=None, ready_path="/whoami") as url:
         pids = {httpx.get(f"{url}/whoami").json()["pid"] for _ in range(40)}
+        # The server answers once one worker serves; the other may still be starting.
+        deadline = time.monotonic() + 300
+        while len(builds(tmp_path)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
     counted = builds(tmp_path)
-    assert len(counted) == 3  # the supervisor, which checks, and two workers
+    # The supervisor, which checks, and two workers, each process once. On a busy host uvicorn
+    # may replace a worker that missed its health check while starting; its replacement is
+    # one more process that builds once.
+    assert len(counted) >= 3
     assert set(counted.values()) == {1}
     assert pids <= set(counted)
 
