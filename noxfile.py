@@ -3,10 +3,14 @@
     nox -s matrix                 # every pair below, on the local PostgreSQL
     nox -s "matrix(fastapi='0.100.1', sqlalchemy='1.4.54')"
     nox -s pinned_install         # install into an app pinned to the oldest versions
+    nox -s pythons                # the same tests on Python 3.10, 3.12 and 3.13
+    nox -s "pythons(3.10)"
 
 Each session is a uv-made virtualenv (reused between runs; `nox --no-reuse-existing-virtualenvs`
 rebuilds them) with the gateway installed from this checkout and FastAPI, SQLAlchemy and
 pydantic pinned. Starlette is whatever that FastAPI resolves to, as in an app's own env.
+Python comes from the machine (`python3.10` and so on on PATH; .ci/run has pyenv's shims
+answer for each), never downloaded.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["matrix", "pinned_install"]
+nox.options.sessions = ["matrix", "pythons", "pinned_install"]
 
 OLDEST = {"fastapi": "0.100.1", "pydantic": "2.0.2", "sqlalchemy": "1.4.54"}
+NEWEST_FASTAPI = "0.165.0"
 NEWEST_SQLALCHEMY = "2.1.9"
 
 # (FastAPI, SQLAlchemy, pydantic): every FastAPI at least once; every SQLAlchemy with the
@@ -38,14 +43,24 @@ PAIRS = [
     ("0.136.0", NEWEST_SQLALCHEMY, None),
     ("0.137.0", "2.0.58", None),
     ("0.155.0", NEWEST_SQLALCHEMY, None),
-    ("0.165.0", "1.4.54", None),
-    ("0.165.0", "2.0.58", None),
-    ("0.165.0", NEWEST_SQLALCHEMY, None),
+    (NEWEST_FASTAPI, "1.4.54", None),
+    (NEWEST_FASTAPI, "2.0.58", None),
+    (NEWEST_FASTAPI, NEWEST_SQLALCHEMY, None),
+]
+
+# (Python, FastAPI, SQLAlchemy): the Pythons other than the matrix's 3.11, each with the
+# newest FastAPI and SQLAlchemy that install on it (FastAPI 0.162.6+ and SQLAlchemy 2.1
+# need Python 3.11, so 3.10 gets the last releases before those).
+PYTHONS = [
+    nox.param("3.10", "0.162.5", "2.0.59", id="3.10"),
+    nox.param("3.12", NEWEST_FASTAPI, NEWEST_SQLALCHEMY, id="3.12"),
+    nox.param("3.13", NEWEST_FASTAPI, NEWEST_SQLALCHEMY, id="3.13"),
 ]
 
 # Mounting, dispatch, the legacy fast path (one hand-off, no deadlock), flags, metrics.
 TESTS = [
     "tests/unit/compat/test_compat.py",
+    "tests/unit/compat/test_stdlib.py",
     "tests/unit/db/test_database.py",
     "tests/unit/app/test_mounting.py",
     "tests/unit/app/test_edge_answers.py",
@@ -73,6 +88,14 @@ def _extras(sqlalchemy: str) -> str:
     return "-e.[psycopg2]" if sqlalchemy.startswith("1.") else "-e."
 
 
+def _core_tests(session: nox.Session, pins: list[str], extras: str, warnings: list[str]) -> None:
+    session.install(extras, *pins, *TEST_DEPS)
+    session.run("python", "-c", SHOW_VERSIONS)
+    env = {"GATEWAY_TEST_REQUIRE_POSTGRES": os.environ.get("GATEWAY_TEST_REQUIRE_POSTGRES", "1")}
+    pytest = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *warnings]
+    session.run(*pytest, *TESTS, *session.posargs, env=env)
+
+
 @nox.session(python="3.11")
 @nox.parametrize(("fastapi", "sqlalchemy", "pydantic"), PAIRS)
 def matrix(session: nox.Session, fastapi: str, sqlalchemy: str, pydantic: str | None) -> None:
@@ -80,11 +103,18 @@ def matrix(session: nox.Session, fastapi: str, sqlalchemy: str, pydantic: str | 
     pins = [f"fastapi=={fastapi}", f"sqlalchemy[asyncio]=={sqlalchemy}"]
     if pydantic:
         pins.append(f"pydantic=={pydantic}")
-    session.install(_extras(sqlalchemy), *pins, *TEST_DEPS)
-    session.run("python", "-c", SHOW_VERSIONS)
-    env = {"GATEWAY_TEST_REQUIRE_POSTGRES": os.environ.get("GATEWAY_TEST_REQUIRE_POSTGRES", "1")}
-    pytest = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *OLD_CODE_WARNINGS]
-    session.run(*pytest, *TESTS, *session.posargs, env=env)
+    _core_tests(session, pins, _extras(sqlalchemy), OLD_CODE_WARNINGS)
+
+
+@nox.session
+@nox.parametrize(("python", "fastapi", "sqlalchemy"), PYTHONS)
+def pythons(session: nox.Session, fastapi: str, sqlalchemy: str) -> None:
+    """The core tests on one more Python, with the newest FastAPI and SQLAlchemy it takes.
+
+    Warnings stay errors: a deprecation the newer Python raises must fail here.
+    """
+    pins = [f"fastapi=={fastapi}", f"sqlalchemy[asyncio]=={sqlalchemy}"]
+    _core_tests(session, pins, "-e.", [])
 
 
 @nox.session(python="3.11")

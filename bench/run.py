@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ import httpx
 from bench import procstat, report, wrk
 from bench.cases import CASES, DEADLOCK_CASES, PROFILES, Case, Profile, plan, scraped, select
 from bench.database import DEFAULT_ADMIN_URL, connection_budget, throwaway_database
+from gateway._compat import UTC
 
 __all__ = ["main"]
 

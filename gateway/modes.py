@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
+
+from gateway._compat import StrEnum
 
 __all__ = [
     "DEFAULT_MODES",

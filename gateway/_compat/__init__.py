@@ -10,7 +10,9 @@ family, and the rest of the gateway imports only from here.
   `RouteView`, the gateway's own view of a route;
 - `body_limit`: FastAPI's request-body limit (0.164+), a no-op before;
 - `sqlalchemy`: SQLAlchemy 1.4 / 2.0 / 2.1;
-- `stdlib`: private standard-library names used on hot paths.
+- `stdlib`: standard-library names new in Python 3.11 (`StrEnum`, `UTC`, `tomllib`,
+  `timeout`, `wait_for`), with `py310` standing in for them on 3.10, and a private one used
+  on hot paths.
 
     from gateway._compat import route_views
     for item in route_views(app.routes): ...   # RouteView for API routes, others as served
@@ -45,7 +47,7 @@ from gateway._compat.sqlalchemy import (
     time_pool_checkout,
 )
 from gateway._compat.starlette import get_route_path, handling_exceptions
-from gateway._compat.stdlib import running_loop
+from gateway._compat.stdlib import UTC, StrEnum, running_loop, timeout, tomllib, wait_for
 from gateway._compat.versions import FASTAPI, PYDANTIC, SQLALCHEMY, STARLETTE
 
 # FastAPI 0.137 keeps included routers nested instead of copying their routes.
@@ -61,8 +63,10 @@ __all__ = [
     "SQLALCHEMY",
     "STARLETTE",
     "SYNC_POSTGRES_DRIVER",
+    "UTC",
     "Engine",
     "RouteView",
+    "StrEnum",
     "Undefined",
     "async_session_factory",
     "autobegins",
@@ -85,5 +89,8 @@ __all__ = [
     "route_views",
     "running_loop",
     "time_pool_checkout",
+    "timeout",
+    "tomllib",
+    "wait_for",
     "with_body_limit",
 ]

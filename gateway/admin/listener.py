@@ -34,6 +34,7 @@ from fastapi.responses import JSONResponse
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway._compat import wait_for
 from gateway.admin.auth import refuse_query_tokens
 from gateway.exceptions import SettingsError
 from gateway.flags.follower import awaiting, call_on_loop
@@ -213,7 +214,7 @@ class AdminListener:
         self.server.should_exit = True
         # Waited for on this loop: a request on the admin port may be waiting for it.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._done.wait(), GRACE + 5)
+            await wait_for(self._done.wait(), GRACE + 5)
         self._thread = None
 
     def _run(

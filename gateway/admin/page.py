@@ -37,7 +37,8 @@ SECURITY_HEADERS = {
 
 
 def _read(name: str) -> str:
-    return resources.files("gateway.admin").joinpath("static", name).read_text(encoding="utf-8")
+    static = resources.files("gateway.admin").joinpath("static")  # one part a call on 3.10
+    return static.joinpath(name).read_text(encoding="utf-8")
 
 
 def page_router(prefix: str) -> APIRouter:

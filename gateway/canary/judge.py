@@ -24,11 +24,12 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
+from gateway._compat import UTC, wait_for
 from gateway.canary.rollout import RolloutPlan, advance
 from gateway.canary.sequential import ArmCounts, Decision, Evidence
 from gateway.canary.store import CanaryState, CountRow, JudgeStore, MemoryJudgeStore, SqlJudgeStore
@@ -166,7 +167,7 @@ class CanaryJudge:
         """Count the canaries from now on and judge every `interval` seconds."""
         self.tally.follow()
         try:
-            await asyncio.wait_for(self._prepare(), max(self.interval, 5.0))
+            await wait_for(self._prepare(), max(self.interval, 5.0))
         except Exception as exc:  # fail static: prepared again at the next tick
             log.warning("judge: cannot prepare its tables (%s); retrying", first_line(exc))
         self._task = asyncio.ensure_future(self._every())
@@ -178,14 +179,14 @@ class CanaryJudge:
                 await self._task
             self._task = None
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._write(), self.interval)  # this worker's last counts
+            await wait_for(self._write(), self.interval)  # this worker's last counts
         await self.store.aclose()
 
     async def _every(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                await asyncio.wait_for(self.tick(), max(self.interval * 5, 10.0))
+                await wait_for(self.tick(), max(self.interval * 5, 10.0))
                 if self._failing:
                     log.warning("judge: the database is reachable again; judging resumed")
                 self._failing = False

@@ -25,8 +25,9 @@ import math
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
+
+from gateway._compat import StrEnum
 
 __all__ = [
     "LATENCY_BOUNDS",

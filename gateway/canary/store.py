@@ -18,7 +18,7 @@ import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import (
@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from gateway._compat import UTC
 from gateway.canary.rollout import RolloutPlan
 from gateway.canary.sequential import ArmCounts
 from gateway.urls import derive_urls

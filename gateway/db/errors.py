@@ -11,10 +11,11 @@ a syntax error, a statement timeout) is None: it keeps its normal behaviour.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from enum import StrEnum
 from types import TracebackType
 
 from sqlalchemy import exc
+
+from gateway._compat import StrEnum
 
 __all__ = ["Cause", "database_unavailable"]
 

@@ -7,5 +7,5 @@
 - `board`: the shared-memory board a supervisor posts flags on for its workers;
 - `seed_file`: the optional TOML file that seeds flags at startup.
 
-Imports: the foundations only (`settings`, `urls`, `exceptions`, `_process`).
+Imports: the foundations only (`settings`, `urls`, `exceptions`, `_process`, `_compat`).
 """

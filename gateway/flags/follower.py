@@ -32,11 +32,12 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
+from gateway._compat import UTC, wait_for
 from gateway.exceptions import first_line
 from gateway.flags.store import FlagChange, FlagStore, SqlFlagStore, StoredFlag
 from gateway.flags.table import Flag, ModeTable, check_change
@@ -197,7 +198,7 @@ class FlagFollower:
         change does not pay for them; a store out of reach is left for that change to open."""
         store = self.store_here()
         try:
-            await asyncio.wait_for(_warm(store), STARTUP_TIMEOUT)
+            await wait_for(_warm(store), STARTUP_TIMEOUT)
         except Exception as exc:
             log.warning(
                 "flag store: could not connect ahead of the first change (%s at %s)",
@@ -274,13 +275,13 @@ class FlagFollower:
             )
             self._thread.start()
             try:
-                await asyncio.wait_for(self._first_attempt.wait(), STARTUP_TIMEOUT)
+                await wait_for(self._first_attempt.wait(), STARTUP_TIMEOUT)
             except TimeoutError as exc:
                 self._failed("at startup", exc)
             self._spawn(self._every(self.resync_interval))
         else:
             try:
-                await asyncio.wait_for(self.resync("startup"), STARTUP_TIMEOUT)
+                await wait_for(self.resync("startup"), STARTUP_TIMEOUT)
             except Exception as exc:
                 self._failed("at startup", exc)
             self._spawn(self._every(self.poll_interval))
@@ -306,7 +307,7 @@ class FlagFollower:
             self._stop.set()
             # Waited for on the loop, which the thread may need to finish a resync.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._thread_done.wait(), STOP_TIMEOUT)
+                await wait_for(self._thread_done.wait(), STOP_TIMEOUT)
             self._thread = None
         for task in self._tasks:
             task.cancel()
@@ -381,14 +382,14 @@ class FlagFollower:
     async def _on_listening(self) -> None:
         self._listening = True
         # Anything changed while we were not listening arrives with this resync.
-        await asyncio.wait_for(self.resync("reconnect"), STARTUP_TIMEOUT)
+        await wait_for(self.resync("reconnect"), STARTUP_TIMEOUT)
         self._first_attempt.set()
 
     async def _every(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             try:
-                await asyncio.wait_for(self.resync(), STARTUP_TIMEOUT)
+                await wait_for(self.resync(), STARTUP_TIMEOUT)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -11,11 +11,11 @@ API or the CLI wins over the file, and the history names "flags-file" for seeded
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway._compat import tomllib
 from gateway.exceptions import FlagError, SettingsError, UnknownRouteError
 from gateway.flags.table import Flag, check_change
 from gateway.modes import Implementation

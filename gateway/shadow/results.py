@@ -19,12 +19,13 @@ import socket
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from starlette.types import Scope
 
+from gateway._compat import UTC
 from gateway.exceptions import first_line
 from gateway.shadow.compare import Noise
 from gateway.shadow.store import ShadowStore

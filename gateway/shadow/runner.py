@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 from starlette.types import Receive, Scope, Send
 
 import gateway.shadow.messages as asgi
-from gateway._compat import SQLALCHEMY
+from gateway._compat import SQLALCHEMY, timeout
 from gateway.db.database import Database, candidate_sessions
 from gateway.db.events import install_engine_events
 from gateway.exceptions import first_line
@@ -141,7 +141,7 @@ class ShadowRunner:
             return
         # A write waits for a free candidate slot no longer than the candidate may run.
         try:
-            async with asyncio.timeout(self.timeout):
+            async with timeout(self.timeout):
                 await self._slots.acquire()
         except TimeoutError:
             self.results.count(route, scope, "skipped", "busy")
@@ -199,7 +199,7 @@ class ShadowRunner:
         learning = route.learned < LEARN_RUNS
         try:
             async with (
-                asyncio.timeout(self.timeout * (2 if learning else 1)),
+                timeout(self.timeout * (2 if learning else 1)),
                 self._connection(snapshot=learning) as connection,
             ):
                 started = time.perf_counter()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from gateway._compat import wait_for
 from gateway.testing import free_port, wait_until_ready
 
 __all__ = ["Outcome", "Served", "hammer", "read_log", "serving", "wait_for_workers"]
@@ -74,9 +75,7 @@ async def _one_connection(
     while not stop() and time.monotonic() < deadline:
         if writer is None:
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port), timeout=5
-                )
+                reader, writer = await wait_for(asyncio.open_connection(host, port), timeout=5)
             except (OSError, TimeoutError):
                 await asyncio.sleep(0.05)  # refused: nothing was sent
                 continue
@@ -94,9 +93,7 @@ async def _one_connection(
         outcome = Outcome(path, time.monotonic())
         outcomes.append(outcome)
         try:
-            status, headers, body = await asyncio.wait_for(
-                _read_response(reader), timeout=READ_TIMEOUT
-            )
+            status, headers, body = await wait_for(_read_response(reader), timeout=READ_TIMEOUT)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"
             writer.close()

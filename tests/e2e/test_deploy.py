@@ -17,7 +17,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -30,6 +29,7 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from gateway import Settings
+from gateway._compat import tomllib
 from gateway.cli.commands import cli
 from gateway.settings import ENV_PREFIX
 from gateway.testing import free_port, serve_in_subprocess

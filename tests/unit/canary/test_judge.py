@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
+from gateway._compat import UTC
 from gateway.flags.store import MemoryFlagStore
 from gateway.settings import Settings
 from tests.apps.canary import BROKEN, FINE, PLAIN, create_canary_gateway
