@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,7 +20,7 @@ from gateway.exceptions import SettingsError
 from gateway.modes import DEFAULT_MODES
 from gateway.urls import mask_url
 
-__all__ = ["DEFAULT_SQLITE_PATH", "ENV_PREFIX", "Settings"]
+__all__ = ["DEFAULT_SQLITE_PATH", "ENV_PREFIX", "SettingDoc", "Settings", "settings_reference"]
 
 ENV_PREFIX = "GATEWAY_"
 DEFAULT_SQLITE_PATH = Path("gateway.db")
@@ -37,10 +37,32 @@ class Settings(BaseSettings):
         default="",
         description="postgresql://... or sqlite:///path; empty means an embedded SQLite file.",
     )
-    pool_size: int = Field(default=20, ge=1, le=1000)
-    max_overflow: int = Field(default=10, ge=0, le=1000)
-    pool_timeout: float = Field(default=30.0, gt=0, le=3600)
-    threadpool_size: int = Field(default=40, ge=1, le=10_000)
+    pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="connections each of the gateway's engines (sync and async) keeps, per worker",
+    )
+    max_overflow: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="connections each engine may open beyond GATEWAY_POOL_SIZE under load; a "
+        "replica opens up to workers x 2 x (pool size + overflow)",
+    )
+    pool_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="seconds a request waits for a pooled connection before it fails",
+    )
+    threadpool_size: int = Field(
+        default=40,
+        ge=1,
+        le=10_000,
+        description="threads of anyio's default limiter, set at startup: where legacy def "
+        "routes kept on FastAPI's own handler run, per worker",
+    )
     legacy_concurrency: int = Field(
         default=0,
         ge=0,
@@ -49,7 +71,12 @@ class Settings(BaseSettings):
         "pool_size + max_overflow (set it to your legacy engine's pool size + overflow when "
         "it has its own engine). The rest wait on the event loop, not as threads on the pool",
     )
-    statement_timeout_ms: int = Field(default=0, ge=0, description="0 disables the timeout")
+    statement_timeout_ms: int = Field(
+        default=0,
+        ge=0,
+        description="PostgreSQL statement_timeout on both of the gateway's engines, in "
+        "milliseconds; 0 disables the timeout",
+    )
     pool_pre_ping: bool = Field(
         default=False,
         description="test each pooled connection before use (one round trip per checkout). "
@@ -83,10 +110,25 @@ class Settings(BaseSettings):
         default="header:x-user-id",
         description="where a canary finds the request key: header:NAME or cookie:NAME",
     )
-    admin_prefix: str = Field(default="/_gateway")
-    admin_tokens: str = Field(default="", repr=False)
-    admin_tokens_file: str = Field(default="")
-    admin_read_requires_token: bool = False
+    admin_prefix: str = Field(
+        default="/_gateway",
+        description="path under which the admin API, the report, health and the page live",
+    )
+    admin_tokens: str = Field(
+        default="",
+        repr=False,
+        description="name=token,... (tokens of 16+ characters) allowed to flip routes; "
+        "with none configured every admin write is refused",
+    )
+    admin_tokens_file: str = Field(
+        default="",
+        description="a file of admin tokens, one name=token per line (# starts a comment), "
+        "read as well as GATEWAY_ADMIN_TOKENS",
+    )
+    admin_read_requires_token: bool = Field(
+        default=False,
+        description="admin reads (routes, history, report, shadow results) need a token too",
+    )
     admin_failure_limit: int = Field(
         default=20,
         ge=1,
@@ -126,11 +168,35 @@ class Settings(BaseSettings):
         description="keep both bodies of a differing shadowed request in its example "
         "(they may hold personal data; off by default)",
     )
-    flags_file: str = Field(default="")
-    flags_poll_interval: float = Field(default=1.0, gt=0, le=3600)
-    flags_resync_interval: float = Field(default=30.0, gt=0, le=86400)
-    metrics: bool = True
-    loop_lag_interval: float = Field(default=0.25, gt=0, le=60)
+    flags_file: str = Field(
+        default="",
+        description="a TOML file of flags seeding routes that have no stored flag yet at "
+        "startup (a later flip wins); empty: none",
+    )
+    flags_poll_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="on SQLite: seconds between each worker's reloads of the flag table",
+    )
+    flags_resync_interval: float = Field(
+        default=30.0,
+        gt=0,
+        le=86400,
+        description="on PostgreSQL: seconds between full resyncs of the flags, the safety net "
+        "behind LISTEN/NOTIFY (every reconnect starts with one too)",
+    )
+    metrics: bool = Field(
+        default=True,
+        description="per-route metrics on /metrics and the migration report; false turns "
+        "all of them off",
+    )
+    loop_lag_interval: float = Field(
+        default=0.25,
+        gt=0,
+        le=60,
+        description="seconds between the event-loop lag sampler's timers",
+    )
     gc_freeze: bool = Field(
         default=True,
         description="after startup, exclude every object alive then from garbage collection",
@@ -180,8 +246,11 @@ class Settings(BaseSettings):
         description="requests each arm serves at a rollout step before it moves up; more is "
         "a surer step and a slower rollout of a quiet route",
     )
-    log_json: bool = False
-    log_level: str = Field(default="info")
+    log_json: bool = Field(default=False, description="one JSON object per log line")
+    log_level: str = Field(
+        default="info",
+        description="the gateway's log level: critical, error, warning, info or debug",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -319,3 +388,56 @@ def _settings_error(exc: ValidationError) -> SettingsError:
         message = str(error["msg"]).removeprefix("Value error, ")
         lines.append(f"{ENV_PREFIX}{field.upper()}={shown!r} is invalid: {message}")
     return SettingsError("; ".join(lines))
+
+
+class SettingDoc(NamedTuple):
+    """One row of the settings reference: what to set, what it takes, what it does."""
+
+    env_var: str  # GATEWAY_POOL_SIZE
+    type: str  # "integer, at least 1, at most 1000"
+    default: str  # as written in the environment: "20", "true", "" (empty)
+    description: str
+
+
+def settings_reference() -> list[SettingDoc]:
+    """Every Settings field as its environment variable, type, default and description.
+
+    for row in settings_reference():
+        print(row.env_var, row.default)     # GATEWAY_DATABASE_URL ...
+    """
+    return [
+        SettingDoc(
+            env_var=f"{ENV_PREFIX}{name.upper()}",
+            type=_type_text(info.annotation, info.metadata),
+            default=_env_text(info.default),
+            description=info.description or "",
+        )
+        for name, info in Settings.model_fields.items()
+    ]
+
+
+_TYPE_NAMES = {bool: "boolean", int: "integer", float: "number", str: "string"}
+_BOUND_WORDS = {"ge": "at least", "gt": "above", "le": "at most", "lt": "below"}
+
+
+def _type_text(annotation: Any, metadata: list[Any]) -> str:
+    optional = type(None) in getattr(annotation, "__args__", ())
+    if optional:
+        annotation = next(a for a in annotation.__args__ if a is not type(None))
+    text = _TYPE_NAMES.get(annotation, getattr(annotation, "__name__", str(annotation)))
+    bounds = [
+        f"{word} {_env_text(getattr(item, bound))}"
+        for item in metadata
+        for bound, word in _BOUND_WORDS.items()
+        if getattr(item, bound, None) is not None
+    ]
+    return ", ".join([text, *bounds]) + (" or unset" if optional else "")
+
+
+def _env_text(value: Any) -> str:
+    """`value` as the environment writes it: true, 20, 0.25, 30 (not 30.0), empty for None."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else str(value)

@@ -10,6 +10,7 @@ family, and the rest of the gateway imports only from here.
   `RouteView`, the gateway's own view of a route;
 - `body_limit`: FastAPI's request-body limit (0.164+), a no-op before;
 - `sqlalchemy`: SQLAlchemy 1.4 / 2.0 / 2.1;
+- `prometheus`: prometheus_client's registry, read for the generated metrics reference;
 - `stdlib`: standard-library names new in Python 3.11 (`StrEnum`, `UTC`, `tomllib`,
   `timeout`, `wait_for`), with `py310` standing in for them on 3.10, and a private one used
   on hot paths.
@@ -38,6 +39,7 @@ from gateway._compat.dependencies import (
     request_validation_error,
     response_validation_error,
 )
+from gateway._compat.prometheus import registered_label_names
 from gateway._compat.route_view import RouteView
 from gateway._compat.sqlalchemy import (
     SYNC_POSTGRES_DRIVER,
@@ -84,6 +86,7 @@ __all__ = [
     "oauth_scopes",
     "override_dependant",
     "params_to_args",
+    "registered_label_names",
     "request_validation_error",
     "response_validation_error",
     "route_views",
