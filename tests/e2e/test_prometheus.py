@@ -30,7 +30,6 @@ RULES = [
 ]
 ALERTS_TEST = ROOT / "deploy/prometheus/gateway-alerts-test.yml"
 DASHBOARD = ROOT / "deploy/grafana/dashboards/gateway.json"
-README = ROOT / "README.md"
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
 needs_promtool = pytest.mark.skipif(
@@ -99,25 +98,6 @@ def alert_rules() -> list[dict[str, Any]]:
     return [rule for group in rules["groups"] for rule in group["rules"]]
 
 
-def github_anchors(markdown: str) -> dict[str, str]:
-    """anchor -> heading for every heading, as GitHub slugs them (duplicates get -1, -2)."""
-    anchors: dict[str, str] = {}
-    fenced = False
-    for line in markdown.splitlines():
-        if line.startswith("```"):
-            fenced = not fenced
-        if fenced or not re.match(r"#{1,6} ", line):
-            continue
-        heading = line.lstrip("#").strip()
-        slug = re.sub(r"[^\w\- ]", "", heading.replace("`", "").lower()).replace(" ", "-")
-        anchor, n = slug, 0
-        while anchor in anchors:
-            n += 1
-            anchor = f"{slug}-{n}"
-        anchors[anchor] = heading
-    return anchors
-
-
 def recorded_names() -> list[str]:
     rules = yaml.safe_load(RULES[0].read_text())
     return [rule["record"] for group in rules["groups"] for rule in group["rules"]]
@@ -160,26 +140,21 @@ def test_every_dashboard_query_filters_every_gateway_series_by_instance():
             )
 
 
-def test_every_alert_has_a_summary_a_description_and_a_runbook_section():
-    readme = README.read_text()
-    runbook = readme[readme.index("\n## Runbook\n") :]
-    runbook = runbook[: runbook.index("\n## ", 1)]
-    in_runbook = github_anchors(runbook)
-    anchors = github_anchors(readme)
+def test_every_alert_has_a_summary_a_description_and_a_runbook_page():
+    runbook = ROOT / "docs" / "runbook"
+    index = (runbook / "index.md").read_text()
     for rule in alert_rules():
-        annotations = rule.get("annotations", {})
+        alert, annotations = rule["alert"], rule.get("annotations", {})
         for key in ("summary", "description", "runbook_url"):
-            assert annotations.get(key, "").strip(), f"alert {rule['alert']} has no {key}"
-        page, _, anchor = annotations["runbook_url"].partition("#")
-        assert page == "README.md", (
-            f"alert {rule['alert']}: runbook_url {page!r}, expected README.md"
+            assert annotations.get(key, "").strip(), f"alert {alert} has no {key}"
+        expected = f"docs/runbook/{alert}.md"
+        assert annotations["runbook_url"] == expected, (
+            f"alert {alert}: runbook_url {annotations['runbook_url']!r}, expected {expected!r}"
         )
-        assert anchor in anchors, (
-            f"alert {rule['alert']}: runbook_url anchor #{anchor} is not a README heading"
-        )
-        assert anchor in in_runbook, (
-            f"alert {rule['alert']}: #{anchor} ({anchors[anchor]}) is outside the Runbook section"
-        )
+        page = ROOT / expected
+        assert page.exists(), f"alert {alert}: no runbook page {expected}"
+        assert page.read_text().startswith(f"# {alert}\n"), f"{expected} is not about {alert}"
+        assert f"]({alert}.md)" in index, f"docs/runbook/index.md does not list {alert}"
 
 
 @needs_promtool
