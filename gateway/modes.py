@@ -130,7 +130,7 @@ def modes_as_data() -> list[dict[str, object]]:
 
 
 def modes_markdown() -> str:
-    """The modes as the docs' Markdown table (the README's, checked by the tests)."""
+    """The modes as the docs' Markdown table (docs/explanation/request-flow.md's; tested)."""
     rows = ["| mode | what it serves | percent |", "|---|---|---|"]
     for mode in Mode:
         spec = mode.spec

@@ -147,8 +147,9 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         le=65535,
-        description="also serve the admin API on this port, from a thread of each worker with "
-        "its own event loop, so a flip is taken at once under any load; unset: off",
+        description="also serve the admin API on this port, where no application traffic "
+        "queues (gateway serve's supervisor with several workers, else a thread of each "
+        "worker), so a flip is taken at once under any load; unset: off",
     )
     admin_host: str = Field(
         default="127.0.0.1", description="the address GATEWAY_ADMIN_PORT listens on"
