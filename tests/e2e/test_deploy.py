@@ -316,11 +316,13 @@ def test_own_app_dockerfile_copies_the_sample_project_and_only_the_gateway_packa
         assert (ROOT / source).exists(), f"COPY --from=gateway {source}: not in the checkout"
     # The example app is not installed into someone else's image.
     assert not {"legacy_routes", "async_routes", "example"} & set(from_checkout), from_checkout
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### An image of your own app") :]
-    section = section[: section.index("\n### ", 1)]
+    page = (ROOT / "docs" / "how-to" / "production.md").read_text()
+    section = page[page.index("## An image of your own app") :]
+    section = section[: section.index("\n## ", 1)]
     for source in from_project:
-        assert source in section, f"the README's own-app layout does not show {source}"
+        assert source in section, (
+            f"the own-app layout in docs/how-to/production.md does not show {source}"
+        )
 
 
 def own_app_command() -> list[str]:

@@ -1,7 +1,8 @@
-"""The README's "Install" and "Bring your own app" followed as a new user would: the gateway
-installed from a copy of this checkout into a fresh virtualenv (uv), someone else's legacy
-app (tests/apps/bookshop.py) in a fresh directory, served with --legacy/--async, its routes
-listed, flipped, answered with the implementation header, and reported on."""
+"""The docs' "Install" and "Bring your own app" (docs/tutorial/) followed as a new user
+would: the gateway installed from a copy of this checkout into a fresh virtualenv (uv),
+someone else's legacy app (tests/apps/bookshop.py) in a fresh directory, served with
+--legacy/--async, its routes listed, flipped, answered with the implementation header, and
+reported on."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Each mode in turn is set on a paired route through the admin API; the metrics, the CLI's help
 and formatting, the admin API's errors, the settings check, the operator's page and the
-README all show it, each derived from gateway.modes.MODES.
+docs all show it, each derived from gateway.modes.MODES.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tests.conftest import started_client
 pytestmark = pytest.mark.anyio
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-README = Path(__file__).resolve().parents[2] / "README.md"
+MODES_PAGE = Path(__file__).resolve().parents[2] / "docs" / "explanation" / "request-flow.md"
 PERCENT = 40.0
 
 
@@ -84,11 +84,13 @@ def test_settings_accept_exactly_the_modes_that_can_be_the_default(mode):
         assert all(repr(name) in str(caught.value) for name in DEFAULT_MODES)
 
 
-def test_every_mode_has_a_spec_and_the_readme_table_is_generated_from_it():
+def test_every_mode_has_a_spec_and_the_docs_table_is_generated_from_it():
     assert set(MODES) == set(Mode)
     table = modes_markdown()
     assert all(f"`{m.value}`" in table for m in Mode)
-    text = README.read_text(encoding="utf-8")
+    text = MODES_PAGE.read_text(encoding="utf-8")
     start, end = "<!-- modes: generated from gateway.modes -->\n", "<!-- /modes -->"
     found = text[text.index(start) + len(start) : text.index(end)]
-    assert found == table, f"README's modes table is stale; replace it with:\n{table}"
+    assert found == table, (
+        f"the modes table of docs/explanation/request-flow.md is stale; replace it with:\n{table}"
+    )
