@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from gateway import Gateway, Settings
 from gateway.cli.commands import cli
-from gateway.cli.reference import PAGES
+from gateway.cli.reference import PAGES, write_pages
 from gateway.settings import settings_reference
 
 REFERENCE = Path(__file__).resolve().parents[3] / "docs" / "reference"
@@ -97,3 +97,11 @@ def test_every_command_is_in_the_cli_reference():
     for command in commands:
         heading = "## `" + " ".join(["gateway", *command]) + "`"
         assert heading in text, f"{heading} is not in docs/reference/cli.md; run {REGENERATE}"
+
+
+def test_write_pages_rewrites_only_what_changed(tmp_path):
+    assert sorted(p.name for p in write_pages(tmp_path)) == sorted(PAGES)
+    assert write_pages(tmp_path) == []
+    (tmp_path / "cli.md").write_text("edited by hand", encoding="utf-8")
+    assert write_pages(tmp_path) == [tmp_path / "cli.md"]
+    assert (tmp_path / "cli.md").read_text(encoding="utf-8") == page("cli.md")
