@@ -59,11 +59,12 @@ def settings_page() -> str:
         "Every setting comes from a `GATEWAY_*` environment variable (never `DATABASE_URL` or "
         "`POSTGRES_*`, which a legacy app usually owns). An invalid value stops startup with "
         "one line naming the variable, its value (passwords masked) and what is accepted. "
-        "In a composition module, `Settings.from_environ(...)` or `Settings(...)` takes the "
-        "same names in lower case without the prefix.\n\n"
-        "`gateway serve` also reads `GATEWAY_WORKERS` (worker processes, as `--workers`; "
-        "else `WEB_CONCURRENCY`, else 1) and `GATEWAY_ADMIN_URL` / `GATEWAY_ADMIN_TOKEN` are "
-        "what the CLI's `--url` and `--token` default to: see the [CLI reference](cli.md).\n\n"
+        "In code, `Settings(pool_size=5)` or `Settings.from_environ(environ, pool_size=5)` "
+        "takes each variable's name in lower case without the prefix.\n\n"
+        "Outside `Settings`: `gateway serve` reads `GATEWAY_WORKERS` (worker processes, as "
+        "`--workers`; else `WEB_CONCURRENCY`, else 1), and the CLI's `--url` and `--token` "
+        "default to `GATEWAY_ADMIN_URL` and `GATEWAY_ADMIN_TOKEN`: see the "
+        "[CLI reference](cli.md).\n\n"
         "| variable | type | default | meaning |\n|---|---|---|---|\n" + rows + "\n"
     )
 
