@@ -8,8 +8,9 @@ gw.include_async(migrated_router)       # async def routes on AsyncDB
 app = gw.build()
 
 `queries` holds helpers for migrated code (`await queries.first(db, stmt)` keeps LIMIT 1);
-`keep_fastapi_handler` keeps a legacy route on FastAPI's own handler; `add_check` adds a
-readiness check.
+`keep_fastapi_handler` keeps a legacy route on FastAPI's own handler; `differs_from_legacy`
+accepts a twin's deliberate differences from its legacy route; `add_check` adds a readiness
+check.
 """
 
 from gateway import queries
@@ -18,6 +19,7 @@ from gateway.admin.health import add_check
 from gateway.app import Gateway
 from gateway.db.database import AsyncDB, Database, SyncDB, get_async_session, get_session
 from gateway.exceptions import (
+    ContractError,
     DatabaseUnreachable,
     FlagError,
     GatewayError,
@@ -31,11 +33,13 @@ from gateway.flags.store import FlagStore, MemoryFlagStore, SqlFlagStore
 from gateway.flags.table import Flag, ModeTable
 from gateway.legacy.plan import keep_fastapi_handler
 from gateway.modes import Implementation, Mode
+from gateway.routing.contract import differs_from_legacy
 from gateway.settings import Settings
 from gateway.shadow.runner import keep_out_of_shadow
 
 __all__ = [
     "AsyncDB",
+    "ContractError",
     "Database",
     "DatabaseUnreachable",
     "Flag",
@@ -56,6 +60,7 @@ __all__ = [
     "UnknownModeError",
     "UnknownRouteError",
     "add_check",
+    "differs_from_legacy",
     "get_async_session",
     "get_session",
     "keep_fastapi_handler",

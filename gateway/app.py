@@ -67,13 +67,8 @@ from gateway.metrics.metering import Metering, metering_for, static_paths
 from gateway.metrics.recorder import ImplementationHeader, MetricsMiddleware, Recorder
 from gateway.modes import Implementation
 from gateway.report.maker import report_maker
-from gateway.routing.dispatch import (
-    RouteEntry,
-    collect,
-    dispatch_routes,
-    pair,
-    request_key_reader,
-)
+from gateway.routing.contract import Contract, check_contracts
+from gateway.routing.dispatch import RouteEntry, collect, dispatch_routes, pair, request_key_reader
 from gateway.routing.openapi import install_openapi, served_routes
 from gateway.routing.overlaps import overlap_notes
 from gateway.settings import Settings
@@ -114,6 +109,7 @@ class Gateway:
         self.checks = HealthChecks()
         self.modes = ModeTable(default=parse_flag(self.settings.default_mode))
         self.entries: dict[str, RouteEntry] = {}
+        self.contracts: dict[str, Contract] = {}  # per paired route, made by build()
         self.notes: list[str] = []  # why optional routes are absent; `gateway routes` prints them
         self.app: FastAPI | None = None
         self.follower: FlagFollower | None = None
@@ -196,7 +192,8 @@ class Gateway:
     # -- building ----------------------------------------------------------------------
 
     def build(self) -> FastAPI:
-        """Check every route, pair them, and return the composed FastAPI app."""
+        """Check every route, pair them, hold each twin to its legacy route's contract
+        (gateway.routing.contract), and return the composed FastAPI app."""
         self._not_built()
         settings = self.settings
         legacy_host = self._legacy_app or FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
@@ -215,6 +212,7 @@ class Gateway:
             ),
             collect(async_routes, Implementation.ASYNC),
         )
+        self.contracts = check_contracts(self.entries)  # ContractError: a twin drops a guard
         self.modes = ModeTable(
             [k for k, e in self.entries.items() if e.paired], default=self.modes.default
         )
@@ -418,9 +416,10 @@ class Gateway:
     # -- reading -----------------------------------------------------------------------
 
     def describe_routes(self) -> list[dict[str, Any]]:
-        """Every route: key, implementations, mode (for paired routes), where each lives
-        and its kind (`kinds`: {"legacy": "def" or "async def", "async": "async def"})."""
-        return describe_entries(self.entries, self.modes)
+        """Every route: key, implementations, mode (for paired routes), where each lives,
+        its kind (`kinds`: {"legacy": "def" or "async def", "async": "async def"}) and, for
+        a paired route, its `contract` (gateway.routing.contract)."""
+        return describe_entries(self.entries, self.modes, self.contracts)
 
     def startup_summary(self) -> dict[str, Any]:
         """What the startup log line says: engines, pools, threadpool, GC policy, routes."""

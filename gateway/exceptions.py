@@ -4,7 +4,8 @@ GatewayError
  ├── SettingsError          a GATEWAY_* setting has a value we cannot use
  ├── DatabaseUnreachable    an engine could not connect at startup
  ├── RouteError             a route cannot be mounted as given
- │    └── RouteKindError    a legacy route is not `def`, or an async one not `async def`
+ │    ├── RouteKindError    a legacy route is not `def`, or an async one not `async def`
+ │    └── ContractError     an async twin drops a guard or a required input of its legacy route
  ├── UnknownRouteError      a route key that names no route (lists the closest keys)
  ├── FlagError              a mode or percentage that is not accepted
  │    └── UnknownModeError  a mode name that is not one of the valid ones
@@ -20,6 +21,7 @@ from collections.abc import Iterable
 __all__ = [
     "AppLoadError",
     "CommandError",
+    "ContractError",
     "DatabaseUnreachable",
     "FlagError",
     "GatewayError",
@@ -49,6 +51,11 @@ class RouteError(GatewayError):
 
 class RouteKindError(RouteError, TypeError):
     """A legacy route is not a plain `def`, or a migrated route is not `async def`."""
+
+
+class ContractError(RouteError):
+    """Async twins that drop a guard or a required input of their legacy route; the message
+    names each route, what it lacks and the fix (gateway.routing.contract)."""
 
 
 class UnknownRouteError(GatewayError, LookupError):

@@ -9,6 +9,7 @@ family, and the rest of the gateway imports only from here.
 - `flat_routes` (FastAPI 0.100-0.136) and `nested_routes` (0.137+): each API route as a
   `RouteView`, the gateway's own view of a route;
 - `body_limit`: FastAPI's request-body limit (0.164+), a no-op before;
+- `fields`: whether a parameter field is required (pydantic 1 and 2);
 - `sqlalchemy`: SQLAlchemy 1.4 / 2.0 / 2.1;
 - `prometheus`: prometheus_client's registry, read for the generated metrics reference;
 - `stdlib`: standard-library names new in Python 3.11 (`StrEnum`, `UTC`, `tomllib`,
@@ -39,6 +40,7 @@ from gateway._compat.dependencies import (
     request_validation_error,
     response_validation_error,
 )
+from gateway._compat.fields import is_required
 from gateway._compat.prometheus import registered_label_names
 from gateway._compat.route_view import RouteView
 from gateway._compat.sqlalchemy import (
@@ -83,6 +85,7 @@ __all__ = [
     "is_async_gen",
     "is_coroutine",
     "is_gen",
+    "is_required",
     "oauth_scopes",
     "override_dependant",
     "params_to_args",

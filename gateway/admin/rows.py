@@ -10,18 +10,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.flags.table import ModeTable
+from gateway.routing.contract import Contract
 from gateway.routing.dispatch import RouteEntry
 
 __all__ = ["describe_entries", "routes_summary"]
 
 
-def describe_entries(entries: Mapping[str, RouteEntry], modes: ModeTable) -> list[dict[str, Any]]:
+def describe_entries(
+    entries: Mapping[str, RouteEntry],
+    modes: ModeTable,
+    contracts: Mapping[str, Contract] | None = None,
+) -> list[dict[str, Any]]:
     """One row per route for the admin API and `gateway routes`: key, implementations, mode
-    and percent (paired routes), where each side lives, its kind, and why a legacy route
-    keeps FastAPI's own handler (`fallback`), if it does."""
+    and percent (paired routes), where each side lives, its kind, why a legacy route
+    keeps FastAPI's own handler (`fallback`), if it does, and how a twin's contract compares
+    with its legacy route's (`contract`: status, accepted reason, differences; paired only)."""
     rows = []
     for key, entry in entries.items():
         flag = modes.get(key) if entry.paired else None
+        contract = (contracts or {}).get(key)
         rows.append(
             {
                 "key": key,
@@ -33,6 +40,7 @@ def describe_entries(entries: Mapping[str, RouteEntry], modes: ModeTable) -> lis
                 "async": entry.async_.where if entry.async_ else None,
                 "kinds": {e.side.value: e.kind for e in (entry.legacy, entry.async_) if e},
                 "fallback": entry.legacy.fallback if entry.legacy else None,
+                "contract": contract.as_row() if contract else None,
             }
         )
     return rows

@@ -137,24 +137,57 @@ def print_routes(
     rows: Sequence[Mapping[str, Any]], *, width: int | None = None, verbose: bool = False
 ) -> None:
     """The route table of `gateway routes` and `gateway flags list` (with a KIND column when
-    the rows say each side's kind), `width` columns wide (None: no limit) with every key
-    whole; then why routes run on FastAPI's own handler: a note per reason with its count,
-    or with `verbose` a note per route."""
+    the rows say each side's kind, a CONTRACT column when a twin differs from its legacy
+    route), `width` columns wide (None: no limit) with every key whole; then each contract
+    difference, and why routes run on FastAPI's own handler: a note per reason with its
+    count, or with `verbose` a note per route."""
     kinds = [_per_side(row.get("kinds", row.get("kind"))) for row in rows]
-    header = ["ROUTE", "IMPLEMENTATIONS", *(["KIND"] if any(kinds) else []), "MODE"]
+    contracts = [_contract_cell(row.get("contract")) for row in rows]
+    header = [
+        "ROUTE",
+        "IMPLEMENTATIONS",
+        *(["KIND"] if any(kinds) else []),
+        "MODE",
+        *(["CONTRACT"] if any(contracts) else []),
+    ]
     cells = [
         [
             row["key"],
             "+".join(row["implementations"]),
             *([kind] if any(kinds) else []),
             format_mode(row["mode"], row.get("percent")),
+            *([contract] if any(contracts) else []),
         ]
-        for row, kind in zip(rows, kinds, strict=True)
+        for row, kind, contract in zip(rows, kinds, contracts, strict=True)
     ]
     for line in table_lines(header, cells, width=width):
         typer.echo(line)
+    for line in _contract_notes(rows):
+        typer.echo(line)
     for line in _fallback_notes(rows, verbose):
         typer.echo(line)
+
+
+def _contract_cell(contract: Mapping[str, Any] | None) -> str:
+    if not contract or contract.get("status") == "same":
+        return ""
+    if contract["status"] == "warnings":
+        count = len(contract["differences"])
+        return f"{count} warning{'s' if count > 1 else ''}"
+    return str(contract["status"])
+
+
+def _contract_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    notes = []
+    for row in rows:
+        contract = row.get("contract") or {}
+        if contract.get("accepted") and contract.get("differences"):
+            notes.append(f"accepted: {row['key']} differs from legacy: {contract['accepted']}")
+        for difference in contract.get("differences", ()):
+            fix = f" (fix: {difference['fix']})" if difference.get("fix") else ""
+            word = "accepted" if contract.get("accepted") else difference["severity"]
+            notes.append(f"{word}: {row['key']}: {difference['message']}{fix}")
+    return notes
 
 
 def _fallback_notes(rows: Sequence[Mapping[str, Any]], verbose: bool) -> list[str]:

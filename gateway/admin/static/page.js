@@ -202,6 +202,22 @@ async function flip(key, mode, percent, reason, button) {
 
 // -- routes -------------------------------------------------------------------------
 
+// A twin that differs from its legacy route (gateway.routing.contract): flagged, listed.
+function contractFlag(contract) {
+  if (!contract || contract.status === "same") return null;
+  const count = contract.differences.length;
+  const box = el("details", { class: "contract sub" });
+  box.append(el("summary", {}, contract.accepted
+    ? "differs from legacy, accepted: " + contract.accepted
+    : count + (count === 1 ? " difference" : " differences") + " from legacy"));
+  const list = el("ul");
+  for (const d of contract.differences) {
+    list.append(el("li", {}, d.message + (d.fix ? " (fix: " + d.fix + ")" : "")));
+  }
+  box.append(list);
+  return box;
+}
+
 function renderRoutes(data) {
   const tbody = document.querySelector("#routes tbody");
   const seen = new Set();
@@ -210,7 +226,10 @@ function renderRoutes(data) {
     let entry = rows.get(route.key);
     if (!entry) {
       const row = el("tr", { "data-route": route.key });
-      row.append(el("td", { class: "key" }, route.key));
+      const keyCell = el("td", { class: "key" }, route.key);
+      const flag = contractFlag(route.contract);
+      if (flag) keyCell.append(flag);
+      row.append(keyCell);
       const impls = el("td", {}, route.implementations.join(" + "));
       impls.title = [route.legacy, route.async].filter(Boolean).join("\n");
       row.append(impls);
