@@ -7,7 +7,8 @@
 
 What a request passes through, in order (the first two are Starlette's and the app's own):
 
-    1. ServerErrorMiddleware      a plain 500 for anything unhandled (Starlette)
+    1. ServerErrorMiddleware      a 500 for anything unhandled (Starlette), naming the side
+                                  (gateway.routing.server_errors)
     2. MetricsMiddleware          one RequestInfo in `current_request`, observed after the
                                   response, and the x-gateway-implementation header
                                   (gateway.metrics.recorder; ImplementationHeader without metrics)
@@ -71,6 +72,7 @@ from gateway.routing.contract import Contract, check_contracts
 from gateway.routing.dispatch import RouteEntry, collect, dispatch_routes, pair, request_key_reader
 from gateway.routing.openapi import install_openapi, served_routes
 from gateway.routing.overlaps import overlap_notes
+from gateway.routing.server_errors import name_side_on_errors
 from gateway.settings import Settings
 from gateway.shadow.runner import ShadowRunner
 from gateway.shadow.store import ShadowStore
@@ -266,6 +268,8 @@ class Gateway:
         registry = self.registry if recorder is not None else None
         self.outage = Outage(retry_after=settings.db_retry_after, registry=registry)
         install_outage_handlers(app, self.outage)
+        if header:
+            name_side_on_errors(app, self.entries, header)
         setattr(app.state, STATE_KEY, self.database)
         app.state.gateway = self
         app.state.gateway_metrics = recorder
