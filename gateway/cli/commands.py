@@ -42,7 +42,7 @@ from gateway.cli.report import report_command
 from gateway.cli.shadow import shadow_command
 from gateway.cli.table import output_width
 from gateway.cli.translate import translate_command
-from gateway.exceptions import CommandError, GatewayError
+from gateway.exceptions import CommandError, ContractError, GatewayError
 from gateway.serve.loader import DEFAULT_APP, AppTarget, gateway_of
 
 __all__ = ["cli", "main"]
@@ -82,7 +82,10 @@ def _fail(exc: Exception) -> NoReturn:
         message = f"{context.command_path}: {text} (see '{context.command_path} --help')"
     else:
         message = f"gateway: {text}"
-    typer.echo(" ".join(message.split()), err=True)  # one line, even for multi-line messages
+    if isinstance(exc, ContractError):  # a list of routes and fixes: one item a line
+        typer.echo(message, err=True)
+    else:
+        typer.echo(" ".join(message.split()), err=True)  # one line, even for multi-line ones
     raise typer.Exit(1)
 
 

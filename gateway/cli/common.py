@@ -181,12 +181,15 @@ def _contract_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     notes = []
     for row in rows:
         contract = row.get("contract") or {}
-        if contract.get("accepted") and contract.get("differences"):
-            notes.append(f"accepted: {row['key']} differs from legacy: {contract['accepted']}")
+        accepted = contract.get("accepted")
         for difference in contract.get("differences", ()):
-            fix = f" (fix: {difference['fix']})" if difference.get("fix") else ""
-            word = "accepted" if contract.get("accepted") else difference["severity"]
-            notes.append(f"{word}: {row['key']}: {difference['message']}{fix}")
+            if accepted:
+                notes.append(f"accepted: {row['key']} ({accepted}): {difference['message']}")
+            else:
+                fix = f" (fix: {difference['fix']})" if difference.get("fix") else ""
+                notes.append(
+                    f"{difference['severity']}: {row['key']}: {difference['message']}{fix}"
+                )
     return notes
 
 

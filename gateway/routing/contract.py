@@ -224,10 +224,10 @@ def _dropped(guard: Guard) -> Difference:
     if guard.declared:
         return Difference(
             REFUSED,
-            f"legacy runs the dependency {guard.name} from a dependencies= list (its "
-            "router's, an include's, the app's or the route's); the twin does not",
-            f"repeat dependencies=[Depends({guard.name})] on the twin's APIRouter (or on its "
-            "route, or in include_async(router, dependencies=...)), as legacy declares it",
+            f"legacy runs {guard.name} from a dependencies= list (router, include, app or "
+            "route); the twin does not",
+            f"repeat dependencies=[Depends({guard.name})] on the twin's APIRouter (or its "
+            "route, or include_async(router, dependencies=[...]))",
         )
     return Difference(
         REFUSED,

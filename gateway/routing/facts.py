@@ -14,6 +14,7 @@ models are compared on the OpenAPI operation, so no pydantic version's internals
 from __future__ import annotations
 
 import functools
+import logging
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -24,8 +25,11 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.security.base import SecurityBase
 
 from gateway._compat import RouteView, is_required, oauth_scopes
+from gateway.exceptions import first_line
 
 __all__ = ["Guard", "Input", "RouteFacts", "call_name", "openapi_operations", "route_facts"]
+
+log = logging.getLogger("gateway.routing")
 
 _LOCATIONS = ("path", "query", "header", "cookie")
 
@@ -155,11 +159,19 @@ def openapi_operations(views: Iterable[RouteView]) -> dict[tuple[str, str], dict
     views = list(views)
     if not views:
         return {}
-    with warnings.catch_warnings():  # duplicate operation ids are the app's own docs' business
-        warnings.simplefilter("ignore")
-        document = get_openapi(
-            title="contract", version="0", routes=[v.openapi_route for v in views]
+    try:
+        with warnings.catch_warnings():  # duplicate operation ids: the app's own docs' business
+            warnings.simplefilter("ignore")
+            routes = [v.openapi_route for v in views]
+            document = get_openapi(title="contract", version="0", routes=routes)
+    except Exception as exc:  # an app can serve with a schema FastAPI cannot describe
+        log.warning(
+            "the pairing contract compares no types, bodies or response models: the OpenAPI "
+            "document of these routes fails (%s: %s)",
+            type(exc).__name__,
+            first_line(exc),
         )
+        return {}
     schemas = document.get("components", {}).get("schemas", {})
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for path, item in document.get("paths", {}).items():

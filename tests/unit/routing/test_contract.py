@@ -52,8 +52,9 @@ def test_a_twin_router_without_the_api_key_dependency_is_refused_naming_it(sqlit
     assert message.startswith("5 async twins would accept requests their legacy route refuses")
     for key in ROUTES:
         assert f"      {key} (twin tests.apps.guarded.twin_router.<locals>." in message
-    assert "legacy runs the dependency verify_api_key from a dependencies= list" in message
+    assert "legacy runs verify_api_key from a dependencies= list" in message
     assert "Fix: repeat dependencies=[Depends(verify_api_key)] on the twin's APIRouter" in message
+    assert "legacy route refuses" in message.splitlines()[0]
     # One cause, said once: not again as its APIKeyHeader scheme, not once per route.
     assert "APIKeyHeader" not in message
     assert message.count("Fix:") == 1
@@ -272,6 +273,37 @@ def test_a_body_embedded_differently_is_a_warning_not_a_refusal(tmp_path):
     assert difference.message.startswith("request body differs at ")
 
 
+def test_a_schema_fastapi_cannot_describe_still_checks_guards_and_inputs(
+    sqlite_settings, monkeypatch, caplog
+):
+    def broken(**kwargs):
+        raise ValueError("no JSON schema for SomeType\nmore detail")
+
+    monkeypatch.setattr(facts, "get_openapi", broken)
+    message = refusal(sqlite_settings, drop_query=True)
+    assert "legacy requires query 'q'; the twin does not take it" in message
+    assert next(r.getMessage() for r in caplog.records if r.name == "gateway.routing") == (
+        "the pairing contract compares no types, bodies or response models: the OpenAPI "
+        "document of these routes fails (ValueError: no JSON schema for SomeType)"
+    )
+    # Response models are compared on the document: without one, that difference is unseen.
+    contracts = build(sqlite_settings, other_response=True).contracts
+    assert contracts["GET /api/items/{item_id}"].status == "same"
+
+
+def test_the_mark_may_go_above_the_route_decorator(tmp_path):
+    legacy, twin = APIRouter(dependencies=[Depends(verify_api_key)]), APIRouter()
+    legacy.get("/open")(lambda: {})
+
+    @differs_from_legacy("the twin is public")
+    @twin.get("/open")
+    async def open_route():
+        return {}
+
+    contract = contract_of(tmp_path, legacy, twin)
+    assert (contract.status, contract.accepted) == ("accepted", "the twin is public")
+
+
 def test_model_fields_named_like_schema_words_are_compared():
     schemas = {"Doc": {"title": "Doc", "properties": {"title": {"type": "string"}}}}
     resolved = facts.resolve({"$ref": "#/components/schemas/Doc"}, schemas)
@@ -295,12 +327,11 @@ def test_gateway_routes_flags_accepted_twins_in_its_table_and_json(env):
     assert lines[0].split() == ["ROUTE", "IMPLEMENTATIONS", "KIND", "MODE", "CONTRACT"]
     row = next(line for line in lines if line.startswith("GET /api/me "))
     assert row.split()[-1] == "accepted"
+    reason = "the v2 API is public: the ingress checks keys"
     assert (
-        "accepted: GET /api/me differs from legacy: the v2 API is public: the ingress checks keys"
-        in lines
-    )
-    assert any(line.startswith("accepted: GET /api/me: legacy runs the dependency verify_api_key")
-               for line in lines)  # fmt: skip
+        f"accepted: GET /api/me ({reason}): legacy runs verify_api_key from a dependencies= "
+        "list (router, include, app or route); the twin does not"
+    ) in lines
     as_json = runner.invoke(
         cli, ["routes", "tests.apps.guarded:create_accepted_app", "--json"], env=env
     )
@@ -316,10 +347,14 @@ def test_gateway_routes_shows_a_warning(env):
     assert "warning: GET /api/items/{item_id}: response model differs" in listed.stdout
 
 
-def test_gateway_routes_of_a_refused_app_says_why(env):
+def test_gateway_routes_of_a_refused_app_says_why_one_item_a_line(env):
     listed = runner.invoke(cli, ["routes", "tests.apps.guarded:create_refused_app"], env=env)
-    assert listed.exit_code != 0
-    assert "Depends(verify_api_key)" in listed.output
+    assert listed.exit_code == 1
+    lines = listed.output.splitlines()
+    assert lines[0].startswith("gateway: 5 async twins would accept requests")
+    assert "      GET /api/me (twin tests.apps.guarded.twin_router.<locals>.me)" in lines
+    assert any(line.startswith("    Fix: repeat dependencies=[Depends(verify_api_key)]")
+               for line in lines)  # fmt: skip
 
 
 # -- the check runs at build only ----------------------------------------------------------
