@@ -355,7 +355,7 @@ class Gateway:
             follower=self.follower,
             describe_routes=self.describe_routes,
             report=self._report_maker(recorder),
-            shadow=self.shadow.report if self.shadow is not None else None,
+            shadow=self.shadow.results if self.shadow is not None else None,
             judge=self.judge,
         )
 

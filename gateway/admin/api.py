@@ -4,6 +4,8 @@ GET  /_gateway/routes                 every route: implementations, mode, percen
 PUT  /_gateway/routes/{route_key}     change one route's mode (bearer token required)
 GET  /_gateway/history                the audit history, newest first
 GET  /_gateway/report?window=5m       the migration report (gateway.report.ranking) over a window
+GET  /_gateway/shadow                 what shadow mode found (bearer token required)
+DELETE /_gateway/shadow/{route_key}   start a route's comparisons from 0 (bearer token required)
 
 These handlers also run on the admin listener's own loop (gateway.admin.listener, with
 GATEWAY_ADMIN_PORT): the flip and the history go through the follower's store for the
@@ -23,7 +25,7 @@ import math
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
@@ -35,7 +37,14 @@ from gateway.flags.store import FlagChange
 from gateway.metrics.readings import parse_window
 from gateway.modes import VALID_MODES
 
-__all__ = ["REASON_LIMIT", "BodyError", "FlagBody", "admin_router", "parse_flag_body"]
+__all__ = [
+    "REASON_LIMIT",
+    "BodyError",
+    "FlagBody",
+    "ShadowResultsView",
+    "admin_router",
+    "parse_flag_body",
+]
 
 log = logging.getLogger("gateway.flags")
 
@@ -184,6 +193,14 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+class ShadowResultsView(Protocol):
+    """What the admin API reads and resets of shadow mode (gateway.shadow.results)."""
+
+    async def report(self) -> dict[str, Any]: ...
+
+    async def reset(self, key: str) -> None: ...
+
+
 Describe = Callable[[], list[dict[str, Any]]]
 ReportMaker = Callable[[], dict[str, Any]]
 WindowReport = Callable[[float], dict[str, Any]]  # the window in seconds -> the report
@@ -194,7 +211,7 @@ def admin_router(
     access: AdminAccess,
     describe: Describe,
     report: WindowReport | None = None,
-    shadow: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    shadow: ShadowResultsView | None = None,
     after_flip: Callable[[FlagChange, bool | None], Awaitable[None]] | None = None,
 ) -> APIRouter:
     """Routes mounted under settings.admin_prefix.
@@ -259,10 +276,27 @@ def admin_router(
             return _store_unavailable(exc)
         return JSONResponse({"history": [row.as_dict() for row in rows]})
 
+    # Shadow results tell what requests did: a token always, whatever reads need.
+    confidential = Depends(access.confidential)
+
     @router.get("/shadow")
-    async def shadow_results(_: str | None = reader) -> dict[str, Any]:
+    async def shadow_results(_: str = confidential) -> dict[str, Any]:
         """What shadow mode found per route: counts, learned noise, recent differences."""
-        return await follower.on_own_loop(shadow()) if shadow is not None else {"routes": []}
+        if shadow is None:
+            return {"routes": []}
+        return await follower.on_own_loop(shadow.report())
+
+    @router.delete("/shadow/{route_key:path}")
+    async def reset_shadow(route_key: str, actor: str = writer) -> JSONResponse:
+        """Start one route's comparisons again from 0, in every worker."""
+        if shadow is None:
+            raise HTTPException(status_code=404, detail="Shadow mode is off in this gateway.")
+        try:
+            await follower.on_own_loop(shadow.reset(route_key))
+        except Exception as exc:
+            return _store_unavailable(exc, "the shadow store")
+        log.info("shadow results of %s reset by %s", route_key, actor)
+        return JSONResponse({"route": route_key, "reset": True, "by": actor})
 
     @router.get("/report")
     async def migration_report(
@@ -296,12 +330,12 @@ def _unprocessable(exc: FlagError, route_key: str, body: FlagBody) -> JSONRespon
     return JSONResponse({"detail": [BodyError(loc, str(exc), "value_error").as_dict()]}, 422)
 
 
-def _store_unavailable(exc: Exception) -> JSONResponse:
+def _store_unavailable(exc: Exception, store: str = "the flag store") -> JSONResponse:
     reason = first_line(exc)
-    log.warning("admin request failed: flag store unreachable (%s)", reason)
+    log.warning("admin request failed: %s unreachable (%s)", store, reason)
     return JSONResponse(
         {
-            "detail": f"The flag store is unreachable, so nothing was recorded ({reason}). "
+            "detail": f"{store.capitalize()} is unreachable, so nothing was recorded ({reason}). "
             "Workers keep serving the last known flags; try again when the database is back."
         },
         status_code=503,

@@ -261,3 +261,8 @@ class AdminAccess:
         if not self.reads_need_token:
             return None
         return _authenticate(self.tokens, self.throttle, request, "reads")
+
+    async def confidential(self, request: Request) -> str:
+        """Like `writer`, for reads that may show users' data (shadow results), whatever
+        GATEWAY_ADMIN_READ_REQUIRES_TOKEN says."""
+        return _authenticate(self.tokens, self.throttle, request, "shadow results")

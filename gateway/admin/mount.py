@@ -9,13 +9,13 @@ wrapped in a PrefixGuard, so that every other request skips them with one starts
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI
 
 from gateway._process.workers import admin_port_in_supervisor
-from gateway.admin.api import admin_router
+from gateway.admin.api import ShadowResultsView, admin_router
 from gateway.admin.auth import AdminAccess, refuse_query_tokens
 from gateway.admin.page import page_router
 from gateway.admin.rollout_api import rollout_router
@@ -41,7 +41,7 @@ def mount_admin(
     follower: FlagFollower,
     describe_routes: Callable[[], Rows],
     report: Callable[[float], dict[str, Any]] | None,
-    shadow: Callable[[], Awaitable[dict[str, Any]]] | None,
+    shadow: ShadowResultsView | None,
     judge: CanaryJudge | None,
 ) -> APIRouter:
     """Mount health, the admin API, the judge's routes and the page under `prefix`, ahead

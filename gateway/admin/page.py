@@ -4,7 +4,8 @@ with a chart of each over the window, the migration ranking, the history, and fl
 
 A static page (gateway/admin/static/) on the admin JSON API: GET {prefix}/routes,
 GET {prefix}/report?window=5m and GET {prefix}/history to show (each route's last change is
-the newest history entry for it), PUT {prefix}/routes/{key} to flip. The charts are inline
+the newest history entry for it), GET {prefix}/shadow (with the token), PUT
+{prefix}/routes/{key} to flip. The charts are inline
 SVG drawn by page.js from the report's per-step series. It holds no secret: the
 operator types the admin token, the page keeps it in sessionStorage (this tab only) and
 sends it as `Authorization: Bearer <token>`. A strict Content-Security-Policy allows only

@@ -39,10 +39,10 @@ import gateway.shadow.messages as asgi
 from gateway._compat import SQLALCHEMY, timeout
 from gateway.db.database import Database, candidate_sessions
 from gateway.db.events import install_engine_events
-from gateway.exceptions import first_line
 from gateway.request_info import RequestInfo, current_request
 from gateway.routing.dispatch import RouteEntry
 from gateway.shadow.compare import Comparison, Outcome, compare
+from gateway.shadow.failures import Failure
 from gateway.shadow.results import RouteShadow, ShadowResults, shadow_totals
 from gateway.shadow.store import ShadowStore
 from gateway.shadow.writeset import WriteCapture, install_session_events
@@ -86,7 +86,11 @@ class ShadowRunner:
         """`store` shares counts and examples with the other workers and hosts."""
         self.database = database
         self.results = ShadowResults(
-            store, examples=examples, flush_interval=flush_interval, registry=registry
+            store,
+            examples=examples,
+            flush_interval=flush_interval,
+            registry=registry,
+            keep_bodies=keep_bodies,
         )
         self._told_version = False
         self.timeout = timeout
@@ -107,7 +111,7 @@ class ShadowRunner:
         legacy, candidate = entry.legacy, entry.async_
         if legacy is None or candidate is None:
             raise LookupError(f"{entry.key} is not paired; only paired routes are shadowed")
-        route = self.results.route(entry.key)
+        route = self.results.route(entry.key, self.results.version_of(candidate.func))
         if SQLALCHEMY < (2, 0, 0):  # join_transaction_mode, which the rollback relies on
             if not self._told_version:
                 log.warning(
@@ -179,7 +183,7 @@ class ShadowRunner:
         except Exception as exc:
             failure = exc
             outcome.status = outcome.status or 500
-            outcome.error = f"{type(exc).__name__}: {first_line(exc)}"
+            outcome.error = Failure.of(exc)
         finally:
             info.writes = None
             if token is not None:
@@ -249,7 +253,7 @@ class ShadowRunner:
         except asgi.CandidateDone:
             pass
         except Exception as exc:
-            outcome.error = f"{type(exc).__name__}: {first_line(exc)}"
+            outcome.error = Failure.of(exc, endpoint.func)
         finally:
             candidate_sessions.reset(session_token)
             current_request.reset(token)
@@ -287,17 +291,19 @@ class ShadowRunner:
         if isinstance(candidate, str):
             self.results.count(route, scope, "skipped", candidate)
             return
+        sides = (legacy, candidate)  # what the example leaves out (gateway.shadow.results)
         if candidate.error is not None and legacy.error is not None:
             # Both raised: the same if they raised the same kind of error.
             same = candidate.error.partition(":")[0] == legacy.error.partition(":")[0]
             self.results.count(route, scope, "same" if same else "different", "")
             if not same:
                 errors = {"legacy": legacy.error, "async": candidate.error}
-                self.results.example(route, scope, "different", {"errors": errors})
+                self.results.example(route, scope, "different", {"errors": errors}, sides=sides)
             return
         if candidate.error is not None:
             self.results.count(route, scope, "candidate_error", candidate.error)
-            self.results.example(route, scope, "candidate_error", {"error": candidate.error})
+            failed = {"error": candidate.error}
+            self.results.example(route, scope, "candidate_error", failed, sides=sides)
             return
         verdict: Comparison = compare(legacy, candidate, route.noise)
         outcome = "same" if verdict.same else "different"
@@ -305,16 +311,7 @@ class ShadowRunner:
         if not verdict.same:
             detail = verdict.as_dict()
             detail["work"] = verdict.work
-            if self.keep_bodies:
-                detail["bodies"] = {"legacy": _text(legacy.body), "async": _text(candidate.body)}
-            self.results.example(route, scope, outcome, detail)
-            log.warning(
-                "shadow: %s %s differs: %s",
-                scope["method"],
-                scope["path"],
-                "; ".join(verdict.fields + verdict.writes + verdict.work)
-                or f"status {verdict.status}",
-            )
+            self.results.example(route, scope, outcome, detail, sides=sides)  # and logs it
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -401,7 +398,3 @@ def _json_or_none(body: bytes) -> Any:
         return json.loads(body) if body else None
     except ValueError:
         return None
-
-
-def _text(body: bytes) -> str:
-    return body[:4096].decode("utf-8", "replace")

@@ -478,10 +478,18 @@ function renderShadow(found) {
       const found = example.detail || {};
       const parts = [].concat(found.fields || [], found.writes || [], found.work || []);
       if (found.status) parts.push("status legacy " + found.status.legacy + ", async " + found.status.async);
-      if (found.error) parts.push(found.error);
+      const failures = found.failure ? { async: found.failure } : (found.failures || {});
+      for (const [side, failure] of Object.entries(failures)) {
+        parts.push(side + " raised " + failure.type + (failure.where ? " at " + failure.where : ""));
+      }
+      if (found.error && !found.failure) parts.push(found.error);
       const item = el("li", { "data-route": row.route });
       item.append(el("span", { class: "when" }, when(example.at)), " ",
         el("code", {}, example.method + " " + example.path), ": " + parts.join("; "));
+      // The whole message, as text: it may span lines (a validation error's details).
+      for (const failure of Object.values(failures)) {
+        item.append(el("pre", { class: "failure" }, failure.message));
+      }
       list.append(item);
     }
   }
@@ -506,7 +514,13 @@ async function refresh() {
     }
     const shadow = await api("/shadow");
     if (shadow.status === 200) renderShadow(shadow.body);
-    else document.getElementById("shadow-state").textContent =
+    else if (shadow.status === 401 || shadow.status === 403) {
+      // Results tell what requests did: only an operator with a token sees them.
+      document.querySelector("#shadow tbody").replaceChildren();
+      document.getElementById("shadow-examples").replaceChildren();
+      document.getElementById("shadow-state").textContent =
+        "Shadow results need the admin token: enter it above. (" + detail(shadow.body) + ")";
+    } else document.getElementById("shadow-state").textContent =
       "Shadow results unavailable (" + shadow.status + "): " + detail(shadow.body);
     await refreshHistory();
     applySearch();
