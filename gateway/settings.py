@@ -166,8 +166,9 @@ class Settings(BaseSettings):
     )
     shadow_keep_bodies: bool = Field(
         default=False,
-        description="keep both bodies of a differing shadowed request in its example "
-        "(they may hold personal data; off by default)",
+        description="keep written values, both bodies of a differing shadowed request and "
+        "errors as raised in shadow results and log lines (they may hold personal data; "
+        "off by default)",
     )
     flags_file: str = Field(
         default="",

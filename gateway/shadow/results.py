@@ -251,7 +251,11 @@ class ShadowResults:
     async def flush(self) -> None:
         """Write this worker's totals and new examples to the store (if anything changed);
         routes reset by another worker start again from 0 here."""
-        if self.store is None or not self._dirty:
+        if self.store is None:
+            return
+        if not self._dirty:
+            if self.routes:  # a gateway that shadows nothing asks nothing
+                self._follow_resets(await self.store.generations())
             return
         examples = list(self._unsaved)
         totals = [
@@ -267,6 +271,9 @@ class ShadowResults:
         for example in examples:
             with contextlib.suppress(ValueError):
                 self._unsaved.remove(example)
+        self._follow_resets(generations)
+
+    def _follow_resets(self, generations: dict[str, int]) -> None:
         for key, generation in generations.items():
             route = self.routes.get(key)
             if route is not None and route.generation < generation:

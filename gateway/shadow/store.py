@@ -240,6 +240,11 @@ class ShadowStore:
             }
         return chosen
 
+    async def generations(self) -> dict[str, int]:
+        """How many times each route was reset (routes never reset are not listed)."""
+        async with self.engine.connect() as connection:
+            return await _generations(connection)
+
     async def reset(self, route: str) -> int:
         """Forget every worker's comparisons of `route`; its new reset generation."""
         async with self.engine.begin() as connection:

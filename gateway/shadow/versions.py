@@ -3,8 +3,8 @@
     twin_version(create_user)      # "3f2a9c41d0e7": the same on every worker and host
 
 Comparisons are kept per version, so a redeployed twin starts at 0 instead of carrying its
-old errors. The fingerprint covers the endpoint's module source (the file it is defined in:
-its helpers there count too) and its qualified name, or, when no source can be read, its
+old errors. The fingerprint covers the source of the file the endpoint is defined in (its
+helpers there count too) and its qualified name, or, when no source can be read, its
 bytecode and constants. Code in other modules that the twin calls is not covered.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import sys
 from collections.abc import Callable
 from types import CodeType
 from typing import Any
@@ -35,9 +34,10 @@ def twin_version(func: Callable[..., Any]) -> str:
 
 
 def _module_source(func: Callable[..., Any]) -> bytes | None:
-    module = sys.modules.get(getattr(func, "__module__", "") or "")
+    # The file the code was compiled from, not sys.modules: a module reloaded since
+    # would give the new source to the old function.
     try:
-        path = inspect.getsourcefile(module) if module is not None else None
+        path = inspect.getsourcefile(func)
         if path is None:
             return None
         with open(path, "rb") as source:
