@@ -512,14 +512,15 @@ async function refresh() {
       document.getElementById("ranking-state").textContent =
         "Report unavailable (" + report.status + "): " + detail(report.body);
     }
-    const shadow = await api("/shadow");
+    // Shadow results tell what requests did: only an operator with a token sees them.
+    const shadow = token() ? await api("/shadow") : { status: 401, body: null };
     if (shadow.status === 200) renderShadow(shadow.body);
     else if (shadow.status === 401 || shadow.status === 403) {
-      // Results tell what requests did: only an operator with a token sees them.
       document.querySelector("#shadow tbody").replaceChildren();
       document.getElementById("shadow-examples").replaceChildren();
       document.getElementById("shadow-state").textContent =
-        "Shadow results need the admin token: enter it above. (" + detail(shadow.body) + ")";
+        "Shadow results need the admin token: enter it above." +
+        (shadow.body ? " (" + detail(shadow.body) + ")" : "");
     } else document.getElementById("shadow-state").textContent =
       "Shadow results unavailable (" + shadow.status + "): " + detail(shadow.body);
     await refreshHistory();

@@ -186,7 +186,7 @@ async def test_a_reset_starts_the_route_at_zero_in_every_worker(database_url):
     assert errors(again) == (1, 1)
 
 
-TWIN = '''
+TWIN = """
 from fastapi import APIRouter
 
 router = APIRouter()
@@ -195,7 +195,7 @@ router = APIRouter()
 @router.get("/reports/{{name}}")
 async def report(name: str):
     return {{"report": name.upper()}}  # {version}
-'''
+"""
 
 
 def twin_module(directory: Path, version: str, name: str):
@@ -245,9 +245,7 @@ def test_the_cli_resets_a_route_through_the_admin_api(monkeypatch):
         return {"route": "GET /reports/{name}", "reset": True, "by": "ops"}
 
     monkeypatch.setattr("gateway.cli.shadow.request_gateway", answer)
-    result = CliRunner().invoke(
-        cli, ["shadow", "--reset", "GET /reports/{name}", "--token", TOKEN]
-    )
+    result = CliRunner().invoke(cli, ["shadow", "--reset", "GET /reports/{name}", "--token", TOKEN])
     assert result.exit_code == 0, result.output
     assert calls == [("DELETE", "/_gateway/shadow/GET%20%2Freports%2F%7Bname%7D", TOKEN)]
     assert "GET /reports/{name}: shadow comparisons reset by ops" in result.output
