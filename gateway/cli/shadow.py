@@ -47,7 +47,8 @@ def format_shadow(found: dict[str, Any], examples: int = 3, width: int | None = 
         if not shown:
             continue
         lines.append("")
-        lines.append(f"{printable(row['route'])}: newest differences")
+        version = f" (twin version {row['version']})" if row.get("version") else ""
+        lines.append(f"{printable(row['route'])}: newest differences{version}")
         for example in shown:
             lines.append(f"  {example['at']}  {example['method']} {printable(example['path'])}")
             detail = example.get("detail", {})

@@ -3,7 +3,8 @@
 - `runner`: `ShadowRunner`, what a shadowed request does;
 - `messages`: the ASGI messages both sides are recorded from;
 - `compare`, `writeset`: what is compared (bodies, statuses, the writes each side made);
-- `results`, `store`: the comparisons per route, kept in memory and in the database.
+- `results`, `store`: the comparisons per route and twin version, kept in memory and in the
+  database; `failures`, `redact`, `versions`: what an error, an example and a version show.
 
 Imports: the foundations, `flags`, `db`, `routing`.
 """

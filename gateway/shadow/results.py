@@ -199,7 +199,7 @@ class ShadowResults:
                 if isinstance(error, Failure)
             }
         if self.keep_bodies:
-            if len(sides) == 2 and shown.get("fields"):
+            if len(sides) == 2 and "fields" in shown:  # a comparison, not an error
                 shown["bodies"] = {"legacy": _text(sides[0].body), "async": _text(sides[1].body)}
             return dict(_plain(shown))
         return dict(_plain(Redactor.of(*sides).data(shown)))
