@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 import sysconfig
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -62,7 +63,7 @@ class Failure(str):
     @classmethod
     def of(cls, exc: BaseException, endpoint: Callable[..., Any] | None = None) -> Failure:
         """The failure `exc` stands for; `endpoint` gives `where` when no frame is the app's."""
-        where = app_frame(exc.__traceback__)
+        where = app_frame(exc.__traceback__, _home(endpoint))
         if where is None and endpoint is not None:
             where = where_defined(endpoint)
         return cls(type(exc).__name__, _message(exc, keep=False), where, _message(exc, keep=True))
@@ -76,13 +77,14 @@ class Failure(str):
         }
 
 
-def app_frame(tb: TracebackType | None) -> str | None:
+def app_frame(tb: TracebackType | None, home: str | None = None) -> str | None:
     """The last frame of `tb` in the application's code as "path:line" (relative to the
-    working directory when under it), or None."""
+    working directory when under it), or None. Files under `home` (the directory of the
+    endpoint's top-level package) are the application's even when it is installed."""
     found = None
     for frame_tb in _frames(tb):
         filename = frame_tb.tb_frame.f_code.co_filename
-        if _is_app(filename):
+        if _is_app(filename) or (home is not None and filename.startswith(home)):
             found = _shown(filename, frame_tb.tb_lineno)
     return found
 
@@ -91,6 +93,16 @@ def where_defined(func: Callable[..., Any]) -> str | None:
     """ "path:line" of `func`'s `def` (decorators unwrapped), or None for a builtin."""
     code = getattr(inspect.unwrap(func), "__code__", None)
     return None if code is None else _shown(code.co_filename, code.co_firstlineno)
+
+
+def _home(endpoint: Callable[..., Any] | None) -> str | None:
+    """The directory of the package `endpoint` belongs to (its file, for a lone module)."""
+    top = (getattr(endpoint, "__module__", None) or "").partition(".")[0]
+    filename = getattr(sys.modules.get(top), "__file__", None)
+    if not filename or top in ("", "gateway"):
+        return None
+    path = Path(filename)
+    return str(path.parent) + os.sep if path.name == "__init__.py" else str(path)
 
 
 def _frames(tb: TracebackType | None) -> Iterator[TracebackType]:

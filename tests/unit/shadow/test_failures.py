@@ -130,3 +130,22 @@ def test_a_twins_version_follows_its_source_not_its_path(tmp_path):
     other = load("c", "async def route():\n    return 2\n")
     assert twin_version(one) == twin_version(same) != twin_version(other)
     assert len(twin_version(one)) == 12
+
+
+def test_an_app_installed_in_site_packages_is_still_the_apps_code(tmp_path, monkeypatch):
+    package = tmp_path / "site-packages" / "billing_app"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "routes.py").write_text(
+        "def helper():\n    raise LookupError('no invoice')\n\n\n"
+        "async def invoice():\n    helper()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site-packages"))
+    from billing_app import routes
+
+    try:
+        routes.helper()
+    except LookupError as exc:
+        failure, unknown = Failure.of(exc, routes.invoice), Failure.of(exc)
+    assert failure.where is not None and failure.where.endswith("billing_app/routes.py:2")
+    assert unknown.where is not None and HERE in unknown.where  # an installed package's: not it
