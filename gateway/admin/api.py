@@ -291,6 +291,11 @@ def admin_router(
         """Start one route's comparisons again from 0, in every worker."""
         if shadow is None:
             raise HTTPException(status_code=404, detail="Shadow mode is off in this gateway.")
+        paired = [row["key"] for row in describe() if row.get("paired")]
+        if route_key not in paired:  # only paired routes are shadowed
+            exc = UnknownRouteError(route_key, paired)
+            detail = f"{exc} Only paired routes have shadow results."
+            return JSONResponse({"detail": detail, "suggestions": exc.suggestions}, 404)
         try:
             await follower.on_own_loop(shadow.reset(route_key))
         except Exception as exc:

@@ -164,6 +164,7 @@ async def test_a_reset_starts_the_route_at_zero_in_every_worker(database_url):
             await one.shadow.flush()
             before = (await second.get("/_gateway/shadow", headers=AUTH)).json()
             refused = await second.delete("/_gateway/shadow/GET%20%2Freports%2F%7Bname%7D")
+            unknown = await second.delete("/_gateway/shadow/GET%20%2Freport", headers=AUTH)
             done = await second.delete(
                 "/_gateway/shadow/GET%20%2Freports%2F%7Bname%7D", headers=AUTH
             )
@@ -180,6 +181,8 @@ async def test_a_reset_starts_the_route_at_zero_in_every_worker(database_url):
 
     assert errors(before) == (3, 3)
     assert refused.status_code == 401
+    assert unknown.status_code == 404
+    assert unknown.json()["suggestions"] == [key], unknown.json()
     assert done.status_code == 200 and done.json() == {"route": key, "reset": True, "by": "ops"}
     assert errors(after) == (0, 0)
     assert one.shadow.results.routes[key].counts["candidate_error"] == 1  # the one since
