@@ -6,13 +6,16 @@ every matching row and keeps one. These helpers get that right:
     user = await first(db, select(User).where(User.name == name))   # SELECT ... LIMIT 1
     users = await fetch_all(db, select(User))
     count = await update(db, User, User.id == user_id, name="Ada")
+    return await as_response(db, post, PostOut)   # relationships load as legacy's did
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, TypeVar, cast
 
+from pydantic import TypeAdapter
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import select
 from sqlalchemy import update as sa_update
@@ -21,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
-__all__ = ["delete", "fetch_all", "first", "get", "one", "one_or_none", "update"]
+__all__ = ["as_response", "delete", "fetch_all", "first", "get", "one", "one_or_none", "update"]
 
 T = TypeVar("T")
 
@@ -68,3 +71,19 @@ async def delete(db: AsyncSession, model: type[Any], *where: ColumnElement[bool]
     """`db.query(M).filter(...).delete()` -> `await delete(db, M, ...)`; returns the row count."""
     result = await db.execute(sa_delete(model).where(*where))
     return cast("CursorResult[Any]", result).rowcount
+
+
+async def as_response(db: AsyncSession, value: Any, response_model: Any) -> Any:
+    """A route's answer validated into its `response_model` inside the session's greenlet,
+    as FastAPI validates it (`from_attributes`): the relationships it reads load the way
+    they did in the legacy route, where an AsyncSession would raise MissingGreenlet.
+
+        return await as_response(db, await crud.post.get(db, id=1), PostOut)
+    """
+    adapter = _adapter(response_model)
+    return await db.run_sync(lambda _: adapter.validate_python(value, from_attributes=True))
+
+
+@lru_cache(maxsize=256)
+def _adapter(response_model: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(response_model)

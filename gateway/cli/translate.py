@@ -1,12 +1,13 @@
 """`gateway translate`: write the async twin of a legacy module, and check it on a database.
 
 gateway translate legacy_routes/users.py -o users_translated.py
-gateway translate app/crud.py app/routes.py -o migrated/       # helpers awaited across both
+gateway translate app/crud/*.py app/api/*.py -o migrated/   # migrated/app/crud/..., awaited across
 gateway translate app/crud.py -o crud_async.py --check postgresql://app@db/app
 
-The summary lists each function translated, each fallback with file:line and reason, and
-with --check each function's verdict (verified / fallback / differs). Exit status 1 when a
-function differs. Needs SQLAlchemy 2.0+ and libcst (`pip install 'gateway[translate]'`).
+The summary lists each function translated, each fallback with file:line and reason, each
+function taking a session that was not translated and why, and with --check each
+function's verdict (verified / fallback / differs). Exit status 1 when a function was not
+translated or differs. Needs SQLAlchemy 2.0+ and libcst (`pip install 'gateway[translate]'`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 import typer
@@ -25,11 +26,27 @@ __all__ = ["translate_command"]
 
 
 def translate_command(
-    sources: Annotated[list[Path], typer.Argument(help="legacy modules to translate together")],
+    sources: Annotated[
+        list[Path],
+        typer.Argument(
+            help="legacy modules to translate together; each is imported by its dotted name "
+            "(run from the directory its package is imported from)"
+        ),
+    ],
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", help="output file (one source) or directory (several)"),
+        typer.Option(
+            "-o",
+            "--output",
+            help="a .py file (one source) or a directory: there the package structure is "
+            "kept from the sources' common package down (app/api/users.py), with each "
+            "package's __init__.py, so relative imports of translated modules resolve to "
+            "their twins and the others import the legacy modules",
+        ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="overwrite output files that exist")
+    ] = False,
     check: Annotated[
         str | None,
         typer.Option(
@@ -39,7 +56,13 @@ def translate_command(
         ),
     ] = None,
 ) -> None:
-    """Translate legacy Query-style modules into async twins; --check proves them."""
+    """Translate legacy Query-style modules into async twins; --check proves them.
+
+    Translated: every function and method that takes a sync Session (annotated, or a
+    parameter defaulting to Depends(get_db) or used as a session), and those that call
+    them. Each is listed as translated, fallback (with the reason) or not translated (why);
+    exit status 1 when a function was not translated or --check finds one that differs.
+    """
     try:
         from gateway.translate.files import translate_files
     except ImportError as exc:  # libcst missing
@@ -47,42 +70,71 @@ def translate_command(
             f"gateway translate needs libcst ({exc}); install it with "
             "pip install 'gateway[translate]'."
         ) from None
-    results = translate_files(list(sources))
-    targets = _targets(sources, output)
+    packaged = output is not None and not (len(sources) == 1 and output.suffix == ".py")
+    results = translate_files(list(sources), packaged=packaged)
+    targets = _targets(results, output, packaged)
+    _refuse_existing([t for t in targets if t is not None], force)
+    not_translated = 0
     for result, target in zip(results, targets, strict=True):
         if target is None:
             typer.echo(result.code, nl=False)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(result.code)
-        functions = len(result.translated)
-        shown = target if target is not None else "stdout"
-        typer.echo(
-            f"{result.source} -> {shown}: {functions} functions async, "
-            f"{len(result.fallback_functions)} with fallbacks",
-            err=True,
+        not_translated += len(result.not_translated)
+        _summary(result, target)
+    if check is not None:
+        differs = 0
+        for result, target in zip(results, targets, strict=True):
+            if target is None:
+                raise CommandError("--check needs -o: the translation must be a file to import it.")
+            if not result.copied:
+                differs += _check(result.module, target, check, result.fallback_functions)
+        if differs:
+            raise CommandError(f"{differs} translated functions behave differently; see above.")
+    if not_translated:
+        raise CommandError(
+            f"{not_translated} functions taking a session were not translated; see above."
         )
-        for fallback in result.fallbacks:
-            typer.echo(f"  fallback {fallback}", err=True)
-    if check is None:
+
+
+def _summary(result: Any, target: Path | None) -> None:
+    shown = target if target is not None else "stdout"
+    if result.copied:
+        typer.echo(f"{result.source} -> {shown}: package file, imports rewritten", err=True)
         return
-    differs = 0
-    for result, target in zip(results, targets, strict=True):
-        if target is None:
-            raise CommandError("--check needs -o: the translation must be a file to import it.")
-        differs += _check(result.module, target, check, result.fallback_functions)
-    if differs:
-        raise CommandError(f"{differs} translated functions behave differently; see above.")
+    fallen = result.fallback_functions
+    typer.echo(
+        f"{result.source} -> {shown}: {len(result.translated)} functions async, "
+        f"{len(fallen)} with fallbacks, {len(result.not_translated)} not translated",
+        err=True,
+    )
+    for name in result.translated:
+        if name not in fallen:
+            typer.echo(f"  translated {name}", err=True)
+    for fallback in result.fallbacks:
+        typer.echo(f"  fallback {fallback}", err=True)
+    for skipped in result.not_translated:
+        typer.echo(f"  not translated {skipped}", err=True)
 
 
-def _targets(sources: list[Path], output: Path | None) -> list[Path | None]:
+def _targets(results: list[Any], output: Path | None, packaged: bool) -> list[Path | None]:
     if output is None:
-        if len(sources) > 1:
-            raise CommandError(f"{len(sources)} sources need -o DIRECTORY for their outputs.")
+        if len(results) > 1:
+            raise CommandError(f"{len(results)} sources need -o DIRECTORY for their outputs.")
         return [None]
-    if len(sources) == 1 and output.suffix == ".py":
+    if not packaged:
         return [output]
-    return [output / source.name for source in sources]
+    return [output / result.relative_path for result in results]
+
+
+def _refuse_existing(targets: list[Path], force: bool) -> None:
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not force:
+        raise CommandError(
+            f"Output {', '.join(map(repr, existing))} exists; gateway translate does not "
+            "overwrite files. Choose another -o, or pass --force to overwrite."
+        )
 
 
 def _check(module_name: str, target: Path, url: str, fallbacks: set[str]) -> int:

@@ -37,9 +37,9 @@ from sqlalchemy.orm.attributes import QueryableAttribute
 __all__ = [
     "Chain",
     "Entity",
+    "InstanceModels",
     "Untranslatable",
     "read_chain",
-    "relationship_target",
 ]
 
 # Query methods with a Select method of the same meaning (Select names on the right).
@@ -67,6 +67,13 @@ EAGER_LOADERS = {"joinedload", "selectinload", "subqueryload", "immediateload"}
 # Loader options that change which columns load but never make a relationship lazy.
 COLUMN_LOADERS = {"load_only", "defer", "undefer", "defaultload"}
 JOINING = {"join", "outerjoin"}
+
+
+@dataclass(frozen=True)
+class InstanceModels:
+    """`self` in a generic base's method: `self.model` holds a class known at run time."""
+
+    attributes: frozenset[str]
 
 
 class Untranslatable(Exception):
@@ -241,17 +248,6 @@ def _split_write_args(name: str, args: str) -> tuple[str, str]:
     return (values[0] if values else ""), ", ".join(options)
 
 
-def relationship_target(mapped: type, name: str) -> type | None:
-    """The class a relationship `name` of `mapped` loads, or None if it is not one."""
-    mapper: Any = sa_inspect(mapped, raiseerr=False)
-    if not isinstance(mapper, Mapper):
-        return None
-    prop = mapper.relationships.get(name) if name in mapper.relationships else None
-    if not isinstance(prop, RelationshipProperty):
-        return None
-    return prop.mapper.class_
-
-
 def classify(node: cst.BaseExpression, code: str, resolve: Callable[[str], Any]) -> Entity:
     """What `db.query(<node>)` selects, from the module's real mapper registry."""
     root = node
@@ -260,6 +256,11 @@ def classify(node: cst.BaseExpression, code: str, resolve: Callable[[str], Any])
     if not isinstance(root, cst.Name):
         raise Untranslatable(f"query entity {code!r} is not a name the module imports")
     value = resolve(root.value)
+    if isinstance(value, InstanceModels):
+        direct = isinstance(node, cst.Attribute) and node.value is root
+        if direct and node.attr.value in value.attributes:  # type: ignore[attr-defined]
+            return Entity(code, "entity")
+        raise Untranslatable(f"query entity {code!r} is not a model attribute set in __init__")
     if isinstance(node, cst.Attribute) and isinstance(value, ModuleType):
         # models.User / models.User.name: look the dotted name up in the module imported.
         dotted: cst.BaseExpression = node
@@ -283,6 +284,8 @@ def classify(node: cst.BaseExpression, code: str, resolve: Callable[[str], Any])
     if isinstance(node, cst.Name):
         if isinstance(sa_inspect(value, raiseerr=False), Mapper):
             return Entity(code, "entity", value)
+        if _is_sql(value):  # a local built from func/literal/...: a column
+            return Entity(code, "column")
         raise Untranslatable(f"query entity {code!r} is not a mapped class")
     if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
         attribute = getattr(value, node.attr.value, None)
@@ -290,11 +293,17 @@ def classify(node: cst.BaseExpression, code: str, resolve: Callable[[str], Any])
             if isinstance(attribute.property, RelationshipProperty):
                 raise Untranslatable(f"query of a relationship {code!r}")
             return Entity(code, "column")
-    module = getattr(value, "__module__", None) or type(value).__module__
-    if module.startswith("sqlalchemy"):
+    if _is_sql(value):
         # func.count(...), exists(), literal(...): SQL expressions, selected as columns.
         return Entity(code, "column")
     raise Untranslatable(f"query entity {code!r} is neither a mapped class nor a column")
+
+
+def _is_sql(value: Any) -> bool:
+    if isinstance(value, QueryableAttribute) and isinstance(value.property, RelationshipProperty):
+        return False
+    module = getattr(value, "__module__", None) or type(value).__module__
+    return isinstance(module, str) and module.startswith("sqlalchemy")
 
 
 def read_chain(

@@ -17,8 +17,9 @@ from typing import Any
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider
 
-from gateway.translate.chains import Chain, Entity, Untranslatable, read_chain
-from gateway.translate.source import AsyncCallFinder, module_value
+from gateway.translate.chains import Chain, Entity, InstanceModels, Untranslatable, read_chain
+from gateway.translate.functions import AsyncCallFinder, model_attributes
+from gateway.translate.source import module_value
 from gateway.translate.summary import MARK
 
 __all__ = ["Applier", "Edit", "QueryEdits", "is_name", "names"]
@@ -33,16 +34,23 @@ class QueryEdits(cst.CSTVisitor):
     METADATA_DEPENDENCIES = (ParentNodeProvider, PositionProvider)
 
     def __init__(
-        self, tree: cst.Module, module: ModuleType, helpers: dict[str, set[str]], session: str
+        self,
+        tree: cst.Module,
+        module: ModuleType,
+        helpers: dict[str, set[str]],
+        session: str,
+        owner: type | None = None,
     ) -> None:
         self.tree, self.module, self.helpers = tree, module, helpers
-        self.session = session
+        self.session, self.owner = session, owner
+        self.models = InstanceModels(frozenset(model_attributes(owner) if owner else ()))
         self.edits: dict[cst.CSTNode, Edit] = {}
         self.problems: list[tuple[cst.CSTNode, str]] = []
         self.sites: list[tuple[cst.CSTNode, str]] = []
         self.variables: dict[str, Chain] = {}
         self.ambiguous: set[str] = set()
         self.chains: list[Chain] = []
+        self.expressions: dict[str, Any] = {}  # locals holding SQL expressions: their root
 
     def code(self, node: cst.CSTNode) -> str:
         return self.tree.code_for_node(node)
@@ -51,10 +59,14 @@ class QueryEdits(cst.CSTVisitor):
         return self.get_metadata(ParentNodeProvider, node, None)
 
     def lookup(self, name: str) -> Any:
+        if name == "self" and self.owner is not None:
+            return self.models
+        if name in self.expressions:
+            return self.expressions[name]
         return module_value(self.module, name)
 
     def calls_async_helper(self, node: cst.CSTNode) -> bool:
-        finder = AsyncCallFinder(self.module, self.helpers)
+        finder = AsyncCallFinder(self.module, self.helpers, self.owner)
         node.visit(finder)
         return finder.found
 

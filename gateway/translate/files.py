@@ -22,14 +22,25 @@ drives one module, and `translate_summary` holds what became of it.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import libcst as cst
 
 from gateway._compat import SQLALCHEMY
 from gateway.exceptions import CommandError
+from gateway.translate.functions import (
+    AsyncCallFinder,
+    callers_of,
+    functions_of,
+    opens_own_session,
+    session_functions,
+    session_parameter,
+)
+from gateway.translate.layout import Layout, rewrite_imports
 from gateway.translate.module import ModuleTranslator
-from gateway.translate.source import callers_of, import_source, session_functions
+from gateway.translate.source import import_source
 from gateway.translate.summary import MARK, Fallback, Translation
 
 __all__ = ["MARK", "Fallback", "Translation", "translate_file", "translate_files"]
@@ -44,30 +55,85 @@ def translate_file(
 
 
 def translate_files(
-    sources: list[Path], *, async_helpers: dict[str, set[str]] | None = None
+    sources: list[Path],
+    *,
+    async_helpers: dict[str, set[str]] | None = None,
+    packaged: bool = False,
 ) -> list[Translation]:
-    """Translate modules together: a helper made async in one is awaited in the others."""
+    """Translate modules together: a helper made async in one is awaited in the others.
+    `packaged` (output to a directory) keeps the package structure: the packages'
+    `__init__.py` come last, as copies with their imports rewritten (see `layout`)."""
     _require_sqlalchemy_2()
     loaded = [(path, *import_source(path)) for path in sources]
     helpers = dict(async_helpers or {})
     trees = {}
+    own: dict[str, set[str]] = {}
     for path, name, module in loaded:
         tree = cst.parse_module(path.read_text())
         trees[name] = tree
         helpers[name] = session_functions(tree, module)
+        own[name] = {
+            f.name
+            for f in functions_of(tree, module)
+            if session_parameter(f.node, module) is None and opens_own_session(f, module)
+        }
     # A function that awaits a translated helper is async itself: repeat until nothing grows.
     grew = True
     while grew:
         grew = False
         for _path, name, module in loaded:
-            callers = callers_of(trees[name], module, helpers)
+            callers = callers_of(trees[name], module, helpers, own[name])
             if not callers <= helpers[name]:
                 helpers[name] |= callers
                 grew = True
-    return [
-        ModuleTranslator(path, name, module, trees[name], helpers).run()
+    results = [
+        ModuleTranslator(
+            path,
+            name,
+            module,
+            trees[name],
+            helpers,
+            _delegated(trees[name], module, helpers, own[name]),
+        ).run()
         for path, name, module in loaded
     ]
+    layout = Layout.of([name for _path, name, _module in loaded], packaged=packaged)
+    sources_of = {name: path for path, name, _module in loaded}
+    for package in layout.packages:
+        if package in sources_of:
+            continue
+        origin = _package_file(package)
+        results.append(Translation(origin, package, origin.read_text(), copied=True))
+    for result in results:
+        is_package = result.source.name == "__init__.py"
+        tree = rewrite_imports(cst.parse_module(result.code), result.module, is_package, layout)
+        result.code = tree.code
+        result.relative_path = layout.relative_path(result.module, package=is_package)
+    return results
+
+
+def _package_file(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None or not spec.origin.endswith("__init__.py"):
+        raise CommandError(
+            f"Package {package!r} has no __init__.py to copy next to its translated modules; "
+            "namespace packages are not supported by -o DIRECTORY."
+        )
+    return Path(spec.origin)
+
+
+def _delegated(
+    tree: cst.Module, module: ModuleType, helpers: dict[str, set[str]], own: set[str]
+) -> set[str]:
+    """The functions opening their own session that call helpers which became async."""
+    found = set()
+    for function in functions_of(tree, module):
+        if function.name in own:
+            finder = AsyncCallFinder(module, helpers, function.owner)
+            function.node.body.visit(finder)
+            if finder.found:
+                found.add(function.name)
+    return found
 
 
 def _require_sqlalchemy_2() -> None:

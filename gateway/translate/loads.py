@@ -13,8 +13,8 @@ from types import ModuleType
 
 from pydantic import BaseModel
 
-from gateway.translate.chains import Chain, relationship_target
-from gateway.translate.models import relationship_paths
+from gateway.translate.chains import Chain
+from gateway.translate.models import relationship_paths, relationship_target
 
 __all__ = ["Read", "Result", "eager_loads"]
 

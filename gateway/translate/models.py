@@ -13,10 +13,10 @@ import typing
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Mapper, RelationshipProperty
 
-from gateway.translate.chains import relationship_target
-
-__all__ = ["model_in", "relationship_paths"]
+__all__ = ["model_in", "relationship_paths", "relationship_target"]
 
 
 def relationship_paths(
@@ -52,3 +52,14 @@ def model_in(annotation: Any) -> type[BaseModel] | None:
         if found is not None:
             return found
     return None
+
+
+def relationship_target(mapped: type, name: str) -> type | None:
+    """The class a relationship `name` of `mapped` loads, or None if it is not one."""
+    mapper: Any = sa_inspect(mapped, raiseerr=False)
+    if not isinstance(mapper, Mapper):
+        return None
+    prop = mapper.relationships.get(name) if name in mapper.relationships else None
+    if not isinstance(prop, RelationshipProperty):
+        return None
+    return prop.mapper.class_

@@ -2,7 +2,12 @@
 became async) is read, then rewritten in place, or falls back as a whole; the imports the
 new code needs are added last.
 
-    ModuleTranslator(path, "app.crud", module, tree, helpers).run()   # a Translation
+    ModuleTranslator(path, "app.crud", module, tree, helpers, delegated).run()   # a Translation
+
+A function that opens its own sync session (`db = SessionLocal()`, a background task) and
+calls helpers that became async stays sync and runs its legacy original, which calls the
+legacy helpers on the legacy session: a fallback that runs. A function taking a session
+nested in another is not reached; the summary says so.
 """
 
 from __future__ import annotations
@@ -14,11 +19,18 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider
 
 from gateway.translate.edits import Applier, Edit
+from gateway.translate.functions import (
+    Function,
+    functions_of,
+    nested_session_functions,
+    session_parameter,
+)
 from gateway.translate.imports import note_imports, with_imports
 from gateway.translate.loads import eager_loads
 from gateway.translate.reader import FunctionReader
-from gateway.translate.signature import signature_edit, whole_fallback
-from gateway.translate.source import response_model, session_parameter
+from gateway.translate.responses import response_edits
+from gateway.translate.signature import legacy_delegate, signature_edit, whole_fallback
+from gateway.translate.source import is_route, response_model
 from gateway.translate.summary import Fallback, Translation
 
 __all__ = ["ModuleTranslator"]
@@ -26,7 +38,8 @@ __all__ = ["ModuleTranslator"]
 
 class ModuleTranslator:
     """Translates one parsed module; `helpers` maps each module translated with it (dotted
-    names, this one included) to its functions that become async."""
+    names, this one included) to its functions that become async (`Class.method` for
+    methods); `delegated` names its functions that open their own session."""
 
     def __init__(
         self,
@@ -35,8 +48,10 @@ class ModuleTranslator:
         module: ModuleType,
         tree: cst.Module,
         helpers: dict[str, set[str]],
+        delegated: set[str] | None = None,
     ) -> None:
         self.path, self.name, self.module = path, name, module
+        self.delegated = delegated or set()
         self.wrapper = MetadataWrapper(tree)
         self.tree = self.wrapper.module
         self.helpers = helpers
@@ -51,29 +66,39 @@ class ModuleTranslator:
     def run(self) -> Translation:
         edits: dict[cst.CSTNode, Edit] = {}
         comments: dict[cst.CSTNode, list[str]] = {}
-        for statement in self.tree.body:
-            if not isinstance(statement, cst.FunctionDef) or statement.asynchronous:
-                continue
-            name = statement.name.value
-            if name not in self.helpers[self.name]:
-                continue
-            self.result.translated.append(name)
-            edits[statement] = self._function(statement, edits, comments)
+        for function in functions_of(self.tree, self.module):
+            if function.name in self.delegated:
+                reason = "opens its own session: runs its legacy original, kept sync"
+                self._fallback(function.node, function.name, reason)
+                self.needed.add("legacy")
+                edits[function.node] = legacy_delegate(function.node, function.name, reason)
+            elif function.name in self.helpers[self.name]:
+                self.result.translated.append(function.name)
+                edits[function.node] = self._function(function, edits, comments)
+        for node in nested_session_functions(self.tree, self.module):
+            reason = "takes a session but is nested in a function or class: translate it by hand"
+            self.result.not_translated.append(
+                Fallback(str(self.path), self.line(node), node.name.value, reason)
+            )
         code = with_imports(
             self.tree.visit(Applier(edits, comments)), self.needed, self.module, self.path
         )
         self.result.code = code.code
         return self.result
 
+    def _fallback(self, node: cst.CSTNode, name: str, reason: str) -> None:
+        self.result.fallbacks.append(Fallback(str(self.path), self.line(node), name, reason))
+
     def _function(
         self,
-        function: cst.FunctionDef,
+        found: Function,
         edits: dict[cst.CSTNode, Edit],
         comments: dict[cst.CSTNode, list[str]],
     ) -> Edit:
+        function = found.node
         param = session_parameter(function, self.module)
         session = param.name.value if param else ""
-        reader = FunctionReader(self.tree, self.module, self.helpers, session)
+        reader = FunctionReader(self.tree, self.module, self.helpers, session, found.owner)
         reader.metadata = {  # share the module's resolved metadata with the reader
             ParentNodeProvider: self.parents,
             PositionProvider: self.positions,
@@ -82,19 +107,23 @@ class ModuleTranslator:
         model = response_model(function, self.module)
         for reason in eager_loads(reader.reads, reader.returns, model, self.module, self.needed):
             reader.problems.append((function, reason))
-        name = function.name.value
+        name = found.name
         if param is None and session == "":
-            reader.problems.append((function, "awaits a helper but has no session to run it"))
+            reader.problems.append(
+                (function, "awaits a helper that became async but takes no session to run it")
+            )
         if reader.problems:
             node, reason = reader.problems[0]
-            self.result.fallbacks.append(Fallback(str(self.path), self.line(node), name, reason))
-            return whole_fallback(function, param, reason, self.needed)
+            self._fallback(node, name, reason)
+            return whole_fallback(function, name, param, reason, self.needed)
         for node, reason in reader.sites:
-            self.result.fallbacks.append(Fallback(str(self.path), self.line(node), name, reason))
+            self._fallback(node, name, reason)
             statement = self._statement_of(node)
             comments.setdefault(statement, []).append(reason)
         note_imports(reader.chains, self.needed)
         edits.update(reader.edits)
+        if is_route(function) and session:
+            edits.update(response_edits(function, self.module, session, self.needed))
         return signature_edit(function, param, self.needed)
 
     def _statement_of(self, node: cst.CSTNode) -> cst.CSTNode:

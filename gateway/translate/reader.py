@@ -15,10 +15,12 @@ from typing import Any
 
 import libcst as cst
 
-from gateway.translate.chains import Chain, Entity, Step, Untranslatable, relationship_target
+from gateway.translate.chains import Chain, Entity, Step, Untranslatable
 from gateway.translate.edits import QueryEdits, is_name, names
+from gateway.translate.functions import async_callee
 from gateway.translate.loads import Read, Result
-from gateway.translate.source import async_callee, is_mapped, mapped_class
+from gateway.translate.models import relationship_target
+from gateway.translate.source import is_mapped, mapped_class
 
 __all__ = ["FunctionReader"]
 
@@ -35,9 +37,14 @@ class FunctionReader(QueryEdits):
     relationships it reads after its queries."""
 
     def __init__(
-        self, tree: cst.Module, module: ModuleType, helpers: dict[str, set[str]], session: str
+        self,
+        tree: cst.Module,
+        module: ModuleType,
+        helpers: dict[str, set[str]],
+        session: str,
+        owner: type | None = None,
     ) -> None:
-        super().__init__(tree, module, helpers, session)
+        super().__init__(tree, module, helpers, session, owner)
         self.results: dict[str, Result] = {}
         self.reads: list[Read] = []
         self.returns: list[Result] = []  # results the function returns
@@ -54,7 +61,12 @@ class FunctionReader(QueryEdits):
         return self._nested(node)
 
     def visit_GeneratorExp(self, node: cst.GeneratorExp) -> bool:
-        return self._nested(node)
+        # Read in place (`sorted(t.name for t in post.tags)`) unless it would need an await.
+        words = set(names(self.code(node)))
+        if self.session in words or words & set(self.variables):
+            return self._nested(node)
+        self._comprehension(node.for_in)
+        return True
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         return self._nested(node)
@@ -92,6 +104,7 @@ class FunctionReader(QueryEdits):
             return False
         if chain is None:
             self._track_constructed(name, value)
+            self._track_expression(name, value)
             return None
         if chain.terminal is None:
             if name in self.results or (name in self.variables and chain.base_code != name):
@@ -103,6 +116,19 @@ class FunctionReader(QueryEdits):
         self._record_result(name, chain)
         self.orm_names.add(name)
         return False
+
+    def _track_expression(self, name: str, value: cst.BaseExpression) -> None:
+        """A local holding a SQL expression (`votes = func.count(...).label(...)`) may be
+        selected by a query: remember what it is built from."""
+        self.expressions.pop(name, None)
+        root = value
+        while isinstance(root, cst.Call | cst.Attribute):
+            root = root.func if isinstance(root, cst.Call) else root.value
+        if isinstance(root, cst.Name) and root.value in self.module.__dict__:
+            found = self.module.__dict__[root.value]
+            origin = getattr(found, "__module__", None) or type(found).__module__
+            if origin.startswith("sqlalchemy") or _is_mapped_class(found):
+                self.expressions[name] = found
 
     def _is_query_builder(self, value: cst.BaseExpression) -> bool:
         code = self.code(value)
@@ -221,7 +247,7 @@ class FunctionReader(QueryEdits):
         func = node.func
         if isinstance(func, cst.Attribute) and is_name(func.value, self.session):
             return self._session_call(node, func.attr.value)
-        if async_callee(node, self.module, self.helpers):
+        if async_callee(node, self.module, self.helpers, self.owner):
             self._mark_handled_session_args(node)
             self.await_call(node)
             return None
@@ -329,6 +355,10 @@ class FunctionReader(QueryEdits):
             )
         elif node.value in self.variables:
             self.problems.append((node, f"query object {node.value!r} is used as a value"))
+
+
+def _is_mapped_class(value: object) -> bool:
+    return isinstance(value, type) and is_mapped(value)
 
 
 def _get_chain(session: str, entity_code: str, entity: type, ident: str) -> Chain:

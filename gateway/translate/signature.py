@@ -16,7 +16,7 @@ from gateway.translate.edits import Edit
 from gateway.translate.source import is_route
 from gateway.translate.summary import MARK
 
-__all__ = ["async_signature", "signature_edit", "whole_fallback"]
+__all__ = ["async_signature", "legacy_delegate", "signature_edit", "whole_fallback"]
 
 
 def signature_edit(
@@ -39,13 +39,18 @@ def signature_edit(
 
 
 def whole_fallback(
-    function: cst.FunctionDef, param: cst.Param | None, reason: str, needed: set[str]
+    function: cst.FunctionDef,
+    qualname: str,
+    param: cst.Param | None,
+    reason: str,
+    needed: set[str],
 ) -> Edit:
-    """The edit making `function` an async wrapper that runs the original on the session."""
+    """The edit making `function` (`qualname` in its module) an async wrapper that runs the
+    original on the session."""
     session = param.name.value if param else "db"
     args = _call_arguments(function)
     needed.add("legacy")
-    call = f"_legacy.{function.name.value}({args})"
+    call = f"_legacy.{qualname}({args})"
     statement = cst.parse_statement(
         f"return await {session}.run_sync(lambda {session}: {call})\n"
     ).with_changes(leading_lines=[cst.EmptyLine(comment=cst.Comment(f"# {MARK}: {reason}"))])
@@ -54,6 +59,25 @@ def whole_fallback(
         body.append(function.body.body[0])
     body.append(statement)
     return signature_edit(function, param, needed, body)
+
+
+def legacy_delegate(function: cst.FunctionDef, qualname: str, reason: str) -> Edit:
+    """The edit keeping `function` as it is declared, its body calling the legacy original."""
+    call = f"_legacy.{qualname}({_call_arguments(function)})"
+    statement = cst.parse_statement(f"return {call}\n").with_changes(
+        leading_lines=[cst.EmptyLine(comment=cst.Comment(f"# {MARK}: {reason}"))]
+    )
+    body: list[Any] = []
+    if function.get_docstring(clean=False) is not None:
+        body.append(function.body.body[0])
+    body.append(statement)
+
+    def edit(updated: cst.CSTNode) -> cst.CSTNode:
+        if not isinstance(updated, cst.FunctionDef):  # pragma: no cover - keyed by a def
+            return updated
+        return updated.with_changes(body=updated.body.with_changes(body=body))
+
+    return edit
 
 
 def async_signature(

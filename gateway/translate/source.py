@@ -1,9 +1,9 @@
 """Reading a legacy module for `gateway translate`: importing it by its dotted name (its
-mapped classes are read, not guessed), which functions take a `Session`, which call
-helpers that become async, and what a route's decorator says.
+mapped classes are read, not guessed), resolving its names, and what a route's decorator
+says. Which functions take a session is `translate_functions`'s concern.
 
     name, module = import_source(Path("app/crud.py"))      # ("app.crud", <module>)
-    session_functions(libcst.parse_module(source), module)  # {"get_user", "list_users"}
+    response_model(function_node, module)                   # UserOut
 """
 
 from __future__ import annotations
@@ -18,16 +18,13 @@ from typing import Any
 import libcst as cst
 from pydantic import BaseModel
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.orm import Mapper, Session
+from sqlalchemy.orm import Mapper
 
 from gateway.exceptions import CommandError
 from gateway.translate.chains import Untranslatable
 from gateway.translate.models import model_in
 
 __all__ = [
-    "AsyncCallFinder",
-    "async_callee",
-    "callers_of",
     "import_source",
     "is_mapped",
     "is_route",
@@ -35,8 +32,6 @@ __all__ = [
     "module_value",
     "resolve_expression",
     "response_model",
-    "session_functions",
-    "session_parameter",
 ]
 
 ROUTE_METHODS = {"get", "post", "put", "patch", "delete", "head", "options", "api_route"}
@@ -81,18 +76,6 @@ def import_source(path: Path) -> tuple[str, ModuleType]:
     )
 
 
-def session_parameter(function: cst.FunctionDef, module: ModuleType) -> cst.Param | None:
-    """The parameter annotated with a `Session` (resolved in the module), else None."""
-    for param in [*function.params.params, *function.params.kwonly_params]:
-        if param.annotation is None:
-            continue
-        annotation = param.annotation.annotation
-        value = resolve_expression(annotation, module)
-        if isinstance(value, type) and issubclass(value, Session):
-            return param
-    return None
-
-
 def resolve_expression(node: cst.BaseExpression, module: ModuleType) -> Any:
     """The value of a name or dotted name in the module's namespace, else None."""
     if isinstance(node, cst.Name):
@@ -101,54 +84,6 @@ def resolve_expression(node: cst.BaseExpression, module: ModuleType) -> Any:
         owner = resolve_expression(node.value, module)
         return getattr(owner, node.attr.value, None) if owner is not None else None
     return None
-
-
-def session_functions(tree: cst.Module, module: ModuleType) -> set[str]:
-    """The top-level functions that take a session: each becomes async."""
-    return {
-        statement.name.value
-        for statement in tree.body
-        if isinstance(statement, cst.FunctionDef) and session_parameter(statement, module)
-    }
-
-
-def callers_of(tree: cst.Module, module: ModuleType, helpers: dict[str, set[str]]) -> set[str]:
-    """The top-level functions that call one of `helpers` (so must await it)."""
-    found = set()
-    for statement in tree.body:
-        if isinstance(statement, cst.FunctionDef) and not statement.asynchronous:
-            finder = AsyncCallFinder(module, helpers)
-            statement.body.visit(finder)
-            if finder.found:
-                found.add(statement.name.value)
-    return found
-
-
-def async_callee(call: cst.Call, module: ModuleType, helpers: dict[str, set[str]]) -> bool:
-    """Whether `call` calls a function that the translation makes async."""
-    func = call.func
-    if isinstance(func, cst.Name):
-        if func.value in helpers.get(module.__name__, set()):
-            return True
-        value = module.__dict__.get(func.value)
-        origin = getattr(value, "__module__", None)
-        return origin in helpers and getattr(value, "__name__", None) in helpers[origin]
-    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
-        owner = module.__dict__.get(func.value.value)
-        if isinstance(owner, ModuleType) and owner.__name__ in helpers:
-            return func.attr.value in helpers[owner.__name__]
-    return False
-
-
-class AsyncCallFinder(cst.CSTVisitor):
-    """`node.visit(finder)`; then `finder.found` says whether it calls an async helper."""
-
-    def __init__(self, module: ModuleType, helpers: dict[str, set[str]]) -> None:
-        self.module, self.helpers, self.found = module, helpers, False
-
-    def visit_Call(self, node: cst.Call) -> None:
-        if async_callee(node, self.module, self.helpers):
-            self.found = True
 
 
 def module_value(module: ModuleType, name: str) -> Any:

@@ -2,8 +2,9 @@
 fallback with file:line and reason (the command's summary prints them).
 
     result = translate_file(Path("app/crud.py"))
-    result.translated            # ["get_user", "list_users"]
+    result.translated            # ["get_user", "CRUDBase.get"]: async now (fallbacks included)
     [str(f) for f in result.fallbacks]   # ["app/crud.py:42: merge_users: Session.merge() ..."]
+    [str(f) for f in result.not_translated]   # functions taking a session left as written
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ MARK = "gateway-translate: fallback"
 
 @dataclass(frozen=True)
 class Fallback:
-    """One site the translator did not translate: where, which function, and why."""
+    """One site the translator did not translate (or a function it left as written):
+    where, which function, and why."""
 
     path: str
     line: int
@@ -38,6 +40,9 @@ class Translation:
     code: str
     translated: list[str] = field(default_factory=list)  # functions now async
     fallbacks: list[Fallback] = field(default_factory=list)
+    not_translated: list[Fallback] = field(default_factory=list)  # left as written: why
+    relative_path: Path = Path()  # where it goes below `-o DIRECTORY`
+    copied: bool = False  # a package's __init__.py the output needs, imports rewritten
 
     @property
     def fallback_functions(self) -> set[str]:

@@ -10,7 +10,16 @@ import gateway
 # The public submodules and exactly what each exports: the one list of them (the generated
 # docs/reference/python-api.md documents the same, from gateway.cli.reference.PUBLIC_MODULES).
 PUBLIC_MODULES = {
-    "gateway.queries": ["delete", "fetch_all", "first", "get", "one", "one_or_none", "update"],
+    "gateway.queries": [
+        "as_response",
+        "delete",
+        "fetch_all",
+        "first",
+        "get",
+        "one",
+        "one_or_none",
+        "update",
+    ],
     "gateway.testing": ["free_port", "serve_in_subprocess", "wait_until_ready"],
     "gateway.legacy": ["fast_path_blocker", "keep_fastapi_handler"],
 }

@@ -1,0 +1,215 @@
+"""gateway translate on the corpus of real-world layouts (tests/apps/translate_corpus): every
+function taking a session is accounted for, and the translated package, mounted as an
+app, answers every request as the legacy app does and leaves the same tables, on
+PostgreSQL, through the dependency chain (current_user and the route share one session)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import create_engine, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+from typer.testing import CliRunner
+
+from gateway import get_async_session
+from gateway.cli.commands import cli
+from gateway.translate.files import MARK, translate_files
+from gateway.urls import derive_urls
+from tests.apps.translate_corpus import create_app
+from tests.apps.translate_corpus.database import Base, SessionLocal
+from tests.apps.translate_corpus.models import seed
+
+pytestmark = [pytest.mark.anyio]
+
+ROOT = Path(__file__).resolve().parents[3]
+CORPUS = ROOT / "tests" / "apps" / "translate_corpus"
+SOURCES = sorted(CORPUS.glob("crud/*.py")) + sorted(CORPUS.glob("api/*.py"))
+
+# Every function or method of the corpus that takes a session, or calls one that does.
+TRANSLATED = {
+    "crud.base": {"CRUDBase.get", "CRUDBase.get_multi", "CRUDBase.create", "CRUDBase.update",
+                  "CRUDBase.remove"},
+    "crud.crud_user": {"CRUDUser.get_by_email", "CRUDUser.create", "CRUDUser.deactivate_all_but"},
+    "crud.crud_post": {"CRUDPost.create_with_owner", "CRUDPost.get_multi_by_owner",
+                       "CRUDPost.count_by_owner", "CRUDPost.with_votes"},
+    "crud.utils": {"titles", "search"},
+    "api.deps": {"get_current_user"},
+    "api.utils": {"page_of_users"},
+    "api.users": {"read_users", "read_page", "create_user", "update_me", "read_user",
+                  "deactivate_others"},
+    "api.posts": {"posts_with_votes", "create_post", "search_posts", "my_titles", "count_mine",
+                  "post_tags", "view_post", "delete_post"},
+}  # fmt: skip
+FALLBACKS = {"api.posts": {"record_view"}}  # opens its own SessionLocal: runs the legacy one
+
+# One scenario, sent to both apps: (method, path, user header, JSON body).
+SCENARIO: list[tuple[str, str, int | None, dict[str, Any] | None]] = [
+    ("GET", "/users/", None, None),
+    ("GET", "/users/page?skip=1", None, None),
+    ("POST", "/users/", None, {"email": "edsger@example.com", "name": "edsger"}),
+    ("POST", "/users/", None, {"email": "ada@example.com", "name": "again"}),
+    ("PUT", "/users/me", 1, {"name": "ada lovelace"}),
+    ("GET", "/users/1", 1, None),  # their own record: the same object as current_user
+    ("GET", "/users/2", 1, None),
+    ("GET", "/users/99", 1, None),
+    ("GET", "/users/1", 3, None),  # inactive
+    ("GET", "/users/1", 99, None),  # unknown
+    ("GET", "/posts/votes", None, None),  # (Post, votes) rows, the owner nested
+    ("POST", "/posts/", 2, {"title": "inks"}),  # created, refreshed, owner nested
+    ("GET", "/posts/search?title=e", None, None),  # a query built in steps
+    ("GET", "/posts/search?owner_id=1", None, None),
+    ("GET", "/posts/mine/titles", 1, None),
+    ("GET", "/posts/mine/count", 1, None),  # an async def route on the sync session
+    ("GET", "/posts/1/tags", None, None),  # a relationship read in a generator expression
+    ("GET", "/posts/99/tags", None, None),
+    ("POST", "/posts/1/view", None, None),  # a background task with its own SessionLocal
+    ("GET", "/posts/search?owner_id=1", None, None),
+    ("DELETE", "/posts/2", 1, None),
+    ("DELETE", "/posts/3", 1, None),  # not theirs
+    ("POST", "/users/deactivate-others", 2, None),
+    ("GET", "/users/", None, None),
+]
+
+
+@pytest.fixture(scope="module")
+def translations():
+    return translate_files(SOURCES, packaged=True)
+
+
+@pytest.fixture(scope="module")
+def twin_package(translations, tmp_path_factory) -> Iterator[Any]:
+    """The translated package written as `-o DIRECTORY` writes it, then imported."""
+    directory = tmp_path_factory.mktemp("translated")
+    for result in translations:
+        target = directory / result.relative_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(result.code)
+    sys.path.insert(0, str(directory))
+    try:
+        yield importlib.import_module("translate_corpus")
+    finally:
+        sys.path.remove(str(directory))
+        for name in [n for n in sys.modules if n.split(".")[0] == "translate_corpus"]:
+            del sys.modules[name]
+
+
+def _short(module: str) -> str:
+    return module.removeprefix("tests.apps.translate_corpus.")
+
+
+def test_every_function_taking_a_session_is_accounted_for(translations):
+    translated = {_short(r.module): set(r.translated) for r in translations if r.translated}
+    assert translated == TRANSLATED
+    fallen = {_short(r.module): r.fallback_functions for r in translations if r.fallbacks}
+    assert fallen == FALLBACKS
+    assert [f for r in translations for f in r.not_translated] == []
+    total = sum(map(len, TRANSLATED.values())) + sum(map(len, FALLBACKS.values()))
+    falling = {f for r in translations for f in r.fallback_functions}
+    assert len(falling) / total < 0.15, (len(falling), total)
+    for result in translations:
+        for fallback in result.fallbacks:
+            assert f"# {MARK}: {fallback.reason}" in result.code
+
+
+def test_output_keeps_the_package_and_imports_the_legacy_models(translations):
+    paths = {str(r.relative_path) for r in translations}
+    # Two modules named utils.py, one per package: neither overwrites the other.
+    assert {"translate_corpus/crud/utils.py", "translate_corpus/api/utils.py"} <= paths
+    assert "translate_corpus/__init__.py" in paths  # copied: `from .api import ...` resolves
+    posts = next(r.code for r in translations if r.module.endswith("api.posts"))
+    assert "from .. import crud\n" in posts  # translated: the twin's chain
+    assert "from .deps import get_current_active_user\n" in posts
+    assert "from tests.apps.translate_corpus.models import Post, User\n" in posts
+
+
+def _engines(url: str) -> tuple[Engine, Any]:
+    sync_url, async_url = derive_urls(url)
+    return (
+        create_engine(sync_url, poolclass=NullPool),
+        create_async_engine(async_url, poolclass=NullPool),
+    )
+
+
+def _reset(engine: Engine) -> None:
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        seed(session)
+
+
+def _tables(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    with engine.connect() as connection:
+        return {
+            table.name: sorted(tuple(row) for row in connection.execute(select(table)))
+            for table in Base.metadata.sorted_tables
+        }
+
+
+async def _play(app: FastAPI) -> list[tuple[int, Any]]:
+    answers = []
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for method, path, user, body in SCENARIO:
+            headers = {"x-user": str(user)} if user is not None else {}
+            response = await client.request(method, path, headers=headers, json=body)
+            answers.append((response.status_code, response.json()))
+    return answers
+
+
+@pytest.mark.postgres
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.LegacyAPIWarning")  # the legacy app's Query.get
+async def test_twin_app_answers_and_writes_as_the_legacy_app(twin_package, postgres_url):
+    sync_engine, async_engine = _engines(postgres_url)
+    SessionLocal.configure(bind=sync_engine)
+
+    async def async_session() -> Any:
+        async with AsyncSession(async_engine, expire_on_commit=False) as session:
+            yield session
+
+    try:
+        _reset(sync_engine)
+        legacy = await _play(create_app())
+        legacy_tables = _tables(sync_engine)
+        _reset(sync_engine)
+        twin_app = twin_package.create_app()
+        twin_app.dependency_overrides[get_async_session] = async_session
+        twin = await _play(twin_app)
+        twin_tables = _tables(sync_engine)
+    finally:
+        SessionLocal.configure(bind=None)
+        await async_engine.dispose()
+        sync_engine.dispose()
+    for step, (expected, found) in enumerate(zip(legacy, twin, strict=True)):
+        assert found == expected, (SCENARIO[step], expected, found)
+    assert twin_tables == legacy_tables
+    # The scenario reaches what it is meant to: an own record, a write, a background task.
+    statuses = [status for status, _ in legacy]
+    assert statuses[5] == 200 and statuses[3] == 400 and statuses[8] == 400
+    assert statuses[9] == 401
+    assert legacy[11][1]["owner"]["name"] == "grace"
+    assert [p["views"] for p in legacy[19][1]] == [1, 0]
+
+
+def test_cli_writes_the_package_and_refuses_to_overwrite(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    sources = [str(p.relative_to(ROOT)) for p in SOURCES]
+    result = CliRunner().invoke(cli, ["translate", *sources, "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "translate_corpus" / "crud" / "utils.py").is_file()
+    assert "translated CRUDBase.get\n" in result.output
+    assert "fallback tests/apps/translate_corpus/api/posts.py:" in result.output
+    again = CliRunner().invoke(cli, ["translate", *sources, "-o", str(tmp_path)])
+    assert again.exit_code == 1
+    assert "exists; gateway translate does not overwrite files" in again.output
+    forced = CliRunner().invoke(cli, ["translate", *sources, "-o", str(tmp_path), "--force"])
+    assert forced.exit_code == 0, forced.output
