@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any
 
 import anyio
@@ -61,7 +62,8 @@ def translate_command(
     Translated: every function and method that takes a sync Session (annotated, or a
     parameter defaulting to Depends(get_db) or used as a session), and those that call
     them. Each is listed as translated, fallback (with the reason) or not translated (why);
-    exit status 1 when a function was not translated or --check finds one that differs.
+    exit status 1 when a function was not translated or --check finds one that differs,
+    2 when --check could not check one (each says why).
     """
     try:
         from gateway.translate.files import translate_files
@@ -84,18 +86,28 @@ def translate_command(
         not_translated += len(result.not_translated)
         _summary(result, target)
     if check is not None:
-        differs = 0
+        verdicts = []
         for result, target in zip(results, targets, strict=True):
             if target is None:
                 raise CommandError("--check needs -o: the translation must be a file to import it.")
             if not result.copied:
-                differs += _check(result.module, target, check, result.fallback_functions)
-        if differs:
-            raise CommandError(f"{differs} translated functions behave differently; see above.")
+                verdicts += _check(result.module, target, check, result.fallback_functions, output)
+        _exit_for(verdicts)
     if not_translated:
         raise CommandError(
             f"{not_translated} functions taking a session were not translated; see above."
         )
+
+
+def _exit_for(verdicts: list[Any]) -> None:
+    """Exit 1 when a function differs, 2 when one could not be checked (0 otherwise)."""
+    differs = sum(v.status == "differs" for v in verdicts)
+    if differs:
+        raise CommandError(f"{differs} translated functions behave differently; see above.")
+    unchecked = sum(v.status == "unchecked" for v in verdicts)
+    if unchecked:
+        typer.echo(f"gateway: {unchecked} functions could not be checked; see why above.", err=True)
+        raise typer.Exit(2)
 
 
 def _summary(result: Any, target: Path | None) -> None:
@@ -137,17 +149,33 @@ def _refuse_existing(targets: list[Path], force: bool) -> None:
         )
 
 
-def _check(module_name: str, target: Path, url: str, fallbacks: set[str]) -> int:
+def _check(
+    module_name: str, target: Path, url: str, fallbacks: set[str], output: Path | None
+) -> list[Any]:
     from gateway.translate.check.runner import check_modules
 
     legacy = sys.modules[module_name]
+    translated = _import_translation(target, output)
+    verdicts = anyio.run(lambda: check_modules(legacy, translated, url, fallbacks=fallbacks))
+    for verdict in verdicts:
+        typer.echo(f"  check {verdict}", err=True)
+    return verdicts
+
+
+def _import_translation(target: Path, output: Path | None) -> ModuleType:
+    """The twin at `target`: inside its package when -o wrote one (relative imports
+    resolve), else as a top-level module of its own."""
+    if output is not None and output.is_dir() and target.is_relative_to(output):
+        relative = target.relative_to(output).with_suffix("")
+        parts = [p for p in relative.parts if p != "__init__"]
+        if len(parts) > 1:
+            if str(output.resolve()) not in sys.path:
+                sys.path.insert(0, str(output.resolve()))
+            return importlib.import_module(".".join(parts))
     spec = importlib.util.spec_from_file_location(f"_translated_{target.stem}", target)
     if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has one
         raise CommandError(f"Cannot import the translation {str(target)!r}.")
     translated = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = translated
     spec.loader.exec_module(translated)
-    verdicts = anyio.run(lambda: check_modules(legacy, translated, url, fallbacks=fallbacks))
-    for verdict in verdicts:
-        typer.echo(f"  check {verdict}", err=True)
-    return sum(1 for v in verdicts if v.status == "differs")
+    return translated

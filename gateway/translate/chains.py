@@ -195,7 +195,12 @@ class Chain:
         return f"await {self.session}.get({self.primary.code}, {args}{extra})"
 
     def _render_write(self, name: str, args: str) -> str:
-        if not self.single_entity or self.base_code is not None:
+        if self.base_code is not None:
+            raise Untranslatable(
+                f".{name}() of query {self.base_code!r} built in steps: which criteria it "
+                "holds is known at run time only"
+            )
+        if not self.single_entity:
             raise Untranslatable(f".{name}() on a query that is not one entity's")
         if any(s.name not in ("filter", "where", "filter_by") for s in self.steps):
             raise Untranslatable(f".{name}() after steps other than filter/filter_by")

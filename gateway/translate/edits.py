@@ -20,7 +20,7 @@ from libcst.metadata import ParentNodeProvider, PositionProvider
 from gateway.translate.chains import Chain, Entity, InstanceModels, Untranslatable, read_chain
 from gateway.translate.functions import AsyncCallFinder, model_attributes
 from gateway.translate.source import module_value
-from gateway.translate.summary import MARK
+from gateway.translate.summary import mark_lines
 
 __all__ = ["Applier", "Edit", "QueryEdits", "is_name", "names"]
 
@@ -131,7 +131,11 @@ class QueryEdits(cst.CSTVisitor):
     def fall_back(self, node: cst.BaseExpression, reason: str) -> None:
         """Run the original expression on the sync session: certain, if nothing in it changed."""
         words = set(names(self.code(node)))
-        if self.calls_async_helper(node) or words & (set(self.variables) | self.ambiguous):
+        # super() needs the method's own frame: inside run_sync's lambda it has none.
+        if "super" in words or self.calls_async_helper(node):
+            self.problems.append((node, reason))
+            return
+        if words & (set(self.variables) | self.ambiguous):
             self.problems.append((node, reason))
             return
         db = self.session
@@ -169,8 +173,9 @@ class Applier(cst.CSTTransformer):
             updated, cst.SimpleStatementLine | cst.BaseCompoundStatement
         ):
             lines = [
-                cst.EmptyLine(comment=cst.Comment(f"# {MARK}: {c}"))
+                cst.EmptyLine(comment=cst.Comment(line))
                 for c in self.comments[original]
+                for line in mark_lines(c)
             ]
             updated = updated.with_changes(leading_lines=[*updated.leading_lines, *lines])
         return updated

@@ -30,6 +30,7 @@ import libcst as cst
 
 from gateway._compat import SQLALCHEMY
 from gateway.exceptions import CommandError
+from gateway.translate.formatting import formatted
 from gateway.translate.functions import (
     AsyncCallFinder,
     callers_of,
@@ -107,7 +108,7 @@ def translate_files(
     for result in results:
         is_package = result.source.name == "__init__.py"
         tree = rewrite_imports(cst.parse_module(result.code), result.module, is_package, layout)
-        result.code = tree.code
+        result.code = formatted(tree.code, result.source)
         result.relative_path = layout.relative_path(result.module, package=is_package)
     return results
 
@@ -119,7 +120,8 @@ def _package_file(package: str) -> Path:
             f"Package {package!r} has no __init__.py to copy next to its translated modules; "
             "namespace packages are not supported by -o DIRECTORY."
         )
-    return Path(spec.origin)
+    origin = Path(spec.origin)
+    return origin.relative_to(Path.cwd()) if origin.is_relative_to(Path.cwd()) else origin
 
 
 def _delegated(

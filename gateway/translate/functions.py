@@ -32,6 +32,7 @@ __all__ = [
     "Function",
     "async_callee",
     "callers_of",
+    "calls_own_async_methods",
     "functions_of",
     "model_attributes",
     "nested_session_functions",
@@ -245,17 +246,45 @@ def _method_is_async(classes: tuple[type, ...], name: str, helpers: dict[str, se
     return False
 
 
+def calls_own_async_methods(
+    function: Function, module: ModuleType, helpers: dict[str, set[str]]
+) -> bool:
+    """Whether a method calls `self.x(...)` or `super().x(...)` that became async: its legacy
+    original, run on the translated instance, would get coroutines back."""
+    finder = AsyncCallFinder(module, helpers, function.owner, own_only=True)
+    function.node.body.visit(finder)
+    return finder.found
+
+
 class AsyncCallFinder(cst.CSTVisitor):
     """`node.visit(finder)`; then `finder.found` says whether it calls an async helper."""
 
     def __init__(
-        self, module: ModuleType, helpers: dict[str, set[str]], owner: type | None = None
+        self,
+        module: ModuleType,
+        helpers: dict[str, set[str]],
+        owner: type | None = None,
+        *,
+        own_only: bool = False,
     ) -> None:
         self.module, self.helpers, self.owner, self.found = module, helpers, owner, False
+        self.own_only = own_only  # only calls of self's and super()'s methods
 
     def visit_Call(self, node: cst.Call) -> None:
+        if self.own_only and not _on_self(node):
+            return
         if async_callee(node, self.module, self.helpers, self.owner):
             self.found = True
+
+
+def _on_self(call: cst.Call) -> bool:
+    func = call.func
+    if not isinstance(func, cst.Attribute):
+        return False
+    target = func.value
+    return (isinstance(target, cst.Name) and target.value == "self") or (
+        isinstance(target, cst.Call) and _is_super(target)
+    )
 
 
 def model_attributes(owner: type) -> set[str]:

@@ -21,11 +21,12 @@ from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvide
 from gateway.translate.edits import Applier, Edit
 from gateway.translate.functions import (
     Function,
+    calls_own_async_methods,
     functions_of,
     nested_session_functions,
     session_parameter,
 )
-from gateway.translate.imports import note_imports, with_imports
+from gateway.translate.imports import note_imports, with_imports, without_unused
 from gateway.translate.loads import eager_loads
 from gateway.translate.reader import FunctionReader
 from gateway.translate.responses import response_edits
@@ -83,6 +84,7 @@ class ModuleTranslator:
         code = with_imports(
             self.tree.visit(Applier(edits, comments)), self.needed, self.module, self.path
         )
+        code = without_unused(self.tree, code)
         self.result.code = code.code
         return self.result
 
@@ -112,6 +114,16 @@ class ModuleTranslator:
             reader.problems.append(
                 (function, "awaits a helper that became async but takes no session to run it")
             )
+        if (
+            reader.problems
+            and found.owner
+            and calls_own_async_methods(found, self.module, self.helpers)
+        ):
+            node, reason = reader.problems[0]
+            why = f"{reason}; its legacy original calls methods of self that became async"
+            self.result.translated.remove(name)
+            self.result.not_translated.append(Fallback(str(self.path), self.line(node), name, why))
+            return lambda updated: updated
         if reader.problems:
             node, reason = reader.problems[0]
             self._fallback(node, name, reason)

@@ -252,7 +252,10 @@ class FunctionReader(QueryEdits):
             self.await_call(node)
             return None
         if any(is_name(arg.value, self.session) for arg in node.args):
-            self.fall_back(node, f"{self.code(node.func)}() is not translated and gets the session")
+            self.fall_back(
+                node,
+                f"{self.code(node.func)}() gets the session but is not translated with this module",
+            )
             return False
         return None
 

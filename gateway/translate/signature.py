@@ -14,7 +14,7 @@ import libcst as cst
 
 from gateway.translate.edits import Edit
 from gateway.translate.source import is_route
-from gateway.translate.summary import MARK
+from gateway.translate.summary import mark_lines
 
 __all__ = ["async_signature", "legacy_delegate", "signature_edit", "whole_fallback"]
 
@@ -53,7 +53,7 @@ def whole_fallback(
     call = f"_legacy.{qualname}({args})"
     statement = cst.parse_statement(
         f"return await {session}.run_sync(lambda {session}: {call})\n"
-    ).with_changes(leading_lines=[cst.EmptyLine(comment=cst.Comment(f"# {MARK}: {reason}"))])
+    ).with_changes(leading_lines=_marks(reason))
     body: list[Any] = []
     if function.get_docstring(clean=False) is not None:
         body.append(function.body.body[0])
@@ -64,9 +64,7 @@ def whole_fallback(
 def legacy_delegate(function: cst.FunctionDef, qualname: str, reason: str) -> Edit:
     """The edit keeping `function` as it is declared, its body calling the legacy original."""
     call = f"_legacy.{qualname}({_call_arguments(function)})"
-    statement = cst.parse_statement(f"return {call}\n").with_changes(
-        leading_lines=[cst.EmptyLine(comment=cst.Comment(f"# {MARK}: {reason}"))]
-    )
+    statement = cst.parse_statement(f"return {call}\n").with_changes(leading_lines=_marks(reason))
     body: list[Any] = []
     if function.get_docstring(clean=False) is not None:
         body.append(function.body.body[0])
@@ -78,6 +76,10 @@ def legacy_delegate(function: cst.FunctionDef, qualname: str, reason: str) -> Ed
         return updated.with_changes(body=updated.body.with_changes(body=body))
 
     return edit
+
+
+def _marks(reason: str) -> list[cst.EmptyLine]:
+    return [cst.EmptyLine(comment=cst.Comment(line)) for line in mark_lines(reason)]
 
 
 def async_signature(

@@ -9,12 +9,18 @@ fallback with file:line and reason (the command's summary prints them).
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["MARK", "Fallback", "Translation"]
+__all__ = ["MARK", "Fallback", "Translation", "mark_lines"]
 
 MARK = "gateway-translate: fallback"
+
+
+def mark_lines(reason: str) -> list[str]:
+    """The fallback comment for `reason`, wrapped to fit a line of 88 characters."""
+    return [f"# {line}" for line in textwrap.wrap(f"{MARK}: {reason}", 86)]
 
 
 @dataclass(frozen=True)

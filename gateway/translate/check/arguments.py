@@ -46,14 +46,15 @@ def table_samples(connection: Connection, metadata: MetaData | None) -> dict[str
 
 
 def argument_sets(
-    function: Callable[..., Any], samples: dict[str, list[Any]]
+    function: Callable[..., Any], samples: dict[str, list[Any]], session: str | None = None
 ) -> Iterator[dict[str, Any]]:
     """A small, deterministic set of arguments for `function`: per parameter a value that
-    finds a row, one that finds none, and the default; at most MAX_RUNS combinations."""
+    finds a row, one that finds none, and the default; at most MAX_RUNS combinations.
+    `session` names the session parameter (an unannotated one is known by the twin's)."""
     choices: dict[str, list[Any]] = {}
     hints = typing.get_type_hints(function, include_extras=True)
     for name, param in inspect.signature(function).parameters.items():
-        if name == session_name(function):
+        if name in (session, session_name(function)):
             continue
         annotation = hints.get(name, param.annotation)
         if typing.get_origin(annotation) is typing.Annotated:

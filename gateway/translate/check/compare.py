@@ -23,7 +23,8 @@ from sqlalchemy.orm import Mapper
 
 __all__ = ["normalise_sql", "outcome_of", "raised", "serialised", "table_rows"]
 
-_LABEL = re.compile(r"\b(\w+)\.(\w+) AS (\w+)\b")
+# table.column AS label, each part maybe quoted ("user".id AS user_id on PostgreSQL).
+_LABEL = re.compile(r'(?<![\w"])("?)(\w+)\1\.("?)(\w+)\3 AS ("?)(\w+)\5(?![\w"])')
 _PYFORMAT = re.compile(r"%\((\w+)\)s")
 _NUMBERED = re.compile(r"\$\d+")
 _CAST = re.compile(r"%s::[A-Z_ ]+?(?:\[\])?(?:\(\d+(?:,\s*\d+)?\))?(?=[\s,)]|$)")
@@ -36,13 +37,13 @@ def normalise_sql(sql: str, parameters: Any) -> tuple[str, tuple[Any, ...]]:
     labels: dict[str, str] = {}
 
     def drop(match: re.Match[str]) -> str:
-        table, column, label = match.groups()
+        q1, table, q2, column, _q3, label = match.groups()
         if label in (f"{table}_{column}", column) or re.fullmatch(rf"{column}_\d+", label):
             labels[label] = column
-            return f"{table}.{column}"
+            return f"{q1}{table}{q1}.{q2}{column}{q2}"
         return match.group(0)
 
-    sql = _LABEL.sub(drop, sql)
+    sql = _LABEL.sub(drop, sql).replace("%%", "%")  # pyformat drivers escape a literal %
     for label, column in labels.items():
         sql = re.sub(rf"\.{label}\b", f".{column}", sql)
     values: tuple[Any, ...]

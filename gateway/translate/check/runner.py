@@ -23,7 +23,9 @@ share; this module drives them and gives the verdicts.
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeMeta, Mapper
 
 from gateway.exceptions import CommandError
-from gateway.translate.check.arguments import argument_sets, table_samples
+from gateway.translate.check.arguments import argument_sets, session_name, table_samples
 from gateway.translate.check.compare import normalise_sql
 from gateway.translate.check.runs import (
     engines,
@@ -56,7 +58,7 @@ class Verdict:
     """What --check found for one function."""
 
     function: str
-    status: str  # verified | fallback | differs
+    status: str  # verified | fallback | differs | unchecked (detail says why)
     runs: int = 0
     detail: str = ""
 
@@ -75,22 +77,29 @@ async def check_modules(
 ) -> list[Verdict]:
     """Run each async function of `translated` against its namesake in `legacy` on `url`."""
     backend, sync_engine, async_engine = engines(url)
+    import_models(legacy)
     metadata = _metadata_of(legacy)
     _require_tables(sync_engine, metadata, url)
     verdicts = []
     try:
-        for name, function in vars(translated).items():
+        for name, function in list(vars(translated).items()):
+            if isinstance(function, type) and function.__module__ == translated.__name__:
+                verdicts += _methods(name, function, only)
+                continue
             if not inspect.iscoroutinefunction(function) or (only and name not in only):
                 continue
             original = getattr(legacy, name, None)
             if original is None or getattr(function, "__module__", None) != translated.__name__:
                 continue
-            verdicts.append(
-                await _check_function(
+            try:
+                verdict = await _check_function(
                     name, original, function, legacy, sync_engine, async_engine, metadata,
                     backend, name in (fallbacks or set()),
-                )
-            )  # fmt: skip
+                )  # fmt: skip
+            except Exception as exc:  # a verdict for every function, never a traceback
+                detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                verdict = Verdict(name, "unchecked", 0, f"running it failed: {detail}")
+            verdicts.append(verdict)
     finally:
         await async_engine.dispose()
         sync_engine.dispose()
@@ -112,13 +121,16 @@ async def _check_function(
     with sync_engine.connect() as connection:
         samples = table_samples(connection, metadata)
     runs = 0
-    for arguments in argument_sets(original, samples):
+    # The twin's session parameter is annotated (AsyncSession, AsyncDB) even where the
+    # legacy one was not, and keeps its name.
+    session = session_name(function)
+    for arguments in argument_sets(original, samples, session):
         with sync_engine.connect() as connection:
             sequences = read_sequences(connection, backend)
-        before = run_legacy(original, arguments, sync_engine, metadata, model)
+        before = run_legacy(original, arguments, sync_engine, metadata, model, session)
         with sync_engine.connect() as connection:
             restore_sequences(connection, sequences)
-        after = await run_async(function, arguments, async_engine, metadata, model)
+        after = await run_async(function, arguments, async_engine, metadata, model, session)
         with sync_engine.connect() as connection:
             restore_sequences(connection, sequences)
         runs += 1
@@ -132,6 +144,37 @@ async def _check_function(
             found = f"legacy {_short(before.statements)}, translated {_short(after.statements)}"
             return Verdict(name, "differs", runs, f"SQL with ({shown}): {found}")
     return Verdict(name, "fallback" if fallback else "verified", runs)
+
+
+def _methods(name: str, cls: type, only: set[str] | None) -> list[Verdict]:
+    """Methods need an instance the check cannot build: unchecked, with why."""
+    return [
+        Verdict(
+            f"{name}.{attribute}",
+            "unchecked",
+            0,
+            "a method: the check calls module-level functions; run the routes that call it "
+            "(the app's tests, or shadow mode) to prove it",
+        )
+        for attribute, value in vars(cls).items()
+        if inspect.iscoroutinefunction(value) and (not only or f"{name}.{attribute}" in only)
+    ]
+
+
+def import_models(legacy: ModuleType) -> None:
+    """Import the modules named like models next to the legacy module and in each package
+    above it (`app/models.py`, `app/db/models/`), so every foreign key the mapped classes
+    name resolves: the module alone may import only some of them."""
+    parts = legacy.__name__.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        package = sys.modules.get(".".join(parts[:end]))
+        for found in pkgutil.iter_modules(getattr(package, "__path__", None) or []):
+            if "model" in found.name:
+                name = f"{'.'.join(parts[:end])}.{found.name}"
+                try:
+                    importlib.import_module(name)
+                except Exception:
+                    continue
 
 
 def response_model_of(function: Callable[..., Any]) -> Any:

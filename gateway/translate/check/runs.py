@@ -9,6 +9,7 @@ are put back, and what it sent, returned and left in the tables is recorded.
 
 from __future__ import annotations
 
+import inspect
 import re
 import warnings
 from collections.abc import Callable
@@ -64,8 +65,10 @@ def run_legacy(
     engine: Any,
     metadata: MetaData | None,
     model: Any,
+    session_parameter: str | None = None,
 ) -> Run:
-    """Call the legacy `function` on a Session in a transaction that is rolled back."""
+    """Call the legacy `function` on a Session in a transaction that is rolled back (an
+    `async def` on the sync session is driven to its end: it awaits nothing real)."""
     run = Run()
     with engine.connect() as connection:
         outer = connection.begin()
@@ -77,8 +80,8 @@ def run_legacy(
                 # Legacy code is legacy: Query.get() and friends warn, they do not fail.
                 warnings.simplefilter("ignore", LegacyAPIWarning)
                 warnings.simplefilter("ignore", SADeprecationWarning)
-                call = _with_session(function, arguments, session)
-                run.result = outcome_of(lambda: function(**call))
+                call = _with_session(function, arguments, session, session_parameter)
+                run.result = outcome_of(lambda: _driven(function(**call)))
             if run.result[0] == "raises":
                 session.rollback()  # to the savepoint, so the tables can still be read
             capture.detach(connection, session)
@@ -97,6 +100,7 @@ async def run_async(
     engine: Any,
     metadata: MetaData | None,
     model: Any,
+    session_parameter: str | None = None,
 ) -> Run:
     """Await the translated `function` on an AsyncSession in a transaction rolled back."""
     run = Run()
@@ -109,7 +113,8 @@ async def run_async(
         capture.attach(connection.sync_connection, session.sync_session)
         try:
             try:
-                value = await function(**_with_session(function, arguments, session))
+                call = _with_session(function, arguments, session, session_parameter)
+                value = await function(**call)
                 run.result = ("returns", value)
             except Exception as exc:
                 run.result = raised(exc)
@@ -157,10 +162,23 @@ class _Capture:
 
 
 def _with_session(
-    function: Callable[..., Any], arguments: dict[str, Any], session: Any
+    function: Callable[..., Any], arguments: dict[str, Any], session: Any, name: str | None
 ) -> dict[str, Any]:
-    name = session_name(function)
+    name = name or session_name(function)
     return {**arguments, name: session} if name else dict(arguments)
+
+
+def _driven(value: Any) -> Any:
+    """The value of a legacy `async def`'s coroutine that awaits nothing (it calls the sync
+    session): run to its end in one step; one that awaits real I/O cannot run here."""
+    if not inspect.iscoroutine(value):
+        return value
+    try:
+        value.send(None)
+    except StopIteration as done:
+        return done.value
+    value.close()
+    raise RuntimeError("the legacy async def awaits real I/O; the check drives sync code only")
 
 
 def read_sequences(connection: Connection, backend: str) -> list[tuple[str, Any, Any]]:

@@ -57,3 +57,8 @@ def deactivate_others(
     db: Session = Depends(get_db), current_user: User = Depends(get_current_active_user)
 ):
     return {"deactivated": crud.user.deactivate_all_but(db, keep=current_user.id)}
+
+
+@router.post("/deactivate-domain")
+def deactivate_domain(domain: str, db: Session = Depends(get_db)):
+    return {"deactivated": crud.user.deactivate_domain(db, domain=domain)}

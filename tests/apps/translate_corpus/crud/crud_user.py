@@ -19,6 +19,12 @@ class CRUDUser(CRUDBase[User, UserCreate, UserUpdate]):
         db.commit()
         return count
 
+    def deactivate_domain(self, db: Session, *, domain: str) -> int:
+        q = db.query(User).filter(User.email.endswith(domain))
+        count = q.update({"is_active": False}, synchronize_session=False)
+        db.commit()
+        return count
+
     def is_active(self, user: User) -> bool:
         return user.is_active
 
