@@ -95,6 +95,7 @@ def translate_files(
             trees[name],
             helpers,
             _delegated(trees[name], module, helpers, own[name]),
+            packaged=packaged,
         ).run()
         for path, name, module in loaded
     ]

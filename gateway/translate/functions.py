@@ -34,6 +34,7 @@ __all__ = [
     "callers_of",
     "calls_own_async_methods",
     "functions_of",
+    "legacy_dependency",
     "model_attributes",
     "nested_session_functions",
     "opens_own_session",
@@ -329,3 +330,50 @@ def _type_assignments(init: cst.FunctionDef) -> set[str]:
             ):
                 found.add(small.targets[0].target.attr.value)
     return found
+
+
+def legacy_dependency(
+    function: cst.FunctionDef, module: ModuleType, helpers: dict[str, set[str]], packaged: bool
+) -> str | None:
+    """The dependency of a route whose chain would still open the legacy session in the
+    twin (`current_user=Depends(get_current_user)` on `get_db`, from a module not
+    translated with it), else None. Such a twin would run on two sessions."""
+    for param in [*function.params.params, *function.params.kwonly_params]:
+        default = param.default
+        if not (isinstance(default, cst.Call) and default.args):
+            continue
+        if getattr(resolve_expression(default.func, module), "__name__", None) != "Depends":
+            continue
+        provider = resolve_expression(default.args[0].value, module)
+        if (
+            callable(provider)
+            and not is_session_provider(provider)
+            and _opens_legacy_session(provider, helpers, packaged, set())
+        ):
+            return cst.Module([]).code_for_node(default.args[0].value)
+    return None
+
+
+def _opens_legacy_session(
+    dependency: Any, helpers: dict[str, set[str]], packaged: bool, seen: set[int]
+) -> bool:
+    if id(dependency) in seen:
+        return False
+    seen.add(id(dependency))
+    # A dependency from a module translated in this run (and reached through the output
+    # package) is its twin: its session parameter became get_async_session.
+    twin = packaged and getattr(dependency, "__module__", None) in helpers
+    try:
+        parameters = inspect.signature(dependency).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    for parameter in parameters:
+        inner = getattr(parameter.default, "dependency", None)
+        if inner is None or not callable(inner):
+            continue
+        if is_session_provider(inner):
+            if not twin:
+                return True
+        elif _opens_legacy_session(inner, helpers, packaged, seen):
+            return True
+    return False

@@ -23,6 +23,7 @@ from gateway.translate.functions import (
     Function,
     calls_own_async_methods,
     functions_of,
+    legacy_dependency,
     nested_session_functions,
     session_parameter,
 )
@@ -50,9 +51,12 @@ class ModuleTranslator:
         tree: cst.Module,
         helpers: dict[str, set[str]],
         delegated: set[str] | None = None,
+        *,
+        packaged: bool = False,
     ) -> None:
         self.path, self.name, self.module = path, name, module
         self.delegated = delegated or set()
+        self.packaged = packaged  # output keeps the package: relative imports reach twins
         self.wrapper = MetadataWrapper(tree)
         self.tree = self.wrapper.module
         self.helpers = helpers
@@ -74,6 +78,12 @@ class ModuleTranslator:
                 self.needed.add("legacy")
                 edits[function.node] = legacy_delegate(function.node, function.name, reason)
             elif function.name in self.helpers[self.name]:
+                mixed = is_route(function.node) and legacy_dependency(
+                    function.node, self.module, self.helpers, self.packaged
+                )
+                if mixed:
+                    self._mixed(function, mixed, edits)
+                    continue
                 self.result.translated.append(function.name)
                 edits[function.node] = self._function(function, edits, comments)
         for node in nested_session_functions(self.tree, self.module):
@@ -87,6 +97,21 @@ class ModuleTranslator:
         code = without_unused(self.tree, code)
         self.result.code = code.code
         return self.result
+
+    def _mixed(self, function: Function, dependency: str, edits: dict[cst.CSTNode, Edit]) -> None:
+        """A route whose dependency chain would still open the legacy session: its twin
+        runs the legacy route as it is, rather than mixing two sessions in one request."""
+        reason = (
+            f"its dependency {dependency} opens the legacy session and is not translated "
+            "with it (translate its module in the same run, with -o DIRECTORY): the twin "
+            "runs the legacy route"
+        )
+        node = function.node
+        self.result.not_translated.append(
+            Fallback(str(self.path), self.line(node), function.name, reason)
+        )
+        self.needed.add("legacy")
+        edits[node] = legacy_delegate(node, function.name, reason)
 
     def _fallback(self, node: cst.CSTNode, name: str, reason: str) -> None:
         self.result.fallbacks.append(Fallback(str(self.path), self.line(node), name, reason))

@@ -62,9 +62,13 @@ def whole_fallback(
 
 
 def legacy_delegate(function: cst.FunctionDef, qualname: str, reason: str) -> Edit:
-    """The edit keeping `function` as it is declared, its body calling the legacy original."""
+    """The edit keeping `function` as it is declared (its parameters, their dependencies),
+    its body calling (or awaiting) the legacy original."""
     call = f"_legacy.{qualname}({_call_arguments(function)})"
-    statement = cst.parse_statement(f"return {call}\n").with_changes(leading_lines=_marks(reason))
+    awaited = "await " if function.asynchronous else ""
+    statement = cst.parse_statement(f"return {awaited}{call}\n").with_changes(
+        leading_lines=_marks(reason)
+    )
     body: list[Any] = []
     if function.get_docstring(clean=False) is not None:
         body.append(function.body.body[0])

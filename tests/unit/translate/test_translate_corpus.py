@@ -276,6 +276,21 @@ def test_cli_says_what_it_did_not_translate_and_exits_1(tmp_path, monkeypatch):
     assert out.is_file()
 
 
+def test_a_route_whose_current_user_chain_is_not_translated_keeps_the_legacy_route():
+    # The routes without their dependency module: current_user would come from get_db.
+    sources = [*sorted(CORPUS.glob("crud/*.py")), CORPUS / "api" / "users.py"]
+    users = next(r for r in translate_files(sources, packaged=True) if r.module.endswith("users"))
+    skipped = {f.function: f.reason for f in users.not_translated}
+    assert set(skipped) == {"update_me", "read_user", "deactivate_others"}
+    assert skipped["update_me"].startswith(
+        "its dependency get_current_active_user opens the legacy session and is not translated"
+    )
+    # No twin mixing two sessions: the route stays sync on get_db and runs the legacy one.
+    assert "def update_me(" in users.code and "async def update_me(" not in users.code
+    assert "return _legacy.update_me(user_in, db, current_user)" in users.code
+    assert "async def read_users(db: AsyncDB" in users.code  # no current_user: translated
+
+
 @pytest.fixture
 def seeded_postgres(postgres_url: str) -> str:
     engine, async_engine = _engines(postgres_url)
