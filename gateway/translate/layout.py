@@ -82,19 +82,45 @@ class _Imports(cst.CSTTransformer):
         self.name, self.layout = name, layout
         self.package = name if is_package else name.rpartition(".")[0]
 
-    def leave_ImportFrom(self, original: cst.ImportFrom, updated: cst.ImportFrom) -> cst.ImportFrom:
-        target = self._absolute(updated)
-        if target is None:
+    def leave_SimpleStatementLine(
+        self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine | cst.FlattenSentinel[cst.SimpleStatementLine]:
+        if len(updated.body) != 1 or not isinstance(updated.body[0], cst.ImportFrom):
             return updated
-        imported = [] if isinstance(updated.names, cst.ImportStar) else list(updated.names)
-        kept = target in self.layout.modules and not any(
-            _is_module(f"{target}.{_name(alias)}")
-            and f"{target}.{_name(alias)}" not in (self.layout.modules)
-            for alias in imported
-        )
-        if kept:
-            return self._relative(updated, target)
-        return updated.with_changes(module=_dotted(target), relative=[])
+        lines = [updated.with_changes(body=[node]) for node in self._imports(updated.body[0])]
+        if len(lines) == 1:
+            return lines[0]
+        lines[1:] = [line.with_changes(leading_lines=[]) for line in lines[1:]]
+        return cst.FlattenSentinel(lines)
+
+    def _imports(self, node: cst.ImportFrom) -> list[cst.ImportFrom]:
+        """`node` as it reads in the output: relative for the output's modules, absolute
+        for the rest (`from . import crud, schemas` split when only crud is translated)."""
+        target = self._absolute(node)
+        if target is None:
+            return [node]
+        if isinstance(node.names, cst.ImportStar):
+            kept = target in self.layout.modules
+            return [self._relative(node, target) if kept else self._absolute_import(node, target)]
+        inside, outside = [], []
+        for alias in node.names:
+            submodule = f"{target}.{_name(alias)}"
+            if target in self.layout.modules and not (
+                _is_module(submodule) and submodule not in self.layout.modules
+            ):
+                inside.append(alias)
+            else:
+                outside.append(alias)
+        found = []
+        if inside:
+            found.append(self._relative(node.with_changes(names=_last(inside)), target))
+        if outside:
+            absolute = node.with_changes(names=_last(outside))
+            found.append(self._absolute_import(absolute, target))
+        return found
+
+    def _absolute_import(self, node: cst.ImportFrom, target: str) -> cst.ImportFrom:
+        return node.with_changes(module=_dotted(target), relative=[])
 
     def _absolute(self, node: cst.ImportFrom) -> str | None:
         dots = len(node.relative)
@@ -124,6 +150,11 @@ class _Imports(cst.CSTTransformer):
             relative=[cst.Dot() for _ in range(dots)],
             module=_dotted(".".join(rest)) if rest else None,
         )
+
+
+def _last(aliases: list[cst.ImportAlias]) -> list[cst.ImportAlias]:
+    """The aliases as a list of their own: no trailing comma after the last one."""
+    return [*aliases[:-1], aliases[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)]
 
 
 def _name(alias: cst.ImportAlias) -> str:

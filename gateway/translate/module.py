@@ -30,7 +30,7 @@ from gateway.translate.functions import (
 from gateway.translate.imports import note_imports, with_imports, without_unused
 from gateway.translate.loads import eager_loads
 from gateway.translate.reader import FunctionReader
-from gateway.translate.responses import response_edits
+from gateway.translate.responses import nested_response_model, response_edits
 from gateway.translate.signature import legacy_delegate, signature_edit, whole_fallback
 from gateway.translate.source import is_route, response_model
 from gateway.translate.summary import Fallback, Translation
@@ -152,7 +152,8 @@ class ModuleTranslator:
         if reader.problems:
             node, reason = reader.problems[0]
             self._fallback(node, name, reason)
-            return whole_fallback(function, name, param, reason, self.needed)
+            response = nested_response_model(function, self.module) if is_route(function) else None
+            return whole_fallback(function, name, param, reason, self.needed, response)
         for node, reason in reader.sites:
             self._fallback(node, name, reason)
             statement = self._statement_of(node)

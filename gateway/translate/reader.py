@@ -288,6 +288,10 @@ class FunctionReader(QueryEdits):
             if is_name(arg.value, self.session):
                 self.handled.add(id(arg.value))
 
+    def visit_Arg(self, node: cst.Arg) -> None:
+        if node.keyword is not None:  # `f(db=db)`: the keyword is a name, not the session
+            self.handled.add(id(node.keyword))
+
     def visit_Subscript(self, node: cst.Subscript) -> bool | None:
         try:
             chain = self.chain_of(node.value)

@@ -18,7 +18,7 @@ import libcst as cst
 from gateway.translate.edits import Edit
 from gateway.translate.models import model_in
 
-__all__ = ["response_edits"]
+__all__ = ["nested_response_model", "response_edits"]
 
 
 def response_edits(
@@ -26,8 +26,8 @@ def response_edits(
 ) -> dict[cst.CSTNode, Edit]:
     """The edits wrapping each `return value` of a route whose response model nests
     another model; none for other functions."""
-    code = _response_model_code(function)
-    if code is None or not _nests_models(_evaluate(code, module)):
+    code = nested_response_model(function, module)
+    if code is None:
         return {}
     finder = _Returns()
     function.body.visit(finder)
@@ -43,6 +43,14 @@ def response_edits(
         return updated.with_changes(value=cst.parse_expression(call))
 
     return {node: edit for node in finder.found}
+
+
+def nested_response_model(function: cst.FunctionDef, module: ModuleType) -> str | None:
+    """The code of the route's `response_model` when it nests another model, else None."""
+    code = _response_model_code(function)
+    if code is None or not _nests_models(_evaluate(code, module)):
+        return None
+    return code
 
 
 def _response_model_code(function: cst.FunctionDef) -> str | None:

@@ -44,16 +44,20 @@ def whole_fallback(
     param: cst.Param | None,
     reason: str,
     needed: set[str],
+    response: str | None = None,
 ) -> Edit:
     """The edit making `function` (`qualname` in its module) an async wrapper that runs the
-    original on the session."""
+    original on the session; a route's answer validated into `response` (its response
+    model's code) inside the session's greenlet, so what it serialises loads."""
     session = param.name.value if param else "db"
     args = _call_arguments(function)
     needed.add("legacy")
     call = f"_legacy.{qualname}({args})"
-    statement = cst.parse_statement(
-        f"return await {session}.run_sync(lambda {session}: {call})\n"
-    ).with_changes(leading_lines=_marks(reason))
+    value = f"await {session}.run_sync(lambda {session}: {call})"
+    if response is not None:
+        needed.add("queries")
+        value = f"await queries.as_response({session}, {value}, {response})"
+    statement = cst.parse_statement(f"return {value}\n").with_changes(leading_lines=_marks(reason))
     body: list[Any] = []
     if function.get_docstring(clean=False) is not None:
         body.append(function.body.body[0])
