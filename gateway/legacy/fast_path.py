@@ -18,7 +18,7 @@ from __future__ import annotations
 import email.message
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from typing import Any
 
@@ -26,6 +26,7 @@ import anyio
 from fastapi.dependencies.models import Dependant
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import FastAPIError
+from fastapi.routing import APIRoute
 from fastapi.utils import is_body_allowed_for_status_code
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -42,7 +43,7 @@ from gateway._compat import (
     response_validation_error,
     with_body_limit,
 )
-from gateway.concurrency import LegacyThreads, run_sync
+from gateway.concurrency import LegacyThreads, ThreadTiming, run_sync
 from gateway.legacy.plan import (
     Step,
     fast_path_blocker,
@@ -50,12 +51,16 @@ from gateway.legacy.plan import (
     make_plan,
     tree_blocker,
 )
+from gateway.legacy.route_class import wrapped_handler
 from gateway.legacy.solver import Solver, await_loop_steps, sub_response
 from gateway.request_info import current_request
 
 __all__ = ["LegacyApp", "fast_path_blocker", "keep_fastapi_handler", "legacy_app_for"]
 
 log = logging.getLogger("gateway.legacy")
+
+Handled = tuple[Response, ExitStack | None]  # the response, and what closes after sending it
+Entered = tuple[ExitStack, ExitStack]  # the first hand-off's (request, function) scopes
 
 # FastAPI's own words for a dependency that swallowed the endpoint's exception.
 _NOT_AWAITED = (
@@ -65,6 +70,7 @@ _NOT_AWAITED = (
     "docs: https://fastapi.tiangolo.com/tutorial/dependencies/dependencies-with-yield/"
     "#dependencies-with-yield-and-except"
 )
+_DEFERRED = "gateway.deferred_exit"  # scope key: a streamed response's open dependencies
 _MAX_PLANS = 64  # distinct dependency_overrides states remembered per route (tests only)
 
 
@@ -138,11 +144,13 @@ class LegacyApp:
         return app
 
     def _app_for(self, plan: Step) -> ASGIApp:
+        handle = self._handler_for(plan)
+
         async def serve(scope: Scope, receive: Receive, send: Send) -> None:
             request = Request(scope, receive, send)
 
             async def respond(scope: Scope, receive: Receive, send: Send) -> None:
-                response, deferred = await self._handle(plan, request)
+                response, deferred = await handle(request)
                 if deferred is None:
                     await response(scope, receive, send)
                 else:
@@ -153,18 +161,69 @@ class LegacyApp:
 
         return with_body_limit(serve, self.max_body_size)
 
-    async def _handle(self, plan: Step, request: Request) -> tuple[Response, ExitStack | None]:
+    def _handler_for(self, plan: Step) -> Callable[[Request], Awaitable[Handled]]:
+        async def handle(request: Request) -> Handled:
+            return await self._handle(plan, request)
+
+        route = self.view.original_route
+        if type(route).get_route_handler is APIRoute.get_route_handler:
+            return handle
+
+        async def inner(request: Request) -> Response:
+            response, deferred = await self._handle(plan, request)
+            if deferred is not None:
+                request.scope[_DEFERRED] = deferred
+            return response
+
+        # The route class's own handler runs around the fast path's (gateway.legacy.route_class).
+        outer = wrapped_handler(route, inner)
+        if outer is None:
+            raise ValueError(f"route class {type(route).__name__} does not wrap its handler")
+
+        async def wrapped(request: Request) -> Handled:
+            try:
+                response = await outer(request)
+            except BaseException as exc:
+                deferred = request.scope.pop(_DEFERRED, None)
+                if deferred is not None:
+                    with anyio.CancelScope(shield=True):
+                        await run_sync(deferred.__exit__, type(exc), exc, exc.__traceback__)
+                raise
+            return response, request.scope.pop(_DEFERRED, None)
+
+        return wrapped
+
+    async def _handle(self, plan: Step, request: Request) -> Handled:
         body = await self._read_body(request) if self.body_field is not None else NO_BODY
         awaited: dict[int, Any] = {}
         cache: dict[Any, Any] = {}
         if plan.loop_steps:
             await await_loop_steps(plan, request, cache, awaited)
+        entered: Entered | None = None
+        failure: Exception | None = None
+        early: ThreadTiming | None = None
+        if plan.early_steps:
+            # An async dependency takes sync ones: solve those, await it, then the rest.
+            opened, early = await run_sync(
+                self._run_early, plan, request, cache, awaited, threads=self.threads
+            )
+            if isinstance(opened, Exception):
+                raise opened
+            entered = opened
+            try:
+                await await_loop_steps(plan, request, cache, awaited, after_thread=True)
+            except Exception as exc:
+                failure = exc  # raised in the hand-off, through the dependencies entered
+            except BaseException as exc:  # cancelled: close what the first hand-off opened
+                with anyio.CancelScope(shield=True):
+                    await run_sync(_close_entered, entered, exc)
+                raise
         outcome, timing = await run_sync(
-            self._run, plan, request, body, cache, awaited, threads=self.threads
+            self._run, plan, request, body, cache, awaited, entered, failure, threads=self.threads
         )
         info = current_request.get()
         if info is not None:
-            info.thread = timing
+            info.thread = timing if early is None else _sum(early, timing)
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
@@ -213,6 +272,19 @@ class LegacyApp:
 
     # -- in the worker thread ----------------------------------------------------------
 
+    def _run_early(
+        self, plan: Step, request: Request, cache: dict[Any, Any], awaited: dict[int, Any]
+    ) -> Entered | Exception:
+        try:
+            with ExitStack() as request_stack, ExitStack() as function_stack:
+                stacks = (request_stack, function_stack)
+                solver = Solver(request, NO_BODY, self.embed_body_fields, stacks, cache, awaited)
+                solver.solve_early(plan)
+                return request_stack.pop_all(), function_stack.pop_all()
+        except Exception as exc:
+            return exc
+        return FastAPIError(_NOT_AWAITED)  # a dependency swallowed the error
+
     def _run(
         self,
         plan: Step,
@@ -220,10 +292,12 @@ class LegacyApp:
         body: Any,
         cache: dict[Any, Any],
         awaited: dict[int, Any],
-    ) -> tuple[Response, ExitStack | None] | Exception:
+        entered: Entered | None = None,
+        failure: Exception | None = None,
+    ) -> Handled | Exception:
         # Errors come back as values so the hand-off's timing is recorded on every path.
         try:
-            return self._run_in_stacks(plan, request, body, cache, awaited)
+            return self._run_in_stacks(plan, request, body, cache, awaited, entered, failure)
         except Exception as exc:
             return exc
 
@@ -234,10 +308,17 @@ class LegacyApp:
         body: Any,
         cache: dict[Any, Any],
         awaited: dict[int, Any],
-    ) -> tuple[Response, ExitStack | None]:
+        entered: Entered | None,
+        failure: Exception | None,
+    ) -> Handled:
         response: Response | None = None
         with ExitStack() as request_stack:
             with ExitStack() as function_stack:
+                if entered is not None:  # the first hand-off's, closed after this one's
+                    request_stack.push(entered[0])
+                    function_stack.push(entered[1])
+                if failure is not None:
+                    raise failure
                 stacks = (request_stack, function_stack)
                 solver = Solver(request, body, self.embed_body_fields, stacks, cache, awaited)
                 if plan.needs_response:
@@ -291,6 +372,20 @@ class LegacyApp:
             raise response_validation_error(errors, content, self._endpoint_ctx(request))
         serializer = field.serialize_json if self.dump_json else field.serialize
         return serializer(value, **self.serialize_options)
+
+
+def _close_entered(entered: Entered, exc: BaseException) -> None:
+    request_stack, function_stack = entered
+    try:
+        function_stack.__exit__(type(exc), exc, exc.__traceback__)
+    finally:
+        request_stack.__exit__(type(exc), exc, exc.__traceback__)
+
+
+def _sum(first: ThreadTiming, second: ThreadTiming) -> ThreadTiming:
+    return ThreadTiming(
+        first.queued + second.queued, first.wall + second.wall, first.cpu + second.cpu
+    )
 
 
 async def _send_then_close(

@@ -2,8 +2,11 @@
 
 At build time each legacy route's dependency tree is turned into a `Step` tree once: what
 FastAPI would otherwise look up again on every request (overrides, cache keys, which
-dependencies are generators, which `async def` security schemes can be awaited on the loop
-before the hand-off). `fast_path_blocker` says why a route must keep FastAPI's handler.
+dependencies are generators, which `async def` dependencies are awaited on the loop). An
+`async def` dependency that takes only the request and other such dependencies is awaited
+before the hand-off; one that also takes sync dependencies taking only the request (an auth
+dependency on a sync `Session` generator) is awaited after a first hand-off that solves
+those. `fast_path_blocker` says why a route must keep FastAPI's handler.
 
     fast_path_blocker(view)    # view: a gateway._compat.RouteView; None, or why not
     make_plan(view.dependant, app.dependency_overrides)
@@ -30,6 +33,7 @@ from gateway._compat import (
     is_gen,
     override_dependant,
 )
+from gateway.legacy.route_class import route_class_refusal
 from gateway.naming import qualified_name
 
 __all__ = [
@@ -66,7 +70,9 @@ def fast_path_blocker(view: RouteView) -> str | None:
     if not isinstance(route, APIRoute):
         return f"{type(route).__name__} is not an APIRoute"
     if type(route).get_route_handler is not APIRoute.get_route_handler:
-        return f"route class {type(route).__name__} overrides get_route_handler"
+        refusal = route_class_refusal(route)
+        if refusal is not None:
+            return refusal
     dependant: Dependant | None = view.dependant
     if dependant is None or dependant.call is None:
         return "the route has no dependant"
@@ -94,7 +100,7 @@ def tree_blocker(step: Step) -> str | None:
         if is_coroutine(dependant):
             return (
                 f"{_name(found.call)} is async and takes request parameters, a Response, "
-                "BackgroundTasks or sync dependencies"
+                "BackgroundTasks, or sync dependencies that take more than the request"
             )
         if concurrency_limit(dependant) is not None:
             return f"{_name(found.call)} has a concurrency limit"
@@ -120,6 +126,10 @@ class Step:
     # fastapi.security schemes): awaited on the loop before the hand-off.
     on_loop: bool = False
     loop_steps: bool = False  # some step in this tree is on_loop
+    # An on_loop step with sync dependencies (taking only the request) in its tree: those
+    # are solved in a first hand-off, then it is awaited.
+    needs_thread: bool = False
+    early_steps: bool = False  # some step in this tree needs_thread
 
 
 def make_plan(dependant: Dependant, overrides: Mapping[Any, Any] | None) -> Step:
@@ -133,6 +143,7 @@ def make_plan(dependant: Dependant, overrides: Mapping[Any, Any] | None) -> Step
         steps,
         needs_response=bool(dependant.response_param_name) or any(s.needs_response for s in steps),
         loop_steps=any(s.on_loop or s.loop_steps for s in steps),
+        early_steps=any(s.needs_thread or s.early_steps for s in steps),
     )
 
 
@@ -147,7 +158,7 @@ def _sub_step(sub: Dependant, overrides: Mapping[Any, Any] | None) -> Step:
         is_coroutine(use)
         and not is_async_gen(use)
         and _takes_only_the_request(use)
-        and all(s.on_loop for s in step.steps)
+        and all(s.on_loop or _request_only_sync(s) for s in step.steps)
     )
     return Step(
         use,
@@ -161,6 +172,19 @@ def _sub_step(sub: Dependant, overrides: Mapping[Any, Any] | None) -> Step:
         needs_response=step.needs_response,
         on_loop=on_loop,
         loop_steps=step.loop_steps,
+        needs_thread=on_loop and any(not s.on_loop or s.needs_thread for s in step.steps),
+        early_steps=step.early_steps,
+    )
+
+
+def _request_only_sync(step: Step) -> bool:
+    """A sync dependency whose whole tree takes only the request: it cannot fail validation."""
+    dependant = step.dependant
+    return (
+        not is_coroutine(dependant)
+        and not is_async_gen(dependant)
+        and _takes_only_the_request(dependant)
+        and all(_request_only_sync(s) for s in step.steps)
     )
 
 

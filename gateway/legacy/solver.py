@@ -1,6 +1,8 @@
-"""Solving a legacy route's dependencies: the `async def` steps awaited on the loop first
-(`await_loop_steps`), then FastAPI's `solve_dependencies` for the tree of sync callables in
-the worker thread (`Solver`).
+"""Solving a legacy route's dependencies: the `async def` steps awaited on the loop
+(`await_loop_steps`), FastAPI's `solve_dependencies` for the sync callables in the worker
+thread (`Solver`). An `async def` step that takes sync dependencies (an auth dependency on a
+sync `Session` generator) is awaited between two hand-offs: the first solves its sync
+dependencies (`Solver.solve_early`), the second the rest, with the same per-request cache.
 
     solver = Solver(request, body, embed_body_fields, stacks, cache, awaited)
     values, errors = solver.solve(plan)      # in the hand-off's thread (gateway.legacy.fast_path)
@@ -61,7 +63,6 @@ class Solver:
     def solve(self, step: Step) -> tuple[dict[str, Any], list[Any]]:
         values: dict[str, Any] = {}
         errors: list[Any] = []
-        cache = self.cache
         for sub in step.steps:
             if sub.on_loop:
                 solved = self.awaited[id(sub)]
@@ -72,19 +73,41 @@ class Solver:
             if sub_errors:
                 errors.extend(sub_errors)
                 continue
-            if sub.use_cache and sub.cache_key in cache:
-                solved = cache[sub.cache_key]
-            elif sub.enter is not None:
-                stack = self.stacks[sub.function_scope]
-                solved = stack.enter_context(sub.enter(**sub_values))
-            else:
-                solved = sub.call(**sub_values)
+            solved = self._solved(sub, sub_values)
             if sub.name is not None:
                 values[sub.name] = solved
-            if sub.cache_key not in cache:
-                cache[sub.cache_key] = solved
         self._params(step.dependant, values, errors)
         return values, errors
+
+    def solve_early(self, step: Step) -> None:
+        """The first hand-off: the sync dependencies of the on-loop steps that take them."""
+        for sub in step.steps:
+            if sub.needs_thread:
+                self._solve_loop_deps(sub)
+            elif not sub.on_loop and sub.early_steps:
+                self.solve_early(sub)
+
+    def _solve_loop_deps(self, step: Step) -> None:
+        for sub in step.steps:
+            if not sub.on_loop:
+                # Their trees take only the request (plan._request_only_sync): no errors.
+                sub_values, _ = self.solve(sub)
+                self.awaited[id(sub)] = self._solved(sub, sub_values)
+            elif sub.needs_thread:
+                self._solve_loop_deps(sub)
+
+    def _solved(self, sub: Step, sub_values: dict[str, Any]) -> Any:
+        cache = self.cache
+        if sub.use_cache and sub.cache_key in cache:
+            solved = cache[sub.cache_key]
+        elif sub.enter is not None:
+            stack = self.stacks[sub.function_scope]
+            solved = stack.enter_context(sub.enter(**sub_values))
+        else:
+            solved = sub.call(**sub_values)
+        if sub.cache_key not in cache:
+            cache[sub.cache_key] = solved
+        return solved
 
     def _params(self, dependant: Dependant, values: dict[str, Any], errors: list[Any]) -> None:
         request = self.request
@@ -120,42 +143,51 @@ class Solver:
 
 
 async def await_loop_steps(
-    step: Step, request: Request, cache: dict[Any, Any], awaited: dict[int, Any]
+    step: Step,
+    request: Request,
+    cache: dict[Any, Any],
+    awaited: dict[int, Any],
+    *,
+    after_thread: bool = False,
 ) -> None:
-    """Await the tree's on-loop dependencies, in the order FastAPI's solver meets them."""
+    """Await the tree's on-loop dependencies, in the order FastAPI's solver meets them:
+    before the first hand-off those taking no sync dependency, after it the others."""
     for sub in step.steps:
-        if sub.on_loop:
-            values = await _await_values(sub, request, cache)
-            if sub.use_cache and sub.cache_key in cache:
-                awaited[id(sub)] = cache[sub.cache_key]
-            else:
-                awaited[id(sub)] = await sub.call(**values)
-            cache.setdefault(sub.cache_key, awaited[id(sub)])
-        elif sub.loop_steps:
-            await await_loop_steps(sub, request, cache, awaited)
+        if sub.on_loop and (after_thread or not sub.needs_thread):
+            await _await_step(sub, request, cache, awaited)
+        elif sub.on_loop or (sub.early_steps if after_thread else sub.loop_steps):
+            await await_loop_steps(sub, request, cache, awaited, after_thread=after_thread)
 
 
-async def _await_values(step: Step, request: Request, cache: dict[Any, Any]) -> dict[str, Any]:
-    # fastapi.dependencies.utils.solve_dependencies for a tree of request-only coroutines.
+async def _await_step(
+    step: Step, request: Request, cache: dict[Any, Any], awaited: dict[int, Any]
+) -> Any:
+    # fastapi.dependencies.utils.solve_dependencies for a request-only coroutine whose sync
+    # dependencies the first hand-off solved (into `awaited`).
+    if id(step) in awaited:
+        return awaited[id(step)]
     values: dict[str, Any] = {}
     for sub in step.steps:
-        sub_values = await _await_values(sub, request, cache)
-        if sub.use_cache and sub.cache_key in cache:
-            solved = cache[sub.cache_key]
-        else:
-            solved = await sub.call(**sub_values)
+        solved = (
+            await _await_step(sub, request, cache, awaited) if sub.on_loop else awaited[id(sub)]
+        )
         if sub.name is not None:
             values[sub.name] = solved
-        cache.setdefault(sub.cache_key, solved)
-    dependant = step.dependant
-    if dependant.http_connection_param_name:
-        values[dependant.http_connection_param_name] = request
-    if dependant.request_param_name:
-        values[dependant.request_param_name] = request
-    if dependant.security_scopes_param_name:
-        scopes = SecurityScopes(scopes=oauth_scopes(dependant))
-        values[dependant.security_scopes_param_name] = scopes
-    return values
+    if step.use_cache and step.cache_key in cache:
+        solved = cache[step.cache_key]
+    else:
+        dependant = step.dependant
+        if dependant.http_connection_param_name:
+            values[dependant.http_connection_param_name] = request
+        if dependant.request_param_name:
+            values[dependant.request_param_name] = request
+        if dependant.security_scopes_param_name:
+            scopes = SecurityScopes(scopes=oauth_scopes(dependant))
+            values[dependant.security_scopes_param_name] = scopes
+        solved = await step.call(**values)
+    cache.setdefault(step.cache_key, solved)
+    awaited[id(step)] = solved
+    return solved
 
 
 def sub_response() -> Response:

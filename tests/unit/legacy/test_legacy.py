@@ -316,6 +316,7 @@ async def test_routes_the_fast_path_leaves_to_fastapi_still_work(served: Served)
     assert (await served.client.get("/async-param", params=params)).json() == {"value": "given"}
     custom = await served.client.get("/custom-class")
     assert (custom.json(), custom.headers["x-logged"]) == ({"ok": True}, "yes")
+    assert (await served.client.get("/own-handler-class")).content == b"own"
 
 
 @needs_json_lines
@@ -532,6 +533,7 @@ _PATHS = {
     "/async-yield",
     "/async-param",
     "/custom-class",
+    "/own-handler-class",
     "/jsonl",
     "/kept",
 }
@@ -552,8 +554,10 @@ def test_fast_path_blocker_names_why_a_route_falls_back() -> None:
         "/whoami": None,
         "/async-yield": f"{local}.async_resource is an async dependency with yield",
         "/async-param": f"{local}.async_param is async and takes request parameters, a "
-        "Response, BackgroundTasks or sync dependencies",
-        "/custom-class": "route class LoggingRoute overrides get_route_handler",
+        "Response, BackgroundTasks, or sync dependencies that take more than the request",
+        "/custom-class": None,
+        "/own-handler-class": "route class OwnHandlerRoute overrides get_route_handler "
+        "without calling super().get_route_handler()",
         "/jsonl": "the endpoint is a generator (a streamed response)",
         "/kept": "the endpoint is marked with gateway.legacy.keep_fastapi_handler",
     }
