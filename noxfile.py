@@ -67,6 +67,7 @@ TESTS = [
     "tests/unit/routing/test_routing.py",
     "tests/unit/legacy/test_legacy_async.py",
     "tests/unit/legacy/test_legacy.py",
+    "tests/unit/legacy/test_async_dependencies.py",
     "tests/unit/flags/test_flags.py",
     "tests/unit/metrics/test_metrics.py",
 ]

@@ -2,26 +2,32 @@
 
 One table of edge requests (405 with its `Allow`, HEAD, OPTIONS with and without a CORS
 preflight, trailing-slash redirects both ways, 404s, a mounted sub-app, static files,
-HTTPExceptions through the app's handlers) runs against the legacy app alone and through
-the gateway: without twins, and with async twins of some routes in legacy and in async mode.
+HTTPExceptions through the app's handlers, an `async def` auth dependency on a sync
+session generator, a route class wrapping FastAPI's handler) runs against the legacy app
+alone and through the gateway: without twins, and with async twins of some routes in legacy
+and in async mode.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, Security
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse
 
 from gateway import Gateway, Settings
+from gateway.legacy.fast_path import LegacyApp
 from tests.conftest import started_client
 
 pytestmark = pytest.mark.anyio
@@ -38,6 +44,9 @@ COMPARED_HEADERS = (
     "access-control-allow-origin",
     "access-control-allow-methods",
     "access-control-allow-headers",
+    "www-authenticate",
+    "last-modified",
+    "cache-control",
 )
 
 
@@ -119,7 +128,82 @@ def edge_app(static_dir: Path, *, custom_handlers: bool, redirect_slashes: bool)
 
     app.mount("/sub", sub)
     app.mount("/static", StaticFiles(directory=static_dir), name="static")
+    app.include_router(account_router())
     return app
+
+
+class CachedRoute(APIRoute):
+    """Wraps FastAPI's handler to set caching headers from the JSON body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def cached(request: Request) -> Response:
+            response = await handler(request)
+            if b'"updated"' in response.body:
+                response.headers["last-modified"] = "Fri, 02 Jan 2026 03:04:05 GMT"
+                response.headers["cache-control"] = "private, max-age=60"
+            return response
+
+        return cached
+
+
+def account_router() -> APIRouter:
+    """Real apps' shapes: an async auth dependency on a sync session generator."""
+    events: list[str] = []
+    sessions: list[dict[str, Any]] = []
+
+    def generate_session() -> Iterator[dict[str, Any]]:
+        session = {"number": len(sessions), "open": True}
+        sessions.append(session)
+        events.append(f"session {session['number']} enter")
+        try:
+            yield session
+        except Exception as exc:
+            events.append(f"session {session['number']} saw {type(exc).__name__}")
+            raise
+        finally:
+            session["open"] = False
+            events.append(f"session {session['number']} exit")
+
+    def get_audit() -> Iterator[None]:
+        events.append("audit enter")
+        yield
+        events.append("audit exit")
+
+    async def get_current_user(
+        db: dict[str, Any] = Depends(generate_session),
+        token: str | None = Security(APIKeyHeader(name="x-token", auto_error=False)),
+    ) -> dict[str, Any]:
+        events.append(f"auth on session {db['number']}")
+        if token == "teapot":
+            raise HTTPException(status_code=418, detail="short and stout")
+        if token != "good":
+            raise HTTPException(401, "Not authenticated", headers={"WWW-Authenticate": "Bearer"})
+        return {"name": "ada", "session": db}
+
+    router = APIRouter(prefix="/account", dependencies=[Depends(get_current_user)])
+
+    @router.get("")
+    def account(
+        user: dict[str, Any] = Depends(get_current_user),
+        db: dict[str, Any] = Depends(generate_session),
+        _: None = Depends(get_audit),
+    ) -> dict[str, Any]:
+        return {"name": user["name"], "same_session": user["session"] is db, "open": db["open"]}
+
+    cached = APIRouter(prefix="/cached", route_class=CachedRoute)
+
+    @cached.get("/doc")
+    def doc(user: dict[str, Any] = Depends(get_current_user)) -> dict[str, str]:
+        return {"updated": "2026-01-02", "for": user["name"]}
+
+    @cached.get("/events")
+    def log() -> list[str]:
+        return events
+
+    router.include_router(cached)
+    return router
 
 
 def twins() -> APIRouter:
@@ -205,6 +289,14 @@ REQUESTS: list[tuple[str, str, dict[str, str]]] = [
     ("POST", "/static/hello.txt", {}),
     ("GET", "/static/missing.txt", {}),
     ("GET", "/static", {}),
+    ("GET", "/account", {}),
+    ("GET", "/account", {"x-token": "nope"}),
+    ("GET", "/account", {"x-token": "teapot"}),
+    ("GET", "/account", {"x-token": "good"}),
+    ("GET", "/account/cached/doc", {"x-token": "good"}),
+    ("GET", "/account/cached/doc", {}),
+    ("HEAD", "/account", {"x-token": "good"}),
+    ("GET", "/account/cached/events", {"x-token": "good"}),
 ]
 
 KEYS = [(method, path, tuple(headers.items())) for method, path, headers in REQUESTS]
@@ -288,6 +380,8 @@ async def test_composed_app_answers_as_the_legacy_app_alone(
             gateway.modes.set_mode(key, twins_mode)
 
     assert gateway.app is not None
+    for key in ("GET /account", "GET /account/cached/doc"):  # the shapes on the fast path
+        assert isinstance(gateway.entries[key].legacy.app, LegacyApp)  # type: ignore[union-attr]
     composed, sides = await answers(gateway.app, flip)
     assert mismatches(alone, composed) == []
     served_async = {
@@ -331,3 +425,32 @@ async def test_the_table_holds_the_edges_it_is_meant_to(tmp_path: Path, static_d
     assert answer("DELETE", "/items/1").body == b"custom 405: Method Not Allowed"
     assert answer("GET", "/nope").body == b"custom 404: Not Found"
     assert answer("GET", "/slash").status == 404
+    assert answer("GET", "/account").body == b"custom 401: Not authenticated"
+    assert answer("GET", "/account", {"x-token": "teapot"}).status == 418
+
+
+async def test_the_table_holds_the_async_dependency_shapes(
+    tmp_path: Path, static_dir: Path
+) -> None:
+    app = edge_app(static_dir, custom_handlers=False, redirect_slashes=True)
+    got = dict(zip(KEYS, (await answers(app))[0], strict=True))
+
+    def answer(method: str, path: str, token: str | None = None) -> Answer:
+        return got[(method, path, (("x-token", token),) if token else ())]
+
+    refused = answer("GET", "/account")
+    assert (refused.status, dict(refused.headers)["www-authenticate"]) == (401, "Bearer")
+    assert answer("GET", "/account", "teapot").body == b'{"detail":"short and stout"}'
+    ok = answer("GET", "/account", "good")
+    assert ok.body == b'{"name":"ada","same_session":true,"open":true}'
+    doc = dict(answer("GET", "/account/cached/doc", "good").headers)
+    assert (doc["last-modified"], doc["cache-control"]) == (
+        "Fri, 02 Jan 2026 03:04:05 GMT",
+        "private, max-age=60",
+    )
+    assert answer("GET", "/account/cached/doc").status == 401
+    events = json.loads(answer("GET", "/account/cached/events", "good").body)
+    refused_events = ["auth on session 0", "session 0 saw HTTPException", "session 0 exit"]
+    assert events[:4] == ["session 0 enter", *refused_events]
+    served = ["session 3 enter", "auth on session 3", "audit enter", "audit exit"]
+    assert events[12:17] == [*served, "session 3 exit"]
