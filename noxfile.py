@@ -68,6 +68,7 @@ TESTS = [
     "tests/unit/legacy/test_legacy_async.py",
     "tests/unit/legacy/test_legacy.py",
     "tests/unit/legacy/test_async_dependencies.py",
+    "tests/unit/legacy/test_route_class.py",
     "tests/unit/flags/test_flags.py",
     "tests/unit/metrics/test_metrics.py",
 ]
