@@ -7,7 +7,10 @@ thread, which deadlocks once requests outnumber the pool (FastAPI #3205). Here t
 read on the event loop, then ONE call through `gateway.concurrency.run_sync` solves the
 dependencies, calls the endpoint, serializes through the response model and closes every
 generator dependency, so the session is back in the pool before the thread is released.
-The response is sent on the loop, background tasks after it, as Starlette does.
+The response is sent on the loop, background tasks after it, as Starlette does. A route
+behind an `async def` dependency on sync ones (auth on a sync session) takes two hand-offs
+(gateway.legacy.solver); a route class that wraps FastAPI's handler runs its handler around
+this one (gateway.legacy.route_class).
 
     fast_path_blocker(view)           # view: a gateway._compat.RouteView; None, or why not
     app, reason = legacy_app_for(view)  # the ASGI app that serves it, and why not the fast path
