@@ -7,16 +7,16 @@ A legacy app usually owns DATABASE_URL and POSTGRES_* already, so nothing here r
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from gateway.exceptions import SettingsError
+from gateway.fields import Field, FieldErrors, field_validator, read_fields
 from gateway.modes import DEFAULT_MODES
 from gateway.urls import mask_url
 
@@ -28,10 +28,16 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: a header
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
-class Settings(BaseSettings):
-    """Everything the gateway can be told, each field read from GATEWAY_<FIELD>."""
+@dataclass(frozen=True)
+class Settings:
+    """Everything the gateway can be told, each field read from GATEWAY_<FIELD>.
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    Fields are declared with `gateway.fields.Field` (bounds, description) and checked by the
+    `field_validator` methods whenever a Settings is made, however it is made:
+
+        Settings(pool_size=5)                      # or "5", as an environment gives it
+        dataclasses.replace(settings, pool_size=7)  # checked again
+    """
 
     database_url: str = Field(
         default="",
@@ -344,20 +350,26 @@ class Settings(BaseSettings):
             raise ValueError("expected one of critical, error, warning, info, debug")
         return value.lower()
 
+    def __post_init__(self) -> None:
+        try:
+            values = read_fields(type(self), vars(self))
+        except FieldErrors as exc:
+            raise _settings_error(exc) from None
+        for name, value in values.items():
+            object.__setattr__(self, name, value)  # frozen: set once, converted
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read GATEWAY_* from `environ` (default: os.environ); raise SettingsError if invalid."""
         environ = os.environ if environ is None else environ
+        names = {field.name for field in dataclasses.fields(cls)}
         values: dict[str, Any] = {
             name[len(ENV_PREFIX) :].lower(): value
             for name, value in environ.items()
-            if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :].lower() in cls.model_fields
+            if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :].lower() in names
         }
         values.update(overrides)
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            raise _settings_error(exc) from None
+        return cls(**values)
 
     @property
     def effective_database_url(self) -> str:
@@ -379,16 +391,14 @@ class Settings(BaseSettings):
         return not self.database_url
 
 
-def _settings_error(exc: ValidationError) -> SettingsError:
+def _settings_error(exc: FieldErrors) -> SettingsError:
     lines = []
-    for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "?"
-        value = error.get("input")
+    for error in exc.errors:
+        value = error.value
         shown = mask_url(value) if isinstance(value, str) else value
-        if field in ("admin_tokens",):
+        if error.name in ("admin_tokens",):
             shown = "***"
-        message = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"{ENV_PREFIX}{field.upper()}={shown!r} is invalid: {message}")
+        lines.append(f"{ENV_PREFIX}{error.name.upper()}={shown!r} is invalid: {error.message}")
     return SettingsError("; ".join(lines))
 
 

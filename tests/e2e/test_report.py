@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import pytest
@@ -234,7 +235,7 @@ PAIR = "GET /pair/{item_id}"
 @pytest.mark.anyio
 async def test_report_api_shows_modes_both_sides_and_migrated_routes(settings):
     token = "ops-token-0123456789abcdef"
-    settings = settings.model_copy(update={"admin_tokens": f"ops={token}"})
+    settings = dataclasses.replace(settings, admin_tokens=f"ops={token}")
     gw = scenario_gateway(settings, CollectorRegistry())
     gw.build()
     auth = {"Authorization": f"Bearer {token}"}

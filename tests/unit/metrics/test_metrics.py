@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import random
@@ -54,7 +55,7 @@ ROUTE = {"route": "/pair/{item_id}", "method": "GET"}
 @pytest.mark.parametrize("mode", ["legacy", "async"])
 async def test_requests_labelled_by_template_and_implementation(settings, registry, mode):
     # The mode comes from settings: a flag store may resync flags set on the table directly.
-    gw = scenario_gateway(settings.model_copy(update={"default_mode": mode}), registry)
+    gw = scenario_gateway(dataclasses.replace(settings, default_mode=mode), registry)
     gw.build()
     async for client in started_client(gw.app):
         for item in (1, 2, 3):
