@@ -29,7 +29,7 @@ from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message
 
-from gateway._compat import FASTAPI
+from gateway._compat import FASTAPI, PYDANTIC_V1
 from gateway.legacy.fast_path import keep_fastapi_handler
 
 # What the FastAPI under test can declare at all (the version matrix runs 0.100 on).
@@ -79,7 +79,13 @@ class Full(BaseModel):
 
 
 class Aliased(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    if PYDANTIC_V1:
+
+        class Config:
+            allow_population_by_field_name = True
+
+    else:
+        model_config = ConfigDict(populate_by_name=True)
 
     full_name: str = Field(alias="fullName")
 
@@ -226,7 +232,7 @@ def build_legacy_app(events: list[str]) -> FastAPI:
 
     @app.post("/things/embedded")
     def create_embedded(thing: Thing, note: Annotated[str, Query()] = "") -> dict[str, Any]:
-        return {"thing": thing.model_dump(), "note": note}
+        return {"thing": dict(thing), "note": note}
 
     @app.get("/response-param")
     def response_param(response: Response) -> dict[str, bool]:

@@ -10,6 +10,7 @@ family, and the rest of the gateway imports only from here.
   `RouteView`, the gateway's own view of a route;
 - `body_limit`: FastAPI's request-body limit (0.164+), a no-op before;
 - `fields`: whether a parameter field is required (pydantic 1 and 2);
+- `pydantic`: pydantic 1.10 / 2.x (`Undefined`, `PYDANTIC_V1`);
 - `sqlalchemy`: SQLAlchemy 1.4 / 2.0 / 2.1;
 - `prometheus`: prometheus_client's registry, read for the generated metrics reference;
 - `stdlib`: standard-library names new in Python 3.11 (`StrEnum`, `UTC`, `tomllib`,
@@ -42,6 +43,7 @@ from gateway._compat.dependencies import (
 )
 from gateway._compat.fields import is_required
 from gateway._compat.prometheus import registered_label_names
+from gateway._compat.pydantic import PYDANTIC_V1, prepare_response_content
 from gateway._compat.route_view import RouteView
 from gateway._compat.sqlalchemy import (
     SYNC_POSTGRES_DRIVER,
@@ -64,6 +66,7 @@ __all__ = [
     "FASTAPI",
     "NO_BODY",
     "PYDANTIC",
+    "PYDANTIC_V1",
     "SQLALCHEMY",
     "STARLETTE",
     "SYNC_POSTGRES_DRIVER",
@@ -90,6 +93,7 @@ __all__ = [
     "override_dependant",
     "params_to_args",
     "registered_label_names",
+    "prepare_response_content",
     "request_validation_error",
     "response_validation_error",
     "route_views",

@@ -19,8 +19,8 @@ from fastapi import routing
 from fastapi.dependencies import models, utils
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError, ResponseValidationError
-from pydantic_core import PydanticUndefined
 
+from gateway._compat.pydantic import Undefined, normalize_errors
 from gateway._compat.versions import FASTAPI
 
 __all__ = [
@@ -45,9 +45,6 @@ __all__ = [
 _models: Any = models
 _utils: Any = utils
 _routing: Any = routing
-
-# FastAPI's `Undefined` (fastapi._compat) is pydantic-core's sentinel under pydantic 2.
-Undefined: Any = PydanticUndefined
 
 # What the body solver is given for a request without a body: Undefined since 0.151, None
 # before (older request_body_to_args reads a non-None body as a mapping).
@@ -192,6 +189,7 @@ def endpoint_context(call: Callable[..., Any], method: str, path: str | None) ->
 
 def request_validation_error(errors: Sequence[Any], body: Any, context: Any) -> Exception:
     """RequestValidationError as that version raises it (`endpoint_ctx=` since 0.124)."""
+    errors = normalize_errors(errors)
     if context is None:
         return RequestValidationError(errors, body=body)
     error: Any = RequestValidationError
@@ -200,6 +198,7 @@ def request_validation_error(errors: Sequence[Any], body: Any, context: Any) -> 
 
 def response_validation_error(errors: Sequence[Any], body: Any, context: Any) -> Exception:
     """ResponseValidationError as that version raises it (`endpoint_ctx=` since 0.124)."""
+    errors = normalize_errors(errors)
     if context is None:
         return ResponseValidationError(errors=errors, body=body)
     error: Any = ResponseValidationError

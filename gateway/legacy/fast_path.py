@@ -42,6 +42,7 @@ from gateway._compat import (
     body_limit_error,
     endpoint_context,
     handling_exceptions,
+    prepare_response_content,
     request_validation_error,
     response_validation_error,
     with_body_limit,
@@ -368,13 +369,17 @@ class LegacyApp:
         field = self.response_field
         if field is None:
             return jsonable_encoder(content)
+        content = prepare_response_content(content, self.serialize_options)  # pydantic 1
         value, errors = field.validate(content, {}, loc=("response",))
         if errors:
             if not isinstance(errors, list):  # FastAPI < 0.113 could return one error
                 errors = [errors]
             raise response_validation_error(errors, content, self._endpoint_ctx(request))
-        serializer = field.serialize_json if self.dump_json else field.serialize
-        return serializer(value, **self.serialize_options)
+        if self.dump_json:
+            return field.serialize_json(value, **self.serialize_options)
+        if hasattr(field, "serialize"):
+            return field.serialize(value, **self.serialize_options)
+        return jsonable_encoder(value, **self.serialize_options)  # pydantic 1
 
 
 def _close_entered(entered: Entered, exc: BaseException) -> None:

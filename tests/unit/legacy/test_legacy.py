@@ -16,12 +16,12 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, Depends, FastAPI
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import Gateway, Settings, SyncDB
-from gateway._compat import RouteView, route_views
+from gateway._compat import PYDANTIC_V1, RouteView, route_views
 from gateway.concurrency import ThreadTiming
 from gateway.legacy.fast_path import LegacyApp, fast_path_blocker, legacy_app_for
 from gateway.request_info import RequestInfo, current_request
@@ -40,6 +40,17 @@ from tests.support_legacy import (
 pytestmark = pytest.mark.anyio
 
 IN_REQUEST: ContextVar[bool] = ContextVar("in_request", default=False)
+
+if PYDANTIC_V1:
+    from pydantic import validator as field_validator
+else:
+    from pydantic import field_validator
+
+# The bodies these tests spell out are pydantic 2's; test_error_bodies_are_fastapis compares
+# the gateway's with FastAPI's own on either major.
+pydantic2_bodies = pytest.mark.skipif(
+    PYDANTIC_V1, reason="spells out pydantic 2's 422 bodies; pydantic 1's are compared whole"
+)
 
 
 @dataclass
@@ -98,6 +109,7 @@ async def test_request_cookie_and_header(served: Served) -> None:
     assert response.json() == {"path": "/request", "cookie": "s1", "h": "hv"}
 
 
+@pydantic2_bodies
 async def test_path_and_query_validation_errors(served: Served) -> None:
     response = await served.client.get("/items/abc", params={"q": "x", "limit": 0})
     assert response.status_code == 422
@@ -133,6 +145,7 @@ async def test_path_and_query_validation_errors(served: Served) -> None:
     ]
 
 
+@pydantic2_bodies
 async def test_body_is_validated_and_status_code_kept(served: Served) -> None:
     created = await served.client.post("/things", json={"name": "box", "size": 2})
     assert created.status_code == 201
@@ -164,6 +177,7 @@ async def test_body_is_validated_and_status_code_kept(served: Served) -> None:
     }
 
 
+@pydantic2_bodies
 async def test_malformed_json_and_embedded_body(served: Served) -> None:
     broken = await served.client.post(
         "/things", content=b'{"name": ', headers={"content-type": "application/json"}
@@ -190,6 +204,31 @@ async def test_malformed_json_and_embedded_body(served: Served) -> None:
         "/things/embedded", params={"note": "n"}, json={"name": "a", "size": 1}
     )
     assert embedded.json() == {"thing": {"name": "a", "size": 1}, "note": "n"}
+
+
+BAD_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
+    ("GET", "/items/abc", {"params": {"q": "x", "limit": 0}}),
+    ("POST", "/things", {"json": {"name": 5, "size": 0}}),
+    ("POST", "/things", {}),
+    ("POST", "/things", {"content": b'{"name": ', "headers": {"content-type": "application/json"}}),
+    ("POST", "/things", {"content": b'{"name": "a"}', "headers": {"content-type": "text/plain"}}),
+    ("POST", "/things/embedded", {"json": {"name": "a"}}),
+]
+
+
+async def test_error_bodies_are_fastapis(sqlite_url: str) -> None:
+    # The gateway's fast path validates itself: its 422 bodies must be the app's pydantic's.
+    answers: dict[str, list[tuple[int, Any]]] = {}
+    for kind in ("fastapi", "gateway"):
+        legacy = build_legacy_app([])
+        app: Any = _gateway(legacy, sqlite_url).app if kind == "gateway" else legacy
+        async with LifespanManager(app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                responses = [await client.request(m, u, **kw) for m, u, kw in BAD_REQUESTS]
+        answers[kind] = [(r.status_code, r.json()) for r in responses]
+    assert {status for status, _ in answers["fastapi"]} == {422}
+    assert answers["gateway"] == answers["fastapi"]
 
 
 async def test_response_model_filters_and_serializes(served: Served) -> None:
