@@ -2,6 +2,7 @@
 
 - `fast_path`: `LegacyApp`, a legacy route's sync work in one thread hand-off;
 - `plan`: which routes take the fast path and why the others keep FastAPI's handler.
+- `overrides`: `LayeredOverrides`, the composed app's overrides seen by the legacy routes;
 - `solver`: solving a route's dependencies, the async steps on the loop, the rest in the thread.
 - `route_class`: custom `APIRoute` classes whose handler wraps FastAPI's, around the fast path.
 
