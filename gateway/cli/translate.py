@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import anyio
 import typer
 
+from gateway._compat import PYDANTIC, PYDANTIC_V1
 from gateway.exceptions import CommandError
 
 __all__ = ["translate_command"]
@@ -65,6 +66,11 @@ def translate_command(
     exit status 1 when a function was not translated or --check finds one that differs,
     2 when --check could not check one (each says why).
     """
+    if PYDANTIC_V1:  # it reads response models' fields and validates through pydantic 2
+        raise CommandError(
+            f"gateway translate needs pydantic 2 (found {'.'.join(map(str, PYDANTIC))}): it "
+            "reads response models through pydantic 2's API; on pydantic 1, write twins by hand."
+        )
     try:
         from gateway.translate.files import translate_files
     except ImportError as exc:  # libcst missing
