@@ -1,0 +1,4 @@
+from .item import Item
+from .user import User
+
+__all__ = ["Item", "User"]
