@@ -11,6 +11,7 @@ import pytest
 from gateway import Settings, SettingsError
 from gateway import fields as fields_module
 from gateway import settings as settings_module
+from gateway._compat import SYNC_POSTGRES_DRIVER
 from gateway.urls import derive_urls, mask_url
 
 
@@ -70,8 +71,8 @@ def test_in_memory_sqlite_is_refused():
 @pytest.mark.parametrize(
     ("url", "sync", "async_"),
     [
-        ("postgresql://u:p@h:5432/d", "postgresql+psycopg", "postgresql+asyncpg"),
-        ("postgres://u@h/d", "postgresql+psycopg", "postgresql+asyncpg"),
+        ("postgresql://u:p@h:5432/d", SYNC_POSTGRES_DRIVER, "postgresql+asyncpg"),
+        ("postgres://u@h/d", SYNC_POSTGRES_DRIVER, "postgresql+asyncpg"),
         ("postgresql+psycopg2://u@h/d", "postgresql+psycopg2", "postgresql+asyncpg"),
         ("sqlite:///tmp/x.db", "sqlite+pysqlite", "sqlite+aiosqlite"),
     ],
