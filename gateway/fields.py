@@ -97,6 +97,39 @@ def spec_of(field: dataclasses.Field[Any]) -> FieldSpec:
     return spec if isinstance(spec, FieldSpec) else FieldSpec()
 
 
+def declared(cls: type) -> list[tuple[str, Any, Any, FieldSpec]]:
+    """Each field of the dataclass `cls` as (name, type, default, FieldSpec), in order."""
+    hints = typing.get_type_hints(cls)
+    return [(f.name, hints[f.name], f.default, spec_of(f)) for f in dataclasses.fields(cls)]
+
+
+_TYPE_NAMES = {bool: "boolean", int: "integer", float: "number", str: "string"}
+_BOUND_WORDS = {"ge": "at least", "gt": "above", "le": "at most", "lt": "below"}
+
+
+def describe_type(annotation: Any, spec: FieldSpec) -> str:
+    """A field's type in words: `describe_type(int, FieldSpec(ge=1))` -> "integer, at least 1"."""
+    optional = type(None) in typing.get_args(annotation)
+    if optional:
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    text = _TYPE_NAMES.get(annotation, getattr(annotation, "__name__", str(annotation)))
+    bounds = [
+        f"{word} {env_text(getattr(spec, bound))}"
+        for bound, word in _BOUND_WORDS.items()
+        if getattr(spec, bound) is not None
+    ]
+    return ", ".join([text, *bounds]) + (" or unset" if optional else "")
+
+
+def env_text(value: Any) -> str:
+    """`value` as the environment writes it: true, 20, 0.25, 30 (not 30.0), empty for None."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else str(value)
+
+
 def read_fields(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
     """Every field of the dataclass `cls` converted and checked: defaults for the missing.
 

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from gateway.exceptions import SettingsError
-from gateway.fields import Field, FieldErrors, field_validator, read_fields
+from gateway.fields import (
+    Field,
+    FieldErrors,
+    declared,
+    describe_type,
+    env_text,
+    field_validator,
+    read_fields,
+)
 from gateway.modes import DEFAULT_MODES
 from gateway.urls import mask_url
 
@@ -420,36 +428,9 @@ def settings_reference() -> list[SettingDoc]:
     return [
         SettingDoc(
             env_var=f"{ENV_PREFIX}{name.upper()}",
-            type=_type_text(info.annotation, info.metadata),
-            default=_env_text(info.default),
-            description=info.description or "",
+            type=describe_type(annotation, spec),
+            default=env_text(default),
+            description=spec.description,
         )
-        for name, info in Settings.model_fields.items()
+        for name, annotation, default, spec in declared(Settings)
     ]
-
-
-_TYPE_NAMES = {bool: "boolean", int: "integer", float: "number", str: "string"}
-_BOUND_WORDS = {"ge": "at least", "gt": "above", "le": "at most", "lt": "below"}
-
-
-def _type_text(annotation: Any, metadata: list[Any]) -> str:
-    optional = type(None) in getattr(annotation, "__args__", ())
-    if optional:
-        annotation = next(a for a in annotation.__args__ if a is not type(None))
-    text = _TYPE_NAMES.get(annotation, getattr(annotation, "__name__", str(annotation)))
-    bounds = [
-        f"{word} {_env_text(getattr(item, bound))}"
-        for item in metadata
-        for bound, word in _BOUND_WORDS.items()
-        if getattr(item, bound, None) is not None
-    ]
-    return ", ".join([text, *bounds]) + (" or unset" if optional else "")
-
-
-def _env_text(value: Any) -> str:
-    """`value` as the environment writes it: true, 20, 0.25, 30 (not 30.0), empty for None."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return "" if value is None else str(value)
