@@ -63,7 +63,7 @@ from gateway.flags.seed_file import read_flags_file
 from gateway.flags.store import FlagStore, SqlFlagStore
 from gateway.flags.table import Flag, ModeTable, parse_flag
 from gateway.legacy.fast_path import legacy_app_for
-from gateway.legacy.overrides import LayeredOverrides
+from gateway.legacy.overrides import share_overrides
 from gateway.logging import configure_logging, log_started, log_stopped, watch_flips
 from gateway.metrics.metering import Metering, metering_for, static_paths
 from gateway.metrics.recorder import ImplementationHeader, MetricsMiddleware, Recorder
@@ -258,10 +258,7 @@ class Gateway:
             middleware=middleware,
             lifespan=self._lifespan,
         )
-        # An override set on the composed app reaches both sides; the legacy app's own too.
-        for host, own in ((async_host, None), (legacy_host, legacy_host.dependency_overrides)):
-            loose: Any = host  # FastAPI types it as a dict; it asks only what a mapping answers
-            loose.dependency_overrides = LayeredOverrides(app, own)
+        share_overrides(app, (legacy_host, async_host))  # the composed app's reach both sides
         if source is not None:
             app.user_middleware.extend(source.user_middleware)
             app.exception_handlers.update(source.exception_handlers)

@@ -5,17 +5,17 @@ made by it, so without this an override set on the composed app (as a test suite
 `get_db`) never reaches them. Giving the legacy app a layered view makes one lookup find
 both, the composed app's first, as for the twins:
 
-    legacy.dependency_overrides = LayeredOverrides(composed, legacy.dependency_overrides)
+    share_overrides(composed, [legacy, twins_host])  # what Gateway.build does
     composed.dependency_overrides[get_db] = fake     # reaches legacy routes and twins
     legacy.dependency_overrides[get_db] = own_fake   # the app's own: used where composed has none
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any
 
-__all__ = ["LayeredOverrides"]
+__all__ = ["LayeredOverrides", "share_overrides"]
 
 
 class LayeredOverrides(MutableMapping[Any, Any]):
@@ -63,3 +63,10 @@ class LayeredOverrides(MutableMapping[Any, Any]):
 
     def __repr__(self) -> str:
         return f"LayeredOverrides({dict(self)!r})"
+
+
+def share_overrides(composed: Any, hosts: Iterable[Any]) -> None:
+    """Give each host app a LayeredOverrides: `composed`'s overrides over the host's own."""
+    for host in hosts:
+        # FastAPI types it as a dict; its solver asks only what a mapping answers.
+        host.dependency_overrides = LayeredOverrides(composed, host.dependency_overrides)
