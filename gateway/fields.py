@@ -175,7 +175,10 @@ def _convert(value: Any, annotation: Any) -> Any:
         if value is None:
             return None
         (annotation,) = (arg for arg in args if arg is not type(None))
-    return _CONVERTERS[annotation](value)
+    converter = _CONVERTERS.get(annotation)
+    if converter is None:  # a declaration mistake, not a bad value: fail loudly
+        raise TypeError(f"a field of type {annotation!r} cannot be read: use str, int, float, bool")
+    return converter(value)
 
 
 def _to_str(value: Any) -> str:

@@ -12,6 +12,7 @@ from gateway import Settings, SettingsError
 from gateway import fields as fields_module
 from gateway import settings as settings_module
 from gateway._compat import SYNC_POSTGRES_DRIVER
+from gateway.fields import Field
 from gateway.urls import derive_urls, mask_url
 
 
@@ -159,3 +160,12 @@ def test_settings_need_no_pydantic():
                 imported.add(node.module.split(".")[0])
     assert "dataclasses" in imported
     assert not imported & {"pydantic", "pydantic_settings", "pydantic_core"}
+
+
+def test_a_field_of_a_type_the_reader_cannot_convert_is_a_declaration_error():
+    @dataclasses.dataclass(frozen=True)
+    class Knobs:
+        names: tuple[str, ...] = Field(default=(), description="not readable")
+
+    with pytest.raises(TypeError, match="cannot be read: use str, int, float, bool"):
+        fields_module.read_fields(Knobs, {"names": "a,b"})
