@@ -11,11 +11,10 @@ every matching row and keeps one. These helpers get that right:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar, cast
 
-from pydantic import TypeAdapter
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import select
 from sqlalchemy import update as sa_update
@@ -23,6 +22,8 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
+
+from gateway._compat.pydantic import response_validator
 
 __all__ = ["as_response", "delete", "fetch_all", "first", "get", "one", "one_or_none", "update"]
 
@@ -80,10 +81,10 @@ async def as_response(db: AsyncSession, value: Any, response_model: Any) -> Any:
 
         return await as_response(db, await crud.post.get(db, id=1), PostOut)
     """
-    adapter = _adapter(response_model)
-    return await db.run_sync(lambda _: adapter.validate_python(value, from_attributes=True))
+    validate = _validator(response_model)
+    return await db.run_sync(lambda _: validate(value))
 
 
 @lru_cache(maxsize=256)
-def _adapter(response_model: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(response_model)
+def _validator(response_model: Any) -> Callable[[Any], Any]:
+    return response_validator(response_model)  # pydantic 1 or 2 (gateway._compat)

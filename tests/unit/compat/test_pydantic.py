@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from gateway._compat import PYDANTIC_V1, Undefined, prepare_response_content
-from gateway._compat.pydantic import normalize_errors
+from gateway._compat.pydantic import normalize_errors, response_validator
 from gateway.cli import translate as translate_cli
 from gateway.cli.commands import cli
 
@@ -60,3 +60,35 @@ def test_translate_on_pydantic_1_says_what_it_needs(monkeypatch: pytest.MonkeyPa
     result = CliRunner().invoke(cli, ["translate", "missing.py"])
     assert result.exit_code != 0
     assert "gateway translate needs pydantic 2 (found 1.10.27)" in result.output
+
+
+class Row:  # an ORM object as a route returns it
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.note = "n"
+
+
+if PYDANTIC_V1:
+
+    class RowOut(BaseModel):
+        name: str
+        note: str
+
+        class Config:
+            orm_mode = True
+
+else:
+
+    class RowOut(BaseModel):  # type: ignore[no-redef]
+        name: str
+        note: str
+
+
+def test_a_response_model_reads_orm_objects_as_fastapi_does() -> None:
+    validate = response_validator(list[RowOut])
+    assert validate([Row("a"), Row("b")]) == [
+        RowOut(name="a", note="n"),
+        RowOut(name="b", note="n"),
+    ]
+    with pytest.raises(ValueError):  # pydantic's ValidationError, on either major
+        validate([object()])
