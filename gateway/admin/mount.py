@@ -60,7 +60,8 @@ def mount_admin(
     after_flip = judge.after_flip if judge is not None else None
     api = admin_router(follower, access, describe, report, shadow, after_flip)
     admin.include_router(api)
-    admin.include_router(page_router(prefix))
+    # The page's first HTML holds the route table only where reading it needs no token.
+    admin.include_router(page_router(prefix, None if access.reads_need_token else describe))
     mounted = len(app.router.routes)
     app.include_router(admin)
     guarded = [PrefixGuard(prefix, route) for route in app.router.routes[mounted:]]

@@ -77,9 +77,18 @@ function describeFlag(flag) {
   return WITH_PERCENT.has(flag.mode) ? flag.mode + " " + flag.percent + "%" : flag.mode;
 }
 
+// Times as the CLI prints them (UTC ISO, from the server); the local time on hover.
 function when(iso) {
+  return String(iso);
+}
+
+function local(iso) {
   const at = new Date(iso);
-  return isNaN(at) ? iso : at.toLocaleString();
+  return isNaN(at) ? "" : "local time: " + at.toLocaleString();
+}
+
+function utcNow() {
+  return new Date().toISOString().replace(/\.\d+Z$/, "Z");
 }
 
 // -- search -------------------------------------------------------------------------
@@ -220,6 +229,7 @@ function contractFlag(contract) {
 
 function renderRoutes(data) {
   const tbody = document.querySelector("#routes tbody");
+  if (!rows.size) tbody.replaceChildren(); // the server's first rows, drawn without controls
   const seen = new Set();
   for (const route of data.routes) {
     seen.add(route.key);
@@ -253,6 +263,10 @@ function renderRoutes(data) {
     }
     entry.modeCell.replaceChildren(el("span", { class: "mode-name" }, describe(route)));
     entry.modeCell.className = "mode mode-" + route.mode;
+    for (const [side, names] of Object.entries(route.blocks_loop || {})) {
+      entry.modeCell.append(el("div", { class: "blocks-loop" }, "blocks the event loop (" + side +
+        "): " + names.join(", ") + " is async def with a sync Session"));
+    }
     // The canary judge's state: judged, rolling out (step and why it waits), rolled back.
     const canary = route.canary;
     if (canary && canary.status && canary.status !== "stopped") {
@@ -287,7 +301,7 @@ function renderLastChanges() {
     }
     entry.changeCell.append(
       el("span", { class: "who" }, change.by),
-      el("span", { class: "sub" }, " " + when(change.at) + ": " + describeFlag(change.old) + " → " + describeFlag(change.new)),
+      el("span", { class: "sub", title: local(change.at) }, " " + when(change.at) + ": " + describeFlag(change.old) + " → " + describeFlag(change.new)),
     );
     if (change.reason) entry.changeCell.append(el("div", { class: "why" }, change.reason));
   }
@@ -309,7 +323,7 @@ async function refreshHistory() {
   for (const change of history) {
     const row = el("tr", { "data-route": change.route });
     row.append(
-      el("td", { class: "when" }, when(change.at)),
+      el("td", { class: "when", title: local(change.at) }, when(change.at)),
       el("td", { class: "key" }, change.route),
       el("td", {}, describeFlag(change.old) + " → " + describeFlag(change.new)),
       el("td", {}, change.by),
@@ -425,7 +439,9 @@ function renderReport(report) {
       el("td", { class: "num" }, fmt(c.mean_queue_wait_seconds, 1000, 2)),
       el("td", { class: "num" }, c.db_share === null ? "–" : fmt(c.db_share, 100, 0) + "%"),
       el("td", { class: "num" }, c.cpu_share === null ? "–" : fmt(c.cpu_share, 100, 0) + "%"),
-      el("td", { class: "note" }, c.async_will_not_help ? "CPU-bound: async will not help" : ""),
+      el("td", { class: "note" }, c.loop_blocked_seconds_per_second > 0
+        ? "blocks the event loop: stalls every request of the worker"
+        : c.async_will_not_help ? "CPU-bound: async will not help" : ""),
     );
     tbody.append(row);
   });
@@ -484,7 +500,7 @@ function renderShadow(found) {
       }
       if (found.error && !found.failure) parts.push(found.error);
       const item = el("li", { "data-route": row.route });
-      item.append(el("span", { class: "when" }, when(example.at)), " ",
+      item.append(el("span", { class: "when", title: local(example.at) }, when(example.at)), " ",
         el("code", {}, example.method + " " + example.path), ": " + parts.join("; "));
       // The whole message, as text: it may span lines (a validation error's details).
       for (const failure of Object.values(failures)) {
@@ -526,7 +542,7 @@ async function refresh() {
     await refreshHistory();
     applySearch();
     document.getElementById("refreshed").textContent =
-      "Refreshed " + new Date().toLocaleTimeString() + ", every " + REFRESH_SECONDS + " s.";
+      "Refreshed " + utcNow() + ", every " + REFRESH_SECONDS + " s.";
   } catch (error) {
     document.getElementById("refreshed").textContent = "Gateway unreachable: " + error;
   }
