@@ -53,7 +53,15 @@ from gateway._compat.sqlalchemy import (
     time_pool_checkout,
 )
 from gateway._compat.starlette import get_route_path, handling_exceptions
-from gateway._compat.stdlib import UTC, StrEnum, running_loop, timeout, tomllib, wait_for
+from gateway._compat.stdlib import (
+    UTC,
+    StrEnum,
+    code_qualname,
+    running_loop,
+    timeout,
+    tomllib,
+    wait_for,
+)
 from gateway._compat.versions import FASTAPI, PYDANTIC, SQLALCHEMY, STARLETTE
 
 # FastAPI 0.137 keeps included routers nested instead of copying their routes.
@@ -80,6 +88,7 @@ __all__ = [
     "body_limit_error",
     "body_to_args",
     "cache_key",
+    "code_qualname",
     "concurrency_limit",
     "dependency_scope",
     "endpoint_context",

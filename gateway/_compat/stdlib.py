@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from types import CodeType
 
-__all__ = ["UTC", "StrEnum", "running_loop", "timeout", "tomllib", "wait_for"]
+__all__ = ["UTC", "StrEnum", "code_qualname", "running_loop", "timeout", "tomllib", "wait_for"]
 
 # Each needed until Python 3.10 support ends, then imported from the standard library:
 # - StrEnum: enums whose members are their string values (gateway.modes and the like);
@@ -33,3 +34,11 @@ else:  # pragma: no cover - Python 3.10
 # there is none, which is the common case in a worker thread, once per SQL statement).
 # Private, but the same on 3.10 to 3.13.
 running_loop = asyncio._get_running_loop
+
+
+def code_qualname(code: CodeType) -> str:
+    """A code object's qualified name ("Class.method"); 3.10 has only its plain name.
+
+    Needed until Python 3.10 support ends (`co_qualname` is new in 3.11).
+    """
+    return getattr(code, "co_qualname", code.co_name)

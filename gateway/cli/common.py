@@ -166,6 +166,19 @@ def print_routes(
         typer.echo(line)
     for line in _fallback_notes(rows, verbose):
         typer.echo(line)
+    for line in _blocking_notes(rows):
+        typer.echo(line)
+
+
+def _blocking_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A warning per route whose `async def` code takes a sync Session (it blocks the loop)."""
+    return [
+        f"warning: {row['key']} ({side}): {', '.join(names)} is async def and takes a sync "
+        "Session: each query blocks the event loop and every request of the worker; make it "
+        "a def, or use the async session"
+        for row in rows
+        for side, names in (row.get("blocks_loop") or {}).items()
+    ]
 
 
 def _contract_cell(contract: Mapping[str, Any] | None) -> str:

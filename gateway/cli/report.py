@@ -17,6 +17,7 @@ from gateway.report.ranking import UNPAIRED
 __all__ = ["format_report", "report_command"]
 
 CPU_BOUND = "*"  # after the CPU share; the legend under the table says what it means
+BLOCKS_LOOP = "!"  # after the route's rate: it blocks the event loop (ranked first)
 # (header, JSON field, format); long names are explained in the legend under the table.
 COLUMNS = (
     ("REQ/S", "rate_per_second", "{:.2f}"),
@@ -119,16 +120,24 @@ def _ranking(report: dict[str, Any], width: int | None) -> list[str]:
     if not report["candidates"]:
         return [*lines, "(no legacy requests served in the window)"]
     rows = []
-    cpu_bound = False
+    cpu_bound = blocks_loop = False
     for candidate in report["candidates"]:
         cells = [_cell(candidate[name], style) for _, name, style in COLUMNS]
         if candidate["async_will_not_help"]:
             cpu_bound = True
             cells[-1] += CPU_BOUND
+        if candidate.get("loop_blocked_seconds_per_second"):
+            blocks_loop = True
+            cells[0] += BLOCKS_LOOP
         mode = candidate.get("mode", "legacy")
         rows.append([candidate["key"], "-" if mode == UNPAIRED else mode, *cells])
     header = ["ROUTE", "MODE", *(title for title, _, _ in COLUMNS)]
     lines += table_lines(header, rows, width=width, right=range(2, len(header)))
+    if blocks_loop:
+        lines.append(
+            "! blocks the event loop (async def with a sync session): it stalls every request "
+            "of the worker, so it ranks first; see Regressions below."
+        )
     if cpu_bound:
         lines.append("* CPU-bound: async will not help (the thread computes; it does not wait).")
     least = report.get("cpu_bound_min_requests", 0)

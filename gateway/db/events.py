@@ -8,12 +8,14 @@ SQLAlchemy's async greenlets.
 
 from __future__ import annotations
 
+import inspect
 import time
+from types import FrameType
 from typing import Any
 
 from sqlalchemy import event
 
-from gateway._compat import Engine, autobegins, running_loop, time_pool_checkout
+from gateway._compat import Engine, autobegins, code_qualname, running_loop, time_pool_checkout
 from gateway.request_info import RequestInfo, current_request
 
 __all__ = ["install_engine_events", "watch_pool"]
@@ -33,9 +35,22 @@ def _timed(info: RequestInfo, execute: Any, context: Any, *args: Any) -> bool:
         # A sync driver with a running loop in this thread: the whole loop waited.
         if not context.dialect.is_async and running_loop() is not None:
             info.loop_blocking_seconds += elapsed
+            if info.loop_blocker is None:
+                info.loop_blocker = _async_caller(inspect.currentframe())
     if info.writes is not None:  # shadow mode compares what each side wrote
         info.writes.record(context, args[0])
     return True  # executed here: SQLAlchemy skips its own call
+
+
+def _async_caller(frame: FrameType | None) -> str | None:
+    """The innermost `async def` on the stack: the coroutine that made this sync call on the
+    loop (the route or dependency to fix, whichever route the request was dispatched to).
+    Walked only when the loop was blocked, never on the ordinary path."""
+    while frame is not None:
+        if frame.f_code.co_flags & (inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
+            return f"{frame.f_globals.get('__name__', '?')}.{code_qualname(frame.f_code)}"
+        frame = frame.f_back
+    return None
 
 
 def _counted(context: Any) -> RequestInfo | None:

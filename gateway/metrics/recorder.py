@@ -219,6 +219,8 @@ class Recorder:
         self.live: dict[int, RequestInfo] = {}  # requests in flight
         self.children: dict[tuple[str, str, str], _Children] = {}
         self.blocking_logged: set[str] = set()
+        # (route key, implementation) -> the `async def` seen running a sync engine on the loop
+        self.loop_blockers: dict[tuple[str, str], str] = {}
         self.admin_prefix = admin_prefix
         self.started = time.time()
         self.static_paths: set[str] = set()
@@ -295,13 +297,15 @@ class Recorder:
         if info.loop_blocking_seconds:
             self.metrics.loop_blocked.labels(*labels).inc(info.loop_blocking_seconds)
             self.metrics.loop_blocking_requests.labels(*labels).inc()
+            if info.loop_blocker is not None:
+                self.loop_blockers[(info.route, labels[2])] = info.loop_blocker
             self.log_blocking(scope, info)
 
     def log_blocking(self, scope: Scope, info: RequestInfo) -> None:
         if info.route in self.blocking_logged:
             return
         self.blocking_logged.add(info.route)
-        where = qualified_name(scope.get("endpoint"))
+        where = info.loop_blocker or qualified_name(scope.get("endpoint"))
         log.warning(
             "route %s (%s, %s) used a sync engine on the event loop thread: the loop was "
             "blocked %.3f s; use AsyncDB / the async engine in async routes",

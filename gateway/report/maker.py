@@ -30,8 +30,14 @@ def report_maker(
     metering: Metering, entries: Mapping[str, RouteEntry], modes: ModeTable
 ) -> Callable[[float], dict[str, Any]]:
     """The function GET {prefix}/report calls with the window in seconds."""
-    # A regression's code: the async side, or a legacy `async def` with no twin yet.
-    where = {k: found.where for k, e in entries.items() if (found := e.async_ or e.legacy)}
+    # A regression's code: the side that blocked, by its endpoint until a request names the
+    # `async def` that ran the sync engine (the endpoint itself, or one of its dependencies).
+    endpoints = {
+        (key, endpoint.side.value): endpoint.where
+        for key, entry in entries.items()
+        for endpoint in (entry.legacy, entry.async_)
+        if endpoint is not None
+    }
     recorder = metering.recorder
 
     def report(seconds: float) -> dict[str, Any]:
@@ -39,6 +45,7 @@ def report_maker(
         described = {key: flag.describe() for key, flag in modes.snapshot().items()}
         now, totals = time.time(), metering.totals()
         window = metering.snapshots.window(now, totals, seconds, chart_keys=set(described))
+        where = {**endpoints, **recorder.loop_blockers}
         found = window_report(window, modes=described, where=where).as_dict()
         found["worker_pid"] = os.getpid()  # each worker windows its own snapshots
         scraped = scrape_registry(recorder.registry)

@@ -13,6 +13,9 @@ Freed capacity of a legacy route = blocked thread-seconds per second
     = sum(worker-thread wall time - thread CPU time - CPU/GIL wait) / window.
 The CPU/GIL wait (gateway_thread_contention_seconds) is an estimate: a thread waiting for
 the GIL while other threads run is off-CPU too, but async would not free that time.
+A legacy `async def` route that runs a sync engine on the event loop ranks above all of
+them, by loop-blocked seconds per second: while it waits for the database no other request
+of the worker makes progress, so it costs every request, not a thread of its own.
 A route whose handler time is mostly CPU (cpu_share >= CPU_BOUND_SHARE over at least
 MIN_TIMED_REQUESTS thread-timed requests in the window) is marked: async is concurrency,
 not parallelism, so migrating it frees little. Routes whose mode is `async` leave the
@@ -75,6 +78,7 @@ class Candidate:
     cpu_share: float | None
     cpu_wait_share: float | None  # of thread time: waiting for the CPU/GIL, not freed
     async_will_not_help: bool  # CPU-bound, over at least MIN_TIMED_REQUESTS timed requests
+    loop_blocked_seconds_per_second: float = 0.0  # > 0: blocks the loop, so ranked first
 
 
 @dataclass(frozen=True)
@@ -183,12 +187,14 @@ def rank(
     numbers: Iterable[RouteNumbers],
     window_seconds: float,
     *,
-    where: Mapping[str, str] | None = None,
+    where: Mapping[tuple[str, str], str] | None = None,
     modes: Mapping[str, str] | None = None,
     cpu_bound_share: float = CPU_BOUND_SHARE,
     min_timed_requests: int = MIN_TIMED_REQUESTS,
 ) -> Report:
-    """Rank legacy routes by blocked thread-seconds per second; list blocking async routes.
+    """Rank legacy routes by blocked thread-seconds per second, those blocking the loop first;
+    list every `async def` route that blocked the loop (`where`: (key, implementation) ->
+    the function that did, as a regression names it).
 
     `modes` maps each paired route's key to its mode as `Flag.describe()` says it
     ("legacy", "canary 10%", "async"); a route on "async" goes to `migrated` instead.
@@ -211,10 +217,16 @@ def rank(
                     requests_blocking=int(row.loop_blocking_requests),
                     loop_blocked_seconds=row.loop_blocked_seconds,
                     loop_blocked_seconds_per_second=row.loop_blocked_seconds / window,
-                    where=(where or {}).get(row.key),
+                    where=(where or {}).get((row.key, row.implementation)),
                 )
             )
-    candidates.sort(key=lambda c: (-c.blocked_thread_seconds_per_second, -c.rate_per_second))
+    candidates.sort(
+        key=lambda c: (
+            -c.loop_blocked_seconds_per_second,
+            -c.blocked_thread_seconds_per_second,
+            -c.rate_per_second,
+        )
+    )
     regressions.sort(key=lambda r: -r.loop_blocked_seconds)
     return Report(
         window_seconds=window_seconds,
@@ -252,6 +264,7 @@ def _candidate(
             and cpu_share >= cpu_bound_share
             and row.thread_requests >= min_timed
         ),
+        loop_blocked_seconds_per_second=row.loop_blocked_seconds / window,
     )
 
 
@@ -323,7 +336,7 @@ def window_report(
     window: Window,
     *,
     modes: Mapping[str, str] | None = None,
-    where: Mapping[str, str] | None = None,
+    where: Mapping[tuple[str, str], str] | None = None,
     cpu_bound_share: float = CPU_BOUND_SHARE,
     min_timed_requests: int = MIN_TIMED_REQUESTS,
 ) -> Report:

@@ -51,7 +51,7 @@ def test_ranking_is_rate_times_mean_blocked_time():
 def test_async_routes_blocking_the_loop_are_regressions_not_candidates():
     row = RouteNumbers("/x", "GET", "async", requests=5, loop_blocked_seconds=0.2,
                        loop_blocking_requests=5)  # fmt: skip
-    report = rank([row], 4.0, where={"GET /x": "app.routes.x"})
+    report = rank([row], 4.0, where={("GET /x", "async"): "app.routes.x"})
     assert report.candidates == []
     [regression] = report.regressions
     assert regression.where == "app.routes.x"
