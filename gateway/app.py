@@ -62,6 +62,7 @@ from gateway.flags.follower import FlagFollower
 from gateway.flags.seed_file import read_flags_file
 from gateway.flags.store import FlagStore, SqlFlagStore
 from gateway.flags.table import Flag, ModeTable, parse_flag
+from gateway.legacy.engines import size_legacy_threads
 from gateway.legacy.fast_path import legacy_app_for
 from gateway.legacy.overrides import share_overrides
 from gateway.logging import configure_logging, log_started, log_stopped, watch_flips
@@ -207,6 +208,8 @@ class Gateway:
             async_host.include_router(router, **include)
         legacy_routes = served_routes(legacy_host)
         async_routes = served_routes(async_host)
+        if warning := size_legacy_threads(self.legacy_threads, settings, legacy_host):
+            self.notes.append(warning)
         self.entries, layout = pair(
             collect(
                 legacy_routes,

@@ -50,6 +50,7 @@ from gateway._compat.sqlalchemy import (
     Engine,
     async_session_factory,
     autobegins,
+    pool_capacity,
     time_pool_checkout,
 )
 from gateway._compat.starlette import get_route_path, handling_exceptions
@@ -101,6 +102,7 @@ __all__ = [
     "oauth_scopes",
     "override_dependant",
     "params_to_args",
+    "pool_capacity",
     "prepare_response_content",
     "registered_label_names",
     "request_validation_error",

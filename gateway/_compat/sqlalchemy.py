@@ -17,6 +17,7 @@ __all__ = [
     "Engine",
     "async_session_factory",
     "autobegins",
+    "pool_capacity",
     "time_pool_checkout",
 ]
 
@@ -71,3 +72,15 @@ def time_pool_checkout(pool: Any, observe: Callable[[float], Any]) -> bool:
     timed_get._gateway_timed = True  # type: ignore[attr-defined]
     pool._do_get = timed_get
     return True
+
+
+def pool_capacity(engine: Engine) -> int | None:
+    """How many connections `engine`'s pool lends at once: size + max_overflow of a
+    QueuePool; None for a pool without that limit (NullPool, StaticPool, an unbounded
+    overflow). `_max_overflow` has the same name on 1.4-2.1 and no public reader.
+    """
+    pool: Any = engine.pool
+    size, overflow = getattr(pool, "size", None), getattr(pool, "_max_overflow", None)
+    if not callable(size) or not isinstance(overflow, int) or overflow < 0:
+        return None
+    return int(size()) + overflow

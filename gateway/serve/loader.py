@@ -14,7 +14,9 @@ worker calls, so each process builds its app exactly once.
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +24,15 @@ from fastapi import APIRouter, FastAPI
 from uvicorn.importer import ImportFromStringError, import_from_string
 
 from gateway.app import Gateway
-from gateway.exceptions import AppLoadError
+from gateway.exceptions import AppLoadError, SettingsError
+from gateway.legacy.engines import legacy_engines
 from gateway.routing.openapi import served_routes
+from gateway.settings import Settings
+from gateway.urls import mask_url
 
-__all__ = ["DEFAULT_APP", "AppTarget", "gateway_of"]
+__all__ = ["DEFAULT_APP", "AppTarget", "gateway_of", "legacy_settings"]
+
+log = logging.getLogger("gateway")
 
 # The app every command uses when none is named; change it here only.
 DEFAULT_APP = "example:create_app"
@@ -110,12 +117,12 @@ class AppTarget:
         return self.load()
 
     def _compose(self, legacy_path: str) -> FastAPI:
-        gateway = Gateway()
         legacy = self._mountable(legacy_path, "--legacy")
         if isinstance(legacy, FastAPI) and _built_by(legacy) is not None:
             raise AppLoadError(
                 f"--legacy {legacy_path} is a gateway app already; serve it as APP instead"
             )
+        gateway = Gateway(legacy_settings(legacy, legacy_path))
         gateway.include_legacy(legacy)
         for path in self.async_:
             migrated = self._mountable(path, "--async")
@@ -167,6 +174,46 @@ class AppTarget:
     def _hint(self) -> str:
         where = f"directory {self.app_dir!r}" if self.app_dir else "the current directory"
         return f" (looked in {where} and on sys.path; --app-dir names another directory)"
+
+
+def legacy_settings(
+    legacy: FastAPI | APIRouter, path: str, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """The settings of a gateway around the legacy app `legacy`: GATEWAY_* from `environ`,
+    and without GATEWAY_DATABASE_URL, the database of the engine the legacy app's code uses
+    (said in a log line, its password hidden). AppLoadError, in one line, when there is no
+    such engine, or more than one database: never an embedded file nobody asked for."""
+    settings = Settings.from_environ(environ)
+    if settings.database_url:
+        return settings
+    overrides = legacy.dependency_overrides if isinstance(legacy, FastAPI) else {}
+    routes = served_routes(legacy) if isinstance(legacy, FastAPI) else legacy.routes
+    engines = legacy_engines(routes, overrides)
+    urls = list(dict.fromkeys(e.url.render_as_string(hide_password=False) for e in engines))
+    if len(urls) != 1:
+        found = (
+            "found no SQLAlchemy engine in its routes' dependencies"
+            if not urls
+            else f"found {len(urls)} databases ({', '.join(mask_url(u) for u in urls)})"
+        )
+        raise AppLoadError(
+            f"--legacy {path}: GATEWAY_DATABASE_URL is not set and the gateway {found}; "
+            "set GATEWAY_DATABASE_URL to the legacy app's database (postgresql://user:"
+            "password@host/db, or sqlite:///path/to/file.db)"
+        )
+    try:
+        chosen = Settings.from_environ(environ, database_url=urls[0])
+    except SettingsError as exc:
+        raise AppLoadError(
+            f"--legacy {path}: GATEWAY_DATABASE_URL is not set and the legacy app's database "
+            f"cannot be shared ({exc}); set GATEWAY_DATABASE_URL"
+        ) from None
+    log.warning(
+        "GATEWAY_DATABASE_URL is not set: using the legacy app's database %s, found in its "
+        "routes' dependencies (flags, shadow results and async twins use it too)",
+        mask_url(urls[0]),
+    )
+    return chosen
 
 
 def gateway_of(app: FastAPI, path: str = "the app") -> Gateway:
