@@ -25,6 +25,7 @@ from gateway.flags.table import Flag, ModeTable, choose, shadowed
 from gateway.modes import Implementation, Mode
 from gateway.naming import by_reason, qualified_name
 from gateway.request_info import current_request
+from gateway.routing.otel import tag_span
 
 __all__ = [
     "Endpoint",
@@ -136,8 +137,7 @@ def collect(
 
 
 def _check_kind(context: RouteView, side: Implementation) -> None:
-    # Legacy routes are served as the app has them (FastAPI runs `async def` on the loop).
-    # A migrated route that is a plain `def` is ambiguous: it would take a worker thread.
+    # Legacy routes are served as they are; a migrated `def` is ambiguous (it takes a thread).
     if side is Implementation.LEGACY:
         return
     func = context.endpoint
@@ -316,13 +316,11 @@ class PathGroup(BaseRoute):
         self.path_format = context.path_format
         self.name = context.name or ""
         methods = context.methods or set()
-        # The route's own set, joined as Starlette joins it; an async-only rest of a
-        # route that is partly paired answers for its own methods only.
+        # Joined as Starlette joins it; an async-only rest answers for its own methods only.
         self.allow = ", ".join(methods if set(methods) == set(entries) else sorted(entries))
         first = next(iter(entries.values()))
         self.first = first.legacy or first.async_
-        # Per method, what a request needs, looked up once here instead of per request:
-        # (entry, key when paired else None, the legacy endpoint, the async endpoint).
+        # Per method, looked up once: (entry, key when paired else None, legacy, async endpoint).
         self._plans = {
             method: (entry, entry.key if entry.paired else None, entry.legacy, entry.async_)
             for method, entry in entries.items()
@@ -371,6 +369,8 @@ class PathGroup(BaseRoute):
             info.route = entry.key
             info.path = self.path
             info.implementation = implementation
+        if tag_span is not None:  # OpenTelemetry installed (gateway.routing.otel)
+            tag_span(entry.key, implementation, flag)
         scope["endpoint"] = endpoint.context.endpoint
         scope["route"] = endpoint.context.original_route
         if (

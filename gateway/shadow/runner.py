@@ -41,6 +41,7 @@ from gateway.db.database import Database, candidate_sessions
 from gateway.db.events import install_engine_events
 from gateway.request_info import RequestInfo, current_request
 from gateway.routing.dispatch import RouteEntry
+from gateway.routing.otel import record_twin
 from gateway.shadow.compare import Comparison, Outcome, compare
 from gateway.shadow.failures import Failure
 from gateway.shadow.results import RouteShadow, ShadowResults, shadow_totals
@@ -151,12 +152,16 @@ class ShadowRunner:
             self.results.count(route, scope, "skipped", "busy")
             await legacy.app(scope, replayed, send)
             return
+        started = time.time_ns()
         try:
             outcome = await self._candidate(entry, scope, body)
         finally:
             self._slots.release()
+        ended = time.time_ns()
         legacy_outcome, failure = await self._legacy(legacy.app, scope, replayed, send)
-        self._judge(route, scope, legacy_outcome, outcome)
+        judged = self._judge(route, scope, legacy_outcome, outcome)
+        if record_twin is not None:  # OpenTelemetry: the twin's run as a span
+            record_twin(entry.key, started, ended, *judged)
         if failure is not None:
             raise failure  # the client gets exactly what legacy alone gives
 
@@ -164,8 +169,12 @@ class ShadowRunner:
         self, entry: RouteEntry, route: RouteShadow, scope: Scope, body: bytes, legacy: Outcome
     ) -> None:
         async with self._slots:
+            started = time.time_ns()
             outcome = await self._candidate(entry, scope, body)
-        self._judge(route, scope, legacy, outcome)
+            ended = time.time_ns()
+        judged = self._judge(route, scope, legacy, outcome)
+        if record_twin is not None:  # OpenTelemetry: the twin's run as a span
+            record_twin(entry.key, started, ended, *judged)
 
     async def _legacy(
         self, app: Any, scope: Scope, receive: Receive, send: Send
@@ -287,10 +296,11 @@ class ShadowRunner:
 
     def _judge(
         self, route: RouteShadow, scope: Scope, legacy: Outcome, candidate: Outcome | str
-    ) -> None:
+    ) -> tuple[str, str]:
+        """Count and keep the comparison; return its outcome and reason (as counted)."""
         if isinstance(candidate, str):
             self.results.count(route, scope, "skipped", candidate)
-            return
+            return "skipped", candidate
         sides = (legacy, candidate)  # what the example leaves out (gateway.shadow.results)
         if candidate.error is not None and legacy.error is not None:
             # Both raised: the same if they raised the same kind of error.
@@ -299,12 +309,12 @@ class ShadowRunner:
             if not same:
                 errors = {"legacy": legacy.error, "async": candidate.error}
                 self.results.example(route, scope, "different", {"errors": errors}, sides=sides)
-            return
+            return "same" if same else "different", ""
         if candidate.error is not None:
             self.results.count(route, scope, "candidate_error", candidate.error)
             failed = {"error": candidate.error}
             self.results.example(route, scope, "candidate_error", failed, sides=sides)
-            return
+            return "candidate_error", candidate.error
         verdict: Comparison = compare(legacy, candidate, route.noise)
         outcome = "same" if verdict.same else "different"
         self.results.count(route, scope, outcome, "")
@@ -312,6 +322,7 @@ class ShadowRunner:
             detail = verdict.as_dict()
             detail["work"] = verdict.work
             self.results.example(route, scope, outcome, detail, sides=sides)  # and logs it
+        return outcome, ""
 
     # -- lifecycle -----------------------------------------------------------------------
 
