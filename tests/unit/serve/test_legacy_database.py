@@ -197,6 +197,23 @@ def test_serve_legacy_on_postgres_without_database_url_stores_flags_there(shop, 
     assert files_in(shop) == before
 
 
+@pytest.mark.postgres
+def test_a_legacy_concurrency_above_the_legacy_pool_is_kept_and_warned_about(shop, monkeypatch):
+    monkeypatch.setenv("GATEWAY_LEGACY_CONCURRENCY", "20")
+    target = AppTarget.from_options(None, legacy="shop:app", async_=["shop_migrated:router"])
+    try:
+        gateway = gateway_of(target.load())
+    finally:
+        sys.modules["shop"].engine.dispose()
+    assert gateway.legacy_threads.size == 20
+    assert gateway.startup_summary()["legacy_concurrency"] == 20
+    [warning] = [note for note in gateway.notes if "GATEWAY_LEGACY_CONCURRENCY" in note]
+    assert warning.startswith(
+        "GATEWAY_LEGACY_CONCURRENCY=20 exceeds the legacy app's engine pool (7 connections: "
+        "pool_size + max_overflow)"
+    )
+
+
 @pytest.mark.parametrize(
     ("configured", "capacity", "size", "warns"),
     [
