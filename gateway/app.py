@@ -206,10 +206,8 @@ class Gateway:
             legacy_host.include_router(router, **include)
         for router, include in self._async_routers:
             async_host.include_router(router, **include)
-        legacy_routes = served_routes(legacy_host)
-        async_routes = served_routes(async_host)
-        if warning := size_legacy_threads(self.legacy_threads, settings, legacy_host):
-            self.notes.append(warning)
+        legacy_routes, async_routes = served_routes(legacy_host), served_routes(async_host)
+        size_legacy_threads(self.legacy_threads, settings, legacy_host, self.notes)
         self.entries, layout = pair(
             collect(
                 legacy_routes,

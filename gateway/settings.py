@@ -49,7 +49,9 @@ class Settings:
 
     database_url: str = Field(
         default="",
-        description="postgresql://... or sqlite:///path; empty means an embedded SQLite file.",
+        description="postgresql://... or sqlite:///path. Empty: with --legacy, the database "
+        "of the legacy app's own engine (or a refusal when none is found); a Gateway built in "
+        "code uses an embedded SQLite file, gateway.db, in the working directory.",
     )
     pool_size: int = Field(
         default=20,
@@ -82,8 +84,9 @@ class Settings:
         ge=0,
         le=10_000,
         description="legacy requests on the fast path running in threads at once; 0 means "
-        "pool_size + max_overflow (set it to your legacy engine's pool size + overflow when "
-        "it has its own engine). The rest wait on the event loop, not as threads on the pool",
+        "the legacy app's engine pool (its pool_size + max_overflow) when the gateway can read "
+        "it, else GATEWAY_POOL_SIZE + GATEWAY_MAX_OVERFLOW; a value above the legacy pool is "
+        "warned about. The rest wait on the event loop, not as threads on the pool",
     )
     statement_timeout_ms: int = Field(
         default=0,
@@ -391,7 +394,8 @@ class Settings:
 
     @property
     def effective_legacy_concurrency(self) -> int:
-        """GATEWAY_LEGACY_CONCURRENCY, else what the pool can serve at once."""
+        """GATEWAY_LEGACY_CONCURRENCY, else what the gateway's pool can serve at once (the
+        Gateway sizes it from the legacy app's own pool instead when it can read it)."""
         return self.legacy_concurrency or self.pool_size + self.max_overflow
 
     @property

@@ -122,10 +122,12 @@ def legacy_concurrency(
     return configured, None
 
 
-def size_legacy_threads(threads: LegacyThreads, settings: Settings, legacy: FastAPI) -> str | None:
+def size_legacy_threads(
+    threads: LegacyThreads, settings: Settings, legacy: FastAPI, notes: list[str]
+) -> None:
     """Size `threads` from the legacy app's most used engine when its pool can be read
-    (else GATEWAY_LEGACY_CONCURRENCY, else the gateway's pool); log and return a warning
-    when GATEWAY_LEGACY_CONCURRENCY exceeds that pool."""
+    (else GATEWAY_LEGACY_CONCURRENCY, else the gateway's pool); log a warning, and add it
+    to `notes` (what `gateway routes` prints), when GATEWAY_LEGACY_CONCURRENCY exceeds it."""
     engines = legacy_engines(served_routes(legacy), legacy.dependency_overrides)
     capacity = pool_capacity(engines[0]) if engines else None
     threads.size, warning = legacy_concurrency(
@@ -133,10 +135,10 @@ def size_legacy_threads(threads: LegacyThreads, settings: Settings, legacy: Fast
     )
     if warning is not None:
         log.warning("%s", warning)
+        notes.append(warning)
     elif capacity is not None and not settings.legacy_concurrency:
         log_event(
             "legacy concurrency from the legacy app's engine pool",
             legacy_concurrency=threads.size,
             engine=mask_url(engines[0].url),
         )
-    return warning
