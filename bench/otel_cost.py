@@ -85,7 +85,7 @@ async def drive(app: Any, requests: int) -> None:
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
 
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=600, shutdown_timeout=600) as manager:
         for _ in range(requests):
             await manager.app(http_scope("/probe"), receive, send)
     if set(statuses) != {200}:
