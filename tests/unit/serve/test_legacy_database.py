@@ -87,11 +87,20 @@ def files_in(directory) -> set[str]:
 
 
 @pytest.fixture
-def shop(tmp_path, monkeypatch, postgres_url):
+def written_modules(monkeypatch):
+    """sys.path restored, and the modules the tests write dropped from sys.modules afterwards,
+    and only them: putting back a copy of the whole of sys.modules would also drop what a
+    test imported first (httpx's transports), and a later import would make new classes."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield
+    for name in ("shop", "shop_migrated", "bare"):
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def shop(tmp_path, monkeypatch, postgres_url, written_modules):
     """A PostgreSQL legacy app of someone else's in a fresh working directory, its engine on
     SHOP_DATABASE_URL (with a password), and no GATEWAY_DATABASE_URL."""
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.setattr(sys, "modules", dict(sys.modules))
     for name, source in {"shop.py": SHOP, "shop_migrated.py": MIGRATED, "bare.py": BARE}.items():
         (tmp_path / name).write_text(textwrap.dedent(source))
     monkeypatch.chdir(tmp_path)
@@ -160,9 +169,10 @@ def test_routes_with_legacy_creates_no_file_in_the_working_directory(shop, postg
     assert files_in(shop) == before
 
 
-def test_legacy_without_a_findable_engine_refuses_in_one_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.setattr(sys, "modules", dict(sys.modules))
+def test_legacy_without_a_findable_engine_refuses_in_one_line(
+    tmp_path, monkeypatch, written_modules
+):
+    monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "bare.py").write_text(textwrap.dedent(BARE))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("GATEWAY_DATABASE_URL", raising=False)
