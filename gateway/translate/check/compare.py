@@ -149,12 +149,13 @@ def _plain_value(value: Any) -> Any:
 
 def table_rows(
     connection: Connection, metadata: MetaData | None
-) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table's rows, sorted, as reprs."""
+) -> dict[str, list[dict[str, str]]]:
+    """Every table's rows, sorted, each as {column: repr of its value}."""
     if metadata is None:
         return {}
     found = {}
     for table in metadata.sorted_tables:
-        rows = connection.execute(table.select()).all()
-        found[table.name] = sorted(tuple(map(repr, row)) for row in rows)
+        rows = sorted(tuple(map(repr, row)) for row in connection.execute(table.select()))
+        keys = list(table.columns.keys())
+        found[table.name] = [dict(zip(keys, row, strict=True)) for row in rows]
     return found

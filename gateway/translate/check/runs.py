@@ -42,7 +42,11 @@ class Run:
 
     result: Any = None
     statements: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
-    tables: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    tables: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+
+    def parts(self) -> dict[str, Any]:
+        """What is compared, by name (noise is named by these keys)."""
+        return {"result": self.result, "tables": self.tables, "statements": self.statements}
 
 
 def engines(url: str) -> tuple[str, Engine, AsyncEngine]:
