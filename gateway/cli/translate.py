@@ -57,6 +57,17 @@ def translate_command(
             show_default=False,
         ),
     ] = None,
+    app: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            help="with --check: the legacy app as package.module:app (or a create_app "
+            "factory); routes are sent requests through it and through the same app of the "
+            "translated package. Default: an app or create_app() found in the sources' "
+            "packages (or their main.py)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Translate legacy Query-style modules into async twins; --check proves them.
 
@@ -97,7 +108,8 @@ def translate_command(
             if target is None:
                 raise CommandError("--check needs -o: the translation must be a file to import it.")
             if not result.copied:
-                verdicts += _check(result.module, target, check, result.fallback_functions, output)
+                fallen = result.fallback_functions
+                verdicts += _check(result.module, target, check, fallen, output, app)
         _exit_for(verdicts)
     if not_translated:
         raise CommandError(
@@ -156,13 +168,20 @@ def _refuse_existing(targets: list[Path], force: bool) -> None:
 
 
 def _check(
-    module_name: str, target: Path, url: str, fallbacks: set[str], output: Path | None
+    module_name: str,
+    target: Path,
+    url: str,
+    fallbacks: set[str],
+    output: Path | None,
+    app: str | None,
 ) -> list[Any]:
     from gateway.translate.check.runner import check_modules
 
     legacy = sys.modules[module_name]
     translated = _import_translation(target, output)
-    verdicts = anyio.run(lambda: check_modules(legacy, translated, url, fallbacks=fallbacks))
+    verdicts = anyio.run(
+        lambda: check_modules(legacy, translated, url, fallbacks=fallbacks, app=app)
+    )
     for verdict in verdicts:
         typer.echo(f"  check {verdict}", err=True)
     return verdicts
@@ -177,6 +196,7 @@ def _import_translation(target: Path, output: Path | None) -> ModuleType:
         if len(parts) > 1:
             if str(output.resolve()) not in sys.path:
                 sys.path.insert(0, str(output.resolve()))
+            importlib.invalidate_caches()  # the directory may be newer than the path's cache
             return importlib.import_module(".".join(parts))
     spec = importlib.util.spec_from_file_location(f"_translated_{target.stem}", target)
     if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has one

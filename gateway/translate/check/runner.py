@@ -4,9 +4,13 @@ database and say, per function, verified / fallback / differs.
     verdicts = anyio.run(check_modules, legacy_module, translated_module, url)
     [str(v) for v in verdicts]   # ["get_user: verified (4 runs)", "page: differs: ..."]
 
-For every argument set (generated from the signature, and from values in the tables) both
-functions run in a transaction that is rolled back (their own commits release a savepoint;
-PostgreSQL sequences are put back), and three things must match:
+Routes of the legacy app are sent requests through it and through the twin app (status,
+body, background tasks queued and tables must match: `through_app`); methods are called on
+a module-level instance (`instances`); other functions directly, per argument set
+(generated from the signature, and from values in the tables). Each runs in a transaction
+that is rolled back (their own commits release a savepoint; PostgreSQL sequences are put
+back), legacy twice, so what differs between those two runs is noise (`noise`), not a
+difference. For direct calls three things must match:
 
 - the statements each sent, as the dialect compiled them, with their parameters (so a
   dropped LIMIT 1 or a count of the table instead of the query shows); the ORM's own
@@ -16,9 +20,8 @@ PostgreSQL sequences are put back), and three things must match:
   result as its `response_model` serializes it, which reads its relationships);
 - every table's rows afterwards.
 
-The parts: `translate_check_arguments` generates the arguments, `translate_check_runs`
-runs each side rolled back, `translate_check_compare` puts what they did in a form both
-share; this module drives them and gives the verdicts.
+A value a dependency provides (`current_user = Depends(...)`) is never generated from its
+annotation: outside a route of the app, such a function is unchecked, with why.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from fastapi import FastAPI
 from sqlalchemy import MetaData
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Engine
@@ -39,9 +43,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeMeta, Mapper
 
 from gateway.exceptions import CommandError
+from gateway.translate.check.apps import (
+    AppNotFound,
+    apps_for,
+    dependency_parameters,
+    route_of,
+    session_provider,
+)
 from gateway.translate.check.arguments import argument_sets, session_name, table_samples
 from gateway.translate.check.compare import normalise_sql
+from gateway.translate.check.instances import method_pairs
 from gateway.translate.check.noise import learn, masked, named
+from gateway.translate.check.requests import route_requests
 from gateway.translate.check.runs import (
     engines,
     read_sequences,
@@ -49,6 +62,7 @@ from gateway.translate.check.runs import (
     run_async,
     run_legacy,
 )
+from gateway.translate.check.through_app import legacy_answer, twin_answer
 from gateway.urls import mask_url
 
 __all__ = ["Verdict", "argument_sets", "check_modules", "normalise_sql", "response_model_of"]
@@ -75,48 +89,69 @@ async def check_modules(
     *,
     fallbacks: set[str] | None = None,
     only: set[str] | None = None,
+    app: str | None = None,
 ) -> list[Verdict]:
-    """Run each async function of `translated` against its namesake in `legacy` on `url`."""
+    """Run each async function of `translated` against its namesake in `legacy` on `url`;
+    the routes of the legacy app (`app`, as `package.module:app`, or found in the legacy
+    module's packages) are sent requests through it and through its translated twin."""
     backend, sync_engine, async_engine = engines(url)
     import_models(legacy)
     metadata = _metadata_of(legacy)
     _require_tables(sync_engine, metadata, url)
     verdicts = []
+    apps = _Apps(legacy, translated, app)
     try:
         for name, function in list(vars(translated).items()):
             if isinstance(function, type) and function.__module__ == translated.__name__:
-                verdicts += _methods(name, function, only)
+                for qualified, original, method, arguments in _methods(
+                    name, function, legacy, translated, only
+                ):
+                    verdicts.append(
+                        await _verdict(
+                            qualified, original, method, apps, sync_engine, async_engine,
+                            metadata, backend, qualified in (fallbacks or set()), arguments,
+                        )
+                    )  # fmt: skip
                 continue
             if not inspect.iscoroutinefunction(function) or (only and name not in only):
                 continue
             original = getattr(legacy, name, None)
             if original is None or getattr(function, "__module__", None) != translated.__name__:
                 continue
-            try:
-                verdict = await _check_function(
-                    name, original, function, legacy, sync_engine, async_engine, metadata,
-                    backend, name in (fallbacks or set()),
-                )  # fmt: skip
-            except Exception as exc:  # a verdict for every function, never a traceback
-                detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                verdict = Verdict(name, "unchecked", 0, f"running it failed: {detail}")
-            verdicts.append(verdict)
+            verdicts.append(
+                await _verdict(
+                    name, original, function, apps, sync_engine, async_engine, metadata,
+                    backend, name in (fallbacks or set()), {},
+                )
+            )  # fmt: skip
     finally:
         await async_engine.dispose()
         sync_engine.dispose()
     return verdicts
 
 
+async def _verdict(name: str, original: Any, function: Any, *args: Any) -> Verdict:
+    """`_check_function`'s verdict, or unchecked with why: a verdict, never a traceback."""
+    if original is None:
+        return Verdict(name, "unchecked", 0, function)
+    try:
+        return await _check_function(name, original, function, *args)
+    except Exception as exc:
+        detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return Verdict(name, "unchecked", 0, f"running it failed: {detail}")
+
+
 async def _check_function(
     name: str,
     original: Callable[..., Any],
     function: Callable[..., Any],
-    legacy: ModuleType,
+    apps: _Apps,
     sync_engine: Engine,
     async_engine: AsyncEngine,
     metadata: MetaData | None,
     backend: str,
     fallback: bool,
+    type_arguments: dict[Any, Any],
 ) -> Verdict:
     model = response_model_of(original)
     with sync_engine.connect() as connection:
@@ -125,8 +160,24 @@ async def _check_function(
     # The twin's session parameter is annotated (AsyncSession, AsyncDB) even where the
     # legacy one was not, and keeps its name.
     session = session_name(function)
+    route = Route(original, function, session, samples, fallback)
+    found = apps.found()
+    if isinstance(found, tuple) and route_of(found[0], original) is not None:
+        engines_ = (backend, sync_engine, async_engine)
+        return await _check_route(name, route, found, engines_, metadata)
+    provided = dependency_parameters(original, session)
+    if provided:
+        given = ", ".join(f"{k} (from {v})" for k, v in provided.items())
+        why = found if isinstance(found, str) else "it is not a route of the app found"
+        return Verdict(
+            name,
+            "unchecked",
+            0,
+            f"{given} come from dependencies, whose annotations are not trusted for "
+            f"generated values, and it cannot be sent through the app: {why}",
+        )
     noise: list[str] = []
-    for arguments in argument_sets(original, samples, session):
+    for arguments in argument_sets(original, samples, session, type_arguments):
         with sync_engine.connect() as connection:
             sequences = read_sequences(connection, backend)
         legacy_runs = []
@@ -150,6 +201,80 @@ async def _check_function(
     return Verdict(name, "fallback" if fallback else "verified", runs, _noise_note(noise))
 
 
+@dataclass
+class Route:
+    """A function to check and its twin, with what the requests are generated from."""
+
+    original: Callable[..., Any]
+    function: Callable[..., Any]
+    session: str | None
+    samples: dict[str, list[Any]]
+    fallback: bool
+
+
+class _Apps:
+    """The legacy app and its twin, found once, on first use; or why they were not."""
+
+    def __init__(self, legacy: ModuleType, translated: ModuleType, spec: str | None) -> None:
+        self.args = (legacy, translated, spec)
+        self.result: tuple[FastAPI, FastAPI] | str | None = None
+
+    def found(self) -> tuple[FastAPI, FastAPI] | str:
+        if self.result is None:
+            try:
+                self.result = apps_for(*self.args)
+            except AppNotFound as exc:
+                self.result = str(exc)
+        return self.result
+
+
+async def _check_route(
+    name: str,
+    route: Route,
+    apps: tuple[FastAPI, FastAPI],
+    engines_: tuple[str, Engine, AsyncEngine],
+    metadata: MetaData | None,
+) -> Verdict:
+    """Requests from the OpenAPI schema, sent through both apps: status, body, background
+    tasks queued and tables afterwards must match (noise aside)."""
+    backend, sync_engine, async_engine = engines_
+    legacy_app, twin_app = apps
+    method, path = route_of(legacy_app, route.original) or ("", "")
+    if route_of(twin_app, route.function) is None:
+        why = f"the translated app does not route {method} {path} to the twin"
+        return Verdict(name, "unchecked", 0, why)
+    provider = session_provider(route.original, route.session)
+    schema = legacy_app.openapi()
+    operation = schema.get("paths", {}).get(path, {}).get(method.lower(), {})
+    components = schema.get("components", {})
+    runs, noise = 0, []
+    for request in route_requests(method, path, operation, components, route.samples):
+        with sync_engine.connect() as connection:
+            sequences = read_sequences(connection, backend)
+        answers = []
+        for _ in range(2):  # twice on one snapshot: what differs between them is noise
+            answers.append(
+                await legacy_answer(legacy_app, request, provider, sync_engine, metadata)
+            )
+            with sync_engine.connect() as connection:
+                restore_sequences(connection, sequences)
+        twin = await twin_answer(twin_app, request, provider, sync_engine, async_engine, metadata)
+        with sync_engine.connect() as connection:
+            restore_sequences(connection, sequences)
+        runs += 1
+        mask = learn(answers[0], answers[1])
+        noise += named(mask)
+        before, after = masked(mask, answers[0]), masked(mask, twin)
+        for part in ("status", "body", "background", "tables"):
+            if before[part] != after[part]:
+                shown = f"legacy {_short(before[part])}, translated {_short(after[part])}"
+                if part == "tables":
+                    shown = "table contents afterwards"
+                return Verdict(name, "differs", runs, f"{part} of {request}: {shown}")
+    status = "fallback" if route.fallback else "verified"
+    return Verdict(name, status, runs, _noise_note(noise))
+
+
 def _difference(before: dict[str, Any], after: dict[str, Any]) -> str:
     """The first of result, tables, statements that differs, said with both values."""
     if before["result"] != after["result"]:
@@ -171,19 +296,27 @@ def _noise_note(noise: list[str]) -> str:
     )
 
 
-def _methods(name: str, cls: type, only: set[str] | None) -> list[Verdict]:
-    """Methods need an instance the check cannot build: unchecked, with why."""
-    return [
-        Verdict(
-            f"{name}.{attribute}",
-            "unchecked",
-            0,
-            "a method: the check calls module-level functions; run the routes that call it "
-            "(the app's tests, or shadow mode) to prove it",
-        )
-        for attribute, value in vars(cls).items()
-        if inspect.iscoroutinefunction(value) and (not only or f"{name}.{attribute}" in only)
-    ]
+def _methods(
+    name: str, cls: type, legacy: ModuleType, translated: ModuleType, only: set[str] | None
+) -> list[tuple[str, Any, Any, dict[Any, Any]]]:
+    """Each async method of `cls` as (name, legacy and translated bound methods of a
+    module-level instance, its type arguments); without an instance, (name, None, why, {})."""
+    pairs = method_pairs(cls, legacy, translated)
+    found: list[tuple[str, Any, Any, dict[Any, Any]]] = []
+    for attribute, value in vars(cls).items():
+        qualified = f"{name}.{attribute}"
+        if not inspect.iscoroutinefunction(value) or (only and qualified not in only):
+            continue
+        if attribute in pairs:
+            found.append((qualified, *pairs[attribute]))
+        else:
+            why = (
+                f"a method: no module-level instance of {name} (or of a subclass inheriting "
+                f"{attribute}) with a legacy namesake to call it on; run the routes that call "
+                "it (the app's tests, or shadow mode) to prove it"
+            )
+            found.append((qualified, None, why, {}))
+    return found
 
 
 def import_models(legacy: ModuleType) -> None:
@@ -233,10 +366,19 @@ def _require_tables(engine: Any, metadata: MetaData | None, url: str) -> None:
 
 
 def _metadata_of(module: ModuleType) -> MetaData | None:
-    for value in vars(module).values():
-        mapper = (
-            sa_inspect(value, raiseerr=False) if isinstance(value, type | DeclarativeMeta) else None
-        )
-        if isinstance(mapper, Mapper):
-            return mapper.local_table.metadata
+    """The metadata of the mapped classes the module uses; else of those of its package
+    (a generic CRUD base maps nothing itself, its subclasses' models are next to it)."""
+    top = module.__name__.split(".")[0]
+    related = sorted(
+        n for n in list(sys.modules) if n.split(".")[0] == top and n != module.__name__
+    )
+    for candidate in [module, *(sys.modules[n] for n in related)]:
+        for value in list(vars(candidate).values()):
+            mapper = (
+                sa_inspect(value, raiseerr=False)
+                if isinstance(value, type | DeclarativeMeta)
+                else None
+            )
+            if isinstance(mapper, Mapper):
+                return mapper.local_table.metadata
     return None

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from gateway.translate.check.arguments import session_name
+from gateway.translate.check.arguments import RowOf, session_name
 from gateway.translate.check.compare import (
     normalise_sql,
     outcome_of,
@@ -85,6 +85,7 @@ def run_legacy(
                 warnings.simplefilter("ignore", LegacyAPIWarning)
                 warnings.simplefilter("ignore", SADeprecationWarning)
                 call = _with_session(function, arguments, session, session_parameter)
+                call = {k: _row(session.get, v) for k, v in call.items()}
                 run.result = outcome_of(lambda: _driven(function(**call)))
             if run.result[0] == "raises":
                 session.rollback()  # to the savepoint, so the tables can still be read
@@ -118,6 +119,9 @@ async def run_async(
         try:
             try:
                 call = _with_session(function, arguments, session, session_parameter)
+                for key, value in call.items():
+                    if isinstance(value, RowOf):
+                        call[key] = await session.get(value.model, value.key)
                 value = await function(**call)
                 run.result = ("returns", value)
             except Exception as exc:
@@ -163,6 +167,10 @@ class _Capture:
             self.skip -= 1
             return
         self.run.statements.append(normalise_sql(sql, parameters))
+
+
+def _row(get: Callable[..., Any], value: Any) -> Any:
+    return get(value.model, value.key) if isinstance(value, RowOf) else value
 
 
 def _with_session(

@@ -301,9 +301,7 @@ def seeded_postgres(postgres_url: str) -> str:
 
 
 @pytest.mark.postgres
-def test_check_gives_every_function_a_verdict_and_exits_2_for_methods(
-    tmp_path, monkeypatch, seeded_postgres
-):
+def test_check_gives_every_function_a_verdict_and_exits_0(tmp_path, monkeypatch, seeded_postgres):
     monkeypatch.chdir(ROOT)
     monkeypatch.syspath_prepend(str(tmp_path))
     sources = [str(p.relative_to(ROOT)) for p in SOURCES]
@@ -313,7 +311,7 @@ def test_check_gives_every_function_a_verdict_and_exits_2_for_methods(
     finally:
         for name in [n for n in sys.modules if n.split(".")[0] == "translate_corpus"]:
             del sys.modules[name]
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 0, result.output
     verdicts = dict(
         line.removeprefix("  check ").split(": ", 1)
         for line in result.output.splitlines()
@@ -321,12 +319,14 @@ def test_check_gives_every_function_a_verdict_and_exits_2_for_methods(
     )
     functions = {f for names in TRANSLATED.values() for f in names}
     assert set(verdicts) == functions
+    fallen = {f for names in FALLBACKS.values() for f in names}
     for name, verdict in verdicts.items():
-        if "." in name:  # a method: the routes that call it prove it (see above)
-            assert verdict.startswith("unchecked (0 runs): a method"), (name, verdict)
-        else:
-            assert verdict.startswith("verified ("), (name, verdict)
-    assert "13 functions could not be checked" in result.output
+        expected = "fallback (" if name in fallen else "verified ("
+        assert verdict.startswith(expected), (name, verdict)
+        assert not verdict.startswith(("verified (0 runs)", "fallback (0 runs)")), name
+    # Methods run on the module-level instances; routes with current_user go through the app.
+    assert int(verdicts["CRUDBase.update"].split("(")[1].split()[0]) >= 2
+    assert int(verdicts["update_me"].split("(")[1].split()[0]) >= 2
     assert "Traceback" not in result.output
 
 
@@ -338,6 +338,18 @@ BROKEN = {
     "eager load dropped": ("api/posts.py", ".options(selectinload(Post.tags))", ""),
     "filter added": ("api/utils.py", "select(User).order_by",
                      "select(User).where(User.id > 1).order_by"),
+    # A method of the generic base, checked on a module-level instance (crud.post).
+    "method offset dropped": ("crud/base.py", "order_by(self.model.id).offset(skip)",
+                              "order_by(self.model.id)"),
+    # current_user from the legacy chain (its own get_db session) next to the AsyncSession.
+    "two sessions": ("api/users.py", "from .deps import get_current_active_user\n",
+                     "from tests.apps.translate_corpus.api.deps import get_current_active_user\n"),
+    # Generated from the annotation, current_user would be 0 and both sides raise alike.
+    "lying annotation": ("api/posts.py",
+                         "current_user: User = Depends(get_current_active_user)):\n"
+                         '    return {"titles": await titles(db, current_user.id)}',
+                         "current_user: int = Depends(get_current_active_user)):\n"
+                         '    return {"titles": await titles(db, current_user.id + 1)}'),
 }  # fmt: skip
 
 
@@ -369,4 +381,4 @@ async def test_check_catches_a_hand_broken_twin(case, translations, tmp_path, se
             del sys.modules[name]
     differing = [v for v in verdicts if v.status == "differs"]
     assert len(differing) == 1, [str(v) for v in verdicts]
-    assert all(v.status in ("verified", "unchecked") for v in verdicts if v not in differing)
+    assert all(v.status in ("verified", "fallback") for v in verdicts if v not in differing)
