@@ -244,6 +244,10 @@ async def _check_route(
         why = f"the translated app does not route {method} {path} to the twin"
         return Verdict(name, "unchecked", 0, why)
     provider = session_provider(route.original, route.session)
+    if provider is None:
+        # Without it the legacy route would open a real session: writes would be kept.
+        why = f"the legacy {method} {path} takes its session from no Depends(...) to override"
+        return Verdict(name, "unchecked", 0, why)
     schema = legacy_app.openapi()
     operation = schema.get("paths", {}).get(path, {}).get(method.lower(), {})
     components = schema.get("components", {})
