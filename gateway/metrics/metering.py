@@ -35,6 +35,7 @@ from gateway.metrics.readings import RouteNumbers, Snapshots, route_numbers
 from gateway.metrics.recorder import Recorder
 from gateway.metrics.series import GatewayMetrics, scrape_registry
 from gateway.routing.dispatch import PathGroup
+from gateway.routing.index import RouteTable
 
 __all__ = ["Metering", "metering_for", "static_paths"]
 
@@ -140,9 +141,10 @@ def metering_for(
 
 def static_paths(routes: list[BaseRoute]) -> set[str]:
     """Paths without parameters outside the PathGroups: the gateway's own metric labels."""
+    flat = [r for t in routes for r in (t.routes if isinstance(t, RouteTable) else [t])]
     return {
         path
-        for route in routes
+        for route in flat
         if isinstance(path := getattr(route, "path", None), str)
         and "{" not in path
         and not isinstance(route, PathGroup)

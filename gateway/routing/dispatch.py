@@ -25,6 +25,7 @@ from gateway.flags.table import Flag, ModeTable, choose, shadowed
 from gateway.modes import Implementation, Mode
 from gateway.naming import by_reason, qualified_name
 from gateway.request_info import current_request
+from gateway.routing.index import PrefixGuard, RouteTable
 from gateway.routing.otel import tag_span
 
 __all__ = [
@@ -269,16 +270,18 @@ def dispatch_routes(
     shadow: Shadow | None = None,
     fresh: Callable[[], None] | None = None,
 ) -> list[BaseRoute]:
-    """The composed app's routes: a PathGroup for each slot `pair` laid out, others as is.
+    """The composed app's routes, in one RouteTable (gateway.routing.index): a PathGroup for
+    each slot `pair` laid out, others as is.
 
     `fresh`, when given, runs before a paired route reads its flag (gateway.flags.board).
     """
-    return [
+    routes = [
         PathGroup(item.context, item.entries, table, request_key, shadow, fresh)
         if isinstance(item, RouteSlot)
         else item
         for item in layout
     ]
+    return [RouteTable(routes, exact=(PathGroup,))]
 
 
 class PathGroup(BaseRoute):
@@ -429,22 +432,3 @@ def request_key_reader(spec: str) -> Callable[[Scope], str | None]:
         return None
 
     return from_cookie
-
-
-class PrefixGuard(BaseRoute):
-    """A route that only looks at requests under `prefix`; everything else is a cheap miss."""
-
-    def __init__(self, prefix: str, route: BaseRoute) -> None:
-        self.prefix = prefix
-        self.route = route
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if not get_route_path(scope).startswith(self.prefix):
-            return Match.NONE, {}
-        return self.route.matches(scope)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.route.handle(scope, receive, send)
-
-    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
-        return self.route.url_path_for(name, **path_params)
