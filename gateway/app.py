@@ -327,12 +327,6 @@ class Gateway:
             self.registry,
             self.database,
             self.modes,
-            [
-                (endpoint.path, endpoint.method, endpoint.side.value)
-                for entry in self.entries.values()
-                for endpoint in (entry.legacy, entry.async_)
-                if endpoint is not None
-            ],
             admin_prefix=self.settings.admin_prefix,
             threads=self.legacy_threads,
             interval=self.settings.loop_lag_interval,

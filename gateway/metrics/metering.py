@@ -117,18 +117,15 @@ def metering_for(
     registry: CollectorRegistry,
     database: Database,
     modes: ModeTable,
-    routes: list[tuple[str, str, str]],
     *,
     admin_prefix: str,
     threads: LegacyThreads,
     interval: float,
 ) -> Metering:
-    """A gateway's recorder (every metric in `registry`, each (path, method, side) of
-    `routes` known from the start) and the metering around it."""
+    """A gateway's recorder (every metric in `registry`) and the metering around it."""
     recorder = Recorder(
         GatewayMetrics(registry),
         registry,
-        routes=routes,
         admin_prefix=admin_prefix,
         threads=threads,
         engines=lambda: (

@@ -69,10 +69,9 @@ class _Children:
         self.pending: list[PendingCounter | PendingHistogram] = []  # what flush() hands on
         self.statuses: dict[int, PendingCounter] = {}
         self.duration = self._histogram(metrics.duration)
-        # Thread series only where threads serve (legacy), created on first use elsewhere.
+        # Thread series on a route's first request served in a thread: none for routes on
+        # the loop or on FastAPI's own handler, which never record them.
         self.queue_wait: PendingHistogram | None = None
-        if labels[2] == "legacy":
-            self.thread_children()
         self.db_seconds = self._counter(metrics.db_seconds)
         self.db_statements = self._counter(metrics.db_statements)
 
@@ -206,12 +205,12 @@ class Recorder:
         metrics: GatewayMetrics,
         registry: CollectorRegistry = REGISTRY,
         *,
-        routes: Iterable[tuple[str, str, str]] = (),
         admin_prefix: str = "/_gateway",
         engines: Engines = lambda: (),
         threads: LegacyThreads | None = None,
     ) -> None:
-        """`routes`: the (path template, method, implementation) of every endpoint."""
+        """A route's series appear with its first request (its status is a label anyway),
+        so an idle /metrics carries no zeros for routes nobody called."""
         self.registry = registry
         self.metrics = metrics
         self.engines = engines
@@ -233,8 +232,6 @@ class Recorder:
         # Called with (info, status, seconds) after each request (the canary judge's tally).
         self.listeners: list[Callable[[RequestInfo, int, float], None]] = []
         metrics.recorders.add(self)
-        for labels in routes:
-            self.child(*labels)
         for method in (*sorted(METHODS), "OTHER"):
             self.child(UNMATCHED, method, NO_IMPLEMENTATION)
 
