@@ -18,6 +18,8 @@ What a request passes through, in order (the first two are Starlette's and the a
          admin routes             {prefix}/routes, /history, /report, /live, /ready, the page,
                                   behind one PrefixGuard each (gateway.admin.mount)
          GET /metrics             (gateway.metrics.metering)
+         one RouteTable           (gateway.routing.index) holding the rest in order, asking
+                                  only those a path's literal segments leave possible:
          a PathGroup per path     (gateway.routing.dispatch) reads the route's flag and picks
                                   a side:
            legacy                 LegacyApp: the legacy fast path, one thread hand-off
