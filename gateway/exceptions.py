@@ -10,6 +10,7 @@ GatewayError
  ├── FlagError              a mode or percentage that is not accepted
  │    └── UnknownModeError  a mode name that is not one of the valid ones
  ├── AppLoadError           the app a command names cannot be imported, or is no gateway
+ ├── ShadowEscape           a twin in shadow mode tried to commit or leave its transaction
  └── CommandError           a `gateway` command cannot do what it was asked
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "RouteError",
     "RouteKindError",
     "SettingsError",
+    "ShadowEscape",
     "UnknownModeError",
     "UnknownRouteError",
 ]
@@ -87,6 +89,12 @@ class UnknownModeError(FlagError):
 
 class AppLoadError(GatewayError):
     """An app path ('module:attribute') that cannot be imported, or that is not a gateway."""
+
+
+class ShadowEscape(GatewayError):
+    """Raised in a twin running in shadow mode that tried to commit, end its transaction or
+    open a connection of its own (gateway.db.isolation); the attempt is reported as
+    `escaped`."""
 
 
 class CommandError(GatewayError):

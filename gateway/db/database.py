@@ -29,6 +29,12 @@ __all__ = ["AsyncDB", "Database", "SyncDB", "get_async_session", "get_session"]
 
 STATE_KEY = "gateway_database"
 
+candidate_sessions: ContextVar[Callable[[], AsyncSession] | None] = ContextVar(
+    "gateway_candidate_sessions", default=None
+)
+"""While gateway.shadow runs a candidate: where its AsyncDB sessions come from (a connection
+whose outer transaction is rolled back)."""
+
 
 class Database:
     """A sync engine (psycopg / pysqlite) and an async one (asyncpg / aiosqlite) on one database.
@@ -82,7 +88,7 @@ class Database:
             event.listen(self.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.async_engine.sync_engine, "connect", _sqlite_pragmas)
         self.sync_sessions = sessionmaker(self.sync_engine)
-        self.async_sessions = async_session_factory(self.async_engine, expire_on_commit=False)
+        self._async_sessions = async_session_factory(self.async_engine, expire_on_commit=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -94,6 +100,12 @@ class Database:
             statement_timeout_ms=settings.statement_timeout_ms,
             pool_pre_ping=settings.pool_pre_ping,
         )
+
+    def async_sessions(self) -> AsyncSession:
+        """A new AsyncSession; inside a shadowed twin's run, one in its rolled-back
+        transaction (so a twin's background task may write through it)."""
+        shadow = candidate_sessions.get()
+        return shadow() if shadow is not None else self._async_sessions()
 
     @property
     def masked_url(self) -> str:
@@ -145,13 +157,6 @@ def get_session(request: Request) -> Iterator[Session]:
                 raise
 
 
-candidate_sessions: ContextVar[Callable[[], AsyncSession] | None] = ContextVar(
-    "gateway_candidate_sessions", default=None
-)
-"""While gateway.shadow runs a candidate: where its AsyncDB sessions come from (a connection
-whose outer transaction is rolled back)."""
-
-
 async def get_async_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One AsyncSession per request (expire_on_commit=False), closed on every path."""
     shadow = candidate_sessions.get()
@@ -159,7 +164,7 @@ async def get_async_session(request: Request) -> AsyncIterator[AsyncSession]:
         async with shadow() as session:
             yield session
         return
-    session = _database(request).async_sessions()
+    session = _database(request)._async_sessions()
     try:
         yield session
     finally:

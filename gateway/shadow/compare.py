@@ -22,6 +22,7 @@ from typing import Any
 
 __all__ = [
     "COMPARED_HEADERS",
+    "SQL",
     "Comparison",
     "Noise",
     "Outcome",
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 COMPARED_HEADERS = ("content-type", "location")
+SQL = "sql"  # the op of a write sent as SQL text: compared by statement and parameters
 _MISSING = object()
 
 
@@ -51,6 +53,8 @@ class Write:
     rows: int = 1
 
     def describe(self) -> str:
+        if self.op == SQL:  # SQL text: the statement stands in `table`
+            return f"SQL {self.table!r} with {list(self.where)!r}"
         parts = [f"{self.op} {self.table}"]
         if self.values:
             parts.append("set " + ", ".join(f"{k}={v!r}" for k, v in self.values))
@@ -74,6 +78,7 @@ class Outcome:
     rows_fetched: int | None = None  # None when the driver does not say
     unlimited_selects: int = 0  # SELECTs without LIMIT (a `.first()` that lost LIMIT 1)
     error: str | None = None
+    escapes: list[str] = field(default_factory=list)  # what isolation refused it
 
 
 @dataclass
@@ -101,9 +106,21 @@ class Comparison:
     fields: list[str] = field(default_factory=list)  # body paths and header names
     writes: list[str] = field(default_factory=list)  # "legacy only: ..." / "async only: ..."
     work: list[str] = field(default_factory=list)  # statements, rows fetched, lost LIMITs
+    uncompared: list[str] = field(default_factory=list)  # writes in forms that cannot match
+
+    @property
+    def outcome(self) -> str:
+        """ "same", "different", or "uncompared" (only writes whose forms differ differ)."""
+        if self.same:
+            return "same"
+        if self.status is None and not (self.fields or self.writes or self.work):
+            return "uncompared"
+        return "different"
 
     def as_dict(self) -> dict[str, Any]:
         found: dict[str, Any] = {"fields": self.fields, "writes": self.writes, "work": self.work}
+        if self.uncompared:
+            found["uncompared"] = self.uncompared
         if self.status is not None:
             found["status"] = {"legacy": self.status[0], "async": self.status[1]}
         return found
@@ -121,9 +138,12 @@ def compare(legacy: Outcome, candidate: Outcome, noise: Noise | None = None) -> 
     ]
     fields += _body_paths(legacy, candidate, keys, noise)
     writes = _write_differences(legacy, candidate, keys)
+    uncompared = _uncomparable(writes)
+    if uncompared:
+        writes = []
     work = _work_differences(legacy, candidate)
-    same = status is None and not fields and not writes and not work
-    return Comparison(same, status, fields, writes, work)
+    same = status is None and not fields and not writes and not work and not uncompared
+    return Comparison(same, status, fields, writes, work, uncompared)
 
 
 def json_paths(
@@ -240,6 +260,23 @@ def _write_differences(legacy: Outcome, candidate: Outcome, keys: Mapping[Any, A
             f"async wrote {candidate.uncommitted} statement(s) but never committed (legacy did)"
         )
     return found
+
+
+def _uncomparable(differences: list[str]) -> list[str]:
+    """Write differences where one side wrote SQL text and the other did not: the two
+    forms cannot be matched, so they are neither the same nor proven different."""
+    sides = {"legacy": [False, False], "async": [False, False]}  # [sql, other]
+    for line in differences:
+        side, _, write = line.partition(" only: ")
+        if side in sides:
+            sides[side][0 if write.startswith("SQL ") else 1] = True
+    if not any(sql for sql, _ in sides.values()):
+        return []
+    legacy_sql, legacy_other = sides["legacy"]
+    async_sql, async_other = sides["async"]
+    if (legacy_sql and async_sql) and not (legacy_other or async_other):
+        return []  # SQL text on both sides that differs: a difference
+    return [f"{line} (written as SQL text on one side only)" for line in differences]
 
 
 def _rekey_write(write: Write, keys: Mapping[Any, Any]) -> Write:

@@ -2,10 +2,10 @@
 
     body, complete = await read_body(receive, limit)   # the whole body, if small enough
     await legacy_app(scope, replay(body, receive), tee(send, outcome, limit))
-    await candidate_app(scope, replay(body, None), capture(outcome))   # raises CandidateDone
+    await candidate_app(scope, replay(body, None), capture(outcome))
 
-`tee` sends to the client and keeps a copy; `capture` keeps the candidate's answer and, after
-its last body chunk, raises CandidateDone so that its background tasks never run.
+`tee` sends to the client and keeps a copy; `capture` keeps the candidate's answer (its
+background tasks then run, in its rolled-back transaction, as legacy's run for real).
 """
 
 from __future__ import annotations
@@ -16,13 +16,7 @@ from starlette.types import Message, Receive, Send
 
 from gateway.shadow.compare import COMPARED_HEADERS, Outcome
 
-__all__ = ["CandidateDone", "capture", "read_body", "replay", "tee"]
-
-
-class CandidateDone(BaseException):
-    """Raised from the candidate's send after its last body chunk: skips background tasks.
-
-    A BaseException, so no application exception handler takes it for an error."""
+__all__ = ["capture", "read_body", "replay", "tee"]
 
 
 async def read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
@@ -89,7 +83,6 @@ def capture(outcome: Outcome) -> Send:
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 outcome.body = b"".join(chunks)
-                raise CandidateDone()
 
     return capture
 

@@ -44,7 +44,7 @@ __all__ = ["OUTCOMES", "RouteShadow", "ShadowMetrics", "ShadowResults", "shadow_
 
 log = logging.getLogger("gateway.shadow")
 
-OUTCOMES = ("same", "different", "candidate_error", "skipped")
+OUTCOMES = ("same", "different", "candidate_error", "skipped", "escaped", "uncompared")
 COMPARISONS = "gateway_shadow_comparisons"  # recorded and read back here
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 UNVERSIONED = "-"  # a route counted before its twin's version was known
@@ -71,6 +71,8 @@ class RouteShadow:
             "different": self.counts["different"],
             "candidate_errors": self.counts["candidate_error"],
             "skipped": self.counts["skipped"],
+            "escaped": self.counts["escaped"],
+            "uncompared": self.counts["uncompared"],
             "noise": sorted(self.noise.paths | {f"{p} (order)" for p in self.noise.unordered}),
             "examples": list(self.examples),
         }
@@ -82,7 +84,7 @@ class ShadowMetrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.comparisons = Counter(
             COMPARISONS,
-            "Shadowed requests by outcome: same, different, candidate_error, skipped.",
+            "Shadowed requests by outcome: " + ", ".join(OUTCOMES) + ".",
             ["route", "method", "outcome"],
             registry=registry,
         )
@@ -233,6 +235,8 @@ class ShadowResults:
                 different=counts.get("different", 0),
                 candidate_errors=counts.get("candidate_error", 0),
                 skipped=counts.get("skipped", 0),
+                escaped=counts.get("escaped", 0),
+                uncompared=counts.get("uncompared", 0),
                 examples=stored.get("examples", [])[: self.examples],
             )
             rows.append(row)

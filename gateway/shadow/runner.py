@@ -4,14 +4,15 @@
     await runner.serve(entry, scope, receive, send)      # PathGroup, for a sampled request
 
 The client always gets legacy's answer, status, headers and side effects. The async side
-(the candidate) runs on a connection of its own whose outer transaction is always rolled back:
-its AsyncDB session joins it with `join_transaction_mode="create_savepoint"`, so the route's
-own commit() releases a savepoint. Reads run the candidate after legacy's response is sent
-(the client does not wait); writes run it first, rolled back, then legacy for real, so both
-see the same rows and neither waits on the other's locks. The candidate is bounded by a
-timeout and a small pool; its background tasks are dropped; whatever it does or fails to do,
-the client's answer does not change. Sequence values its inserts consumed are the one trace
-it leaves.
+(the candidate) runs sealed (gateway.db.isolation) on a connection of the shadow's own pool
+whose transaction is always rolled back (gateway.shadow.sandbox, gateway.shadow.twin); what
+it tried to commit or open is reported as `escaped`. Reads run the candidate after legacy's
+response is sent (the client does not wait), on a snapshot taken before legacy read, and a
+difference is confirmed on a fresh snapshot before it is reported. Writes run it first,
+rolled back, then legacy for real, so both see the same rows and neither waits on the
+other's locks; the client waits for it at most the timeout in all. Whatever the candidate or
+its connection does or fails to do, the client's answer does not change. Sequence values its
+inserts consumed are the one trace it leaves.
 
 Each comparison (gateway.shadow.compare) covers the status, the JSON body field by field, the
 content-type and location headers, the committed writes (gateway.shadow.writeset) and the work.
@@ -23,37 +24,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Coroutine
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
-from sqlalchemy import event
-from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.types import Receive, Scope, Send
 
 import gateway.shadow.messages as asgi
 from gateway._compat import SQLALCHEMY, timeout
-from gateway.db.database import Database, candidate_sessions
+from gateway.db.database import Database
 from gateway.db.events import install_engine_events
+from gateway.db.isolation import Seal, install_isolation
 from gateway.request_info import RequestInfo, current_request
 from gateway.routing.dispatch import RouteEntry
 from gateway.routing.otel import record_twin
-from gateway.shadow.compare import Comparison, Outcome, compare
+from gateway.shadow.compare import Comparison, Noise, Outcome, compare
 from gateway.shadow.failures import Failure
 from gateway.shadow.results import RouteShadow, ShadowResults, shadow_totals
+from gateway.shadow.sandbox import Sandbox
 from gateway.shadow.store import ShadowStore
+from gateway.shadow.twin import LEARN_RUNS, SAFE_METHODS, TwinRunner
 from gateway.shadow.writeset import WriteCapture, install_session_events
 
 __all__ = ["LEARN_RUNS", "SAFE_METHODS", "ShadowRunner", "keep_out_of_shadow", "shadow_totals"]
 
 log = logging.getLogger("gateway.shadow")
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-LEARN_RUNS = 10  # comparisons per route that run the candidate twice to learn noise
 _NO_SHADOW = "__gateway_no_shadow__"
 
 
@@ -100,10 +99,12 @@ class ShadowRunner:
         self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
         self._queue = concurrency * 16  # reads waiting for a slot, beyond which they skip
-        self._engine: AsyncEngine | None = None
+        self.sandbox = Sandbox(database.async_engine.url, concurrency=concurrency)
+        self.twins = TwinRunner(self.sandbox, self.results, self._late)
         self._tasks: set[asyncio.Task[None]] = set()
         install_engine_events()
         install_session_events()
+        install_isolation()
 
     # -- the request ---------------------------------------------------------------------
 
@@ -133,53 +134,152 @@ class ShadowRunner:
             await legacy.app(scope, asgi.replay(body, receive, complete), send)
             return
         if scope["method"] in SAFE_METHODS:
-            legacy_outcome, failure = await self._legacy(legacy.app, scope, replayed, send)
+            await self._serve_read(entry, route, scope, body, replayed, send)
+        else:
+            await self._serve_write(entry, route, scope, body, replayed, send)
+
+    async def _serve_read(
+        self,
+        entry: RouteEntry,
+        route: RouteShadow,
+        scope: Scope,
+        body: bytes,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Legacy first, to the client; the candidate after, off the client's path, on a
+        snapshot pinned before legacy read (when a slot is free) so that a difference can
+        be told from a write that landed in between (see _compare_read)."""
+        pinned = await self._pin()
+        legacy_outcome, failure = await self._legacy(entry, scope, receive, send)
+        if failure is not None or (pinned is None and len(self._tasks) >= self._queue):
+            if pinned is not None:
+                self._spawn(self._unpin(pinned))
             if failure is not None:
                 raise failure
-            if len(self._tasks) >= self._queue:  # candidates queue off the client's path
-                self.results.count(route, scope, "skipped", "busy")
-                return
-            later = self._read_later(entry, route, scope, body, legacy_outcome)
-            task = asyncio.ensure_future(later)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.results.count(route, scope, "skipped", "busy")
             return
-        # A write waits for a free candidate slot no longer than the candidate may run.
+        self._spawn(self._read_later(entry, route, scope, body, legacy_outcome, pinned))
+
+    async def _serve_write(
+        self,
+        entry: RouteEntry,
+        route: RouteShadow,
+        scope: Scope,
+        body: bytes,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """The candidate first, rolled back, then legacy for real: the client waits for the
+        candidate at most `timeout` in all (a free slot, its runs, learning included, and
+        its rollback)."""
+        deadline = time.monotonic() + self.timeout
         try:
             async with timeout(self.timeout):
                 await self._slots.acquire()
         except TimeoutError:
             self.results.count(route, scope, "skipped", "busy")
-            await legacy.app(scope, replayed, send)
+            await self._legacy_alone(entry, scope, receive, send)
             return
         started = time.time_ns()
         try:
-            outcome = await self._candidate(entry, scope, body)
+            outcome, seal = await self.twins.run(entry, route, scope, body, deadline=deadline)
         finally:
             self._slots.release()
         ended = time.time_ns()
-        legacy_outcome, failure = await self._legacy(legacy.app, scope, replayed, send)
-        judged = self._judge(route, scope, legacy_outcome, outcome)
+        legacy_outcome, failure = await self._legacy(entry, scope, receive, send)
+        judged = self._judge(route, scope, legacy_outcome, outcome, seal)
         if record_twin is not None:  # OpenTelemetry: the twin's run as a span
             record_twin(entry.key, started, ended, *judged)
         if failure is not None:
             raise failure  # the client gets exactly what legacy alone gives
 
-    async def _read_later(
-        self, entry: RouteEntry, route: RouteShadow, scope: Scope, body: bytes, legacy: Outcome
+    async def _legacy_alone(
+        self, entry: RouteEntry, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        async with self._slots:
-            started = time.time_ns()
-            outcome = await self._candidate(entry, scope, body)
-            ended = time.time_ns()
-        judged = self._judge(route, scope, legacy, outcome)
-        if record_twin is not None:  # OpenTelemetry: the twin's run as a span
-            record_twin(entry.key, started, ended, *judged)
+        if entry.legacy is None:
+            raise LookupError(f"{entry.key} has no legacy implementation")
+        await entry.legacy.app(scope, receive, send)
+
+    async def _pin(self) -> AsyncConnection | None:
+        """A slot and a connection whose snapshot is taken now, if a slot is free now."""
+        if self._slots.locked():
+            return None
+        await self._slots.acquire()
+        try:
+            async with timeout(self.timeout):
+                return await self.sandbox.open(snapshot=True, pin=True)
+        except Exception:  # busy, or the database is down: legacy answers all the same
+            self._slots.release()
+            return None
+
+    async def _unpin(self, pinned: AsyncConnection) -> None:
+        try:
+            await self.sandbox.discard(pinned, within=self.timeout)
+        finally:
+            self._slots.release()
+
+    async def _read_later(
+        self,
+        entry: RouteEntry,
+        route: RouteShadow,
+        scope: Scope,
+        body: bytes,
+        legacy: Outcome,
+        pinned: AsyncConnection | None,
+    ) -> None:
+        if pinned is None:
+            await self._slots.acquire()
+        started = time.time_ns()
+        try:
+            judged = await self._compare_read(entry, route, scope, body, legacy, pinned)
+        finally:
+            self._slots.release()
+        if record_twin is not None:  # OpenTelemetry: the twin's run(s) as a span
+            record_twin(entry.key, started, time.time_ns(), *judged)
+
+    async def _compare_read(
+        self,
+        entry: RouteEntry,
+        route: RouteShadow,
+        scope: Scope,
+        body: bytes,
+        legacy: Outcome,
+        pinned: AsyncConnection | None,
+    ) -> tuple[str, str]:
+        """A difference on a read is confirmed before it is reported.
+
+        The pinned snapshot was taken before legacy read, a fresh one is taken after it
+        answered: legacy saw the data as of some moment in between. A candidate that
+        matches legacy on either snapshot is the same; one that differs from legacy on both
+        while both snapshots agree is different; otherwise the data changed under the
+        comparison and it is skipped ("unconfirmed"), neither same nor different. A read
+        that found every slot busy has no snapshot from before legacy: its differences
+        cannot be confirmed and are skipped too."""
+        deadline = time.monotonic() + self.timeout
+        first, seal = await self.twins.run(entry, route, scope, body, deadline=deadline, on=pinned)
+        if not isinstance(first, Outcome) or not _unconfirmed(legacy, first, seal, route.noise):
+            return self._judge(route, scope, legacy, first, seal)
+        deadline = time.monotonic() + self.timeout
+        fresh, fresh_seal = await self.twins.run(
+            entry, route, scope, body, deadline=deadline, learn=False
+        )
+        seal.closed = fresh_seal.closed = True
+        if isinstance(fresh, Outcome):
+            if fresh_seal.attempts or compare(legacy, fresh, route.noise).same:
+                return self._judge(route, scope, legacy, fresh, fresh_seal)
+            if pinned is not None and _answer(first) == _answer(fresh):
+                return self._judge(route, scope, legacy, first, seal)
+        # The data changed in between, or no snapshot from before legacy read.
+        self.results.count(route, scope, "skipped", "unconfirmed")
+        return "skipped", "unconfirmed"
 
     async def _legacy(
-        self, app: Any, scope: Scope, receive: Receive, send: Send
+        self, entry: RouteEntry, scope: Scope, receive: Receive, send: Send
     ) -> tuple[Outcome, Exception | None]:
         """Legacy, for real, to the client; its outcome and the exception it raised, if any."""
+        if entry.legacy is None:
+            raise LookupError(f"{entry.key} has no legacy implementation")
         info = current_request.get()
         token = None
         if info is None:  # metrics are off: the comparison still needs the counts
@@ -188,7 +288,7 @@ class ShadowRunner:
         outcome = Outcome()
         failure: Exception | None = None
         try:
-            await app(scope, receive, asgi.tee(send, outcome, self.max_body))
+            await entry.legacy.app(scope, receive, asgi.tee(send, outcome, self.max_body))
         except Exception as exc:
             failure = exc
             outcome.status = outcome.status or 500
@@ -197,107 +297,32 @@ class ShadowRunner:
             info.writes = None
             if token is not None:
                 current_request.reset(token)
-        _fill(outcome, capture)
+        capture.fill(outcome)
         return outcome, failure
 
-    async def _candidate(self, entry: RouteEntry, scope: Scope, body: bytes) -> Outcome | str:
-        """The candidate's outcome, or why it was skipped ("timeout", "pool").
-
-        While a route is learning its noise the candidate runs twice, each run rolled back
-        to a savepoint, on one snapshot (REPEATABLE READ on PostgreSQL; SQLite's
-        transactions are snapshots): what differs between the two runs is noise, not data
-        that changed in between.
-        """
-        route = self.results.route(entry.key)
-        learning = route.learned < LEARN_RUNS
-        try:
-            async with (
-                timeout(self.timeout * (2 if learning else 1)),
-                self._connection(snapshot=learning) as connection,
-            ):
-                started = time.perf_counter()
-                first = await self._run_on(connection, entry, scope, body)
-                self.results.metrics.latency.labels(entry.key, scope["method"]).observe(
-                    time.perf_counter() - started
-                )
-                if learning and first.error is None:
-                    second = await self._run_on(connection, entry, scope, body)
-                    if second.error is None:
-                        self._learn(route, first, second)
-        except TimeoutError:
-            return "timeout"
-        except _PoolBusy:
-            return "pool"
-        return first
-
-    def _learn(self, route: RouteShadow, first: Outcome, second: Outcome) -> None:
-        route.learned += 1
-        one, other = _json_or_none(first.body), _json_or_none(second.body)
-        if one is not None and other is not None and route.noise.learn(one, other):
-            log.info("shadow: %s: learned noise %s", route.key, sorted(route.noise.paths))
-
-    async def _run_on(
-        self, connection: AsyncConnection, entry: RouteEntry, scope: Scope, body: bytes
-    ) -> Outcome:
-        """One run of the candidate inside a savepoint of `connection`, rolled back."""
-        endpoint = entry.async_
-        if endpoint is None:
-            raise LookupError(f"{entry.key} has no async implementation")
-        child = dict(scope)
-        child["endpoint"] = endpoint.func
-        child["route"] = endpoint.context.original_route
-        outcome = Outcome()
-        capture = WriteCapture()
-        token = current_request.set(RequestInfo(scope["method"], scope["path"], writes=capture))
-
-        def sessions() -> AsyncSession:
-            return AsyncSession(
-                bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-            )
-
-        savepoint = await connection.begin_nested()
-        session_token = candidate_sessions.set(sessions)
-        try:
-            await endpoint.app(child, asgi.replay(body, None), asgi.capture(outcome))
-        except asgi.CandidateDone:
-            pass
-        except Exception as exc:
-            outcome.error = Failure.of(exc, endpoint.func)
-        finally:
-            candidate_sessions.reset(session_token)
-            current_request.reset(token)
-            with anyio_shield():
-                if savepoint.is_active:
-                    await savepoint.rollback()
-        _fill(outcome, capture)
-        return outcome
-
-    @contextlib.asynccontextmanager
-    async def _connection(self, *, snapshot: bool) -> AsyncIterator[AsyncConnection]:
-        """A connection of the candidates' pool in a transaction that is always rolled back."""
-        try:
-            connection: AsyncConnection = await self.engine.connect()
-        except SQLAlchemyTimeout as exc:  # the candidates' own pool is exhausted
-            raise _PoolBusy() from exc
-        try:
-            if snapshot and connection.dialect.name == "postgresql":
-                await connection.execution_options(isolation_level="REPEATABLE READ")
-            transaction = await connection.begin()
-            try:
-                yield connection
-            finally:
-                with anyio_shield():
-                    await transaction.rollback()
-        finally:
-            with anyio_shield():
-                await connection.close()
-
-    # -- results -------------------------------------------------------------------------
+    def _late(self, route: RouteShadow, scope: Scope, what: str) -> None:
+        """An attempt by something the twin left running after its run was compared."""
+        self.results.count(route, scope, "escaped", "")
+        self.results.example(route, scope, "escaped", {"escaped": [what], "late": True})
+        log.warning("shadow: %s %s: refused %s", scope["method"], scope["path"], what)
 
     def _judge(
-        self, route: RouteShadow, scope: Scope, legacy: Outcome, candidate: Outcome | str
+        self,
+        route: RouteShadow,
+        scope: Scope,
+        legacy: Outcome,
+        candidate: Outcome | str,
+        seal: Seal,
     ) -> tuple[str, str]:
         """Count and keep the comparison; return its outcome and reason (as counted)."""
+        seal.closed = True
+        if seal.attempts:  # whatever it answered, it tried to get out: that comes first
+            self.results.count(route, scope, "escaped", "")
+            self.results.example(route, scope, "escaped", {"escaped": list(seal.attempts)})
+            log.warning(
+                "shadow: %s %s: refused %s", scope["method"], scope["path"], seal.attempts[0]
+            )
+            return "escaped", seal.attempts[0]
         if isinstance(candidate, str):
             self.results.count(route, scope, "skipped", candidate)
             return "skipped", candidate
@@ -316,7 +341,7 @@ class ShadowRunner:
             self.results.example(route, scope, "candidate_error", failed, sides=sides)
             return "candidate_error", candidate.error
         verdict: Comparison = compare(legacy, candidate, route.noise)
-        outcome = "same" if verdict.same else "different"
+        outcome = verdict.outcome
         self.results.count(route, scope, outcome, "")
         if not verdict.same:
             detail = verdict.as_dict()
@@ -329,17 +354,7 @@ class ShadowRunner:
     @property
     def engine(self) -> AsyncEngine:
         """The candidates' own small pool, apart from the application's."""
-        if self._engine is None:
-            url = self.database.async_engine.url
-            args: dict[str, Any] = {"pool_timeout": 0.5, "pool_size": self._concurrency}
-            if url.get_backend_name() == "sqlite":
-                args = {}
-            self._engine = create_async_engine(url, max_overflow=0, **args)
-            if url.get_backend_name() == "sqlite":
-                # pysqlite's own transaction handling ignores SAVEPOINT; SQLAlchemy's recipe.
-                event.listen(self._engine.sync_engine, "connect", _sqlite_connect)
-                event.listen(self._engine.sync_engine, "begin", _sqlite_begin)
-        return self._engine
+        return self.sandbox.engine
 
     def local_report(self) -> dict[str, Any]:
         """Every shadowed route as this worker alone saw it."""
@@ -369,43 +384,22 @@ class ShadowRunner:
             with contextlib.suppress(BaseException):
                 await task
         await self.results.stop()
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+        await self.sandbox.dispose()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
-class _PoolBusy(Exception):
-    pass
+def _unconfirmed(legacy: Outcome, candidate: Outcome, seal: Seal, noise: Noise) -> bool:
+    """A read whose answer differs: data that changed in between may explain it. Errors,
+    escapes and differences in writes or work alone are judged as found."""
+    if seal.attempts or candidate.error is not None or legacy.error is not None:
+        return False
+    verdict = compare(legacy, candidate, noise)
+    return verdict.status is not None or bool(verdict.fields)
 
 
-def anyio_shield() -> Any:
-    import anyio
-
-    return anyio.CancelScope(shield=True)
-
-
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
-
-
-def _fill(outcome: Outcome, capture: WriteCapture) -> None:
-    outcome.writes = list(capture.committed)
-    outcome.uncommitted = capture.discarded + len(capture.pending)
-    outcome.generated = list(capture.generated)
-    outcome.statements = capture.statements
-    outcome.rows_fetched = capture.rows_fetched
-    outcome.unlimited_selects = capture.unlimited_selects
-
-
-def _json_or_none(body: bytes) -> Any:
-    try:
-        return json.loads(body) if body else None
-    except ValueError:
-        return None
+def _answer(outcome: Outcome) -> tuple[int, bytes]:
+    return outcome.status, outcome.body
