@@ -60,8 +60,10 @@ async def child(case: str, isolation: str, requests: int, url: str) -> None:
     from gateway import Settings
 
     # A timeout for valgrind's pace (about 50 times slower): every twin runs to its end.
+    # Metrics off: their samplers wake on a timer, so their instructions follow the wall
+    # clock (valgrind's pace on a loaded machine), not the requests.
     settings = Settings.from_environ(
-        {}, database_url=url, pool_size=4, max_overflow=0, shadow_timeout=600
+        {}, database_url=url, pool_size=4, max_overflow=0, shadow_timeout=600, metrics=False
     )
     os.environ["DATABASE_URL"] = url  # the legacy app's own engine
     gw = create_gateway(settings)
@@ -133,7 +135,11 @@ def main() -> None:
     for case, isolation in CASES:
         small, large = counts[case, isolation, args.small], counts[case, isolation, args.large]
         per[case, isolation] = (large - small) / (args.large - args.small)
-        print(f"  {case:<9} isolation {isolation:<4} {per[case, isolation]:>12,.0f}", flush=True)
+        print(
+            f"  {case:<9} isolation {isolation:<4} {per[case, isolation]:>12,.0f}"
+            f"   (I: {small:,} and {large:,})",
+            flush=True,
+        )
     for case in ("plain", "shadowed"):
         cost = per[case, "on"] - per[case, "off"]
         share = cost / per[case, "off"] * 100
