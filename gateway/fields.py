@@ -26,7 +26,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Field", "FieldError", "FieldErrors", "FieldSpec", "field_validator", "read_fields"]
+__all__ = [
+    "Field",
+    "FieldError",
+    "FieldErrors",
+    "FieldSpec",
+    "environ_values",
+    "field_validator",
+    "read_fields",
+]
 
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
 _FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
@@ -254,3 +262,13 @@ def _check_bounds(value: Any, spec: FieldSpec) -> None:
     for bound, holds, words in checks:
         if bound is not None and not holds:
             raise ValueError(f"Input should be {words} {bound}")
+
+
+def environ_values(cls: type, environ: Mapping[str, str], prefix: str) -> dict[str, str]:
+    """The `<prefix><FIELD>` variables of `environ` that name a field of `cls`, by field name."""
+    names = {field.name for field in dataclasses.fields(cls)}
+    return {
+        name[len(prefix) :].lower(): value
+        for name, value in environ.items()
+        if name.startswith(prefix) and name[len(prefix) :].lower() in names
+    }

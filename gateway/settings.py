@@ -22,6 +22,7 @@ from gateway.fields import (
     declared,
     describe_type,
     env_text,
+    environ_values,
     field_validator,
     read_fields,
 )
@@ -36,14 +37,17 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: a header
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Settings:
     """Everything the gateway can be told, each field read from GATEWAY_<FIELD>.
 
-    Fields are declared with `gateway.fields.Field` (bounds, description) and checked by the
-    `field_validator` methods whenever a Settings is made, however it is made:
+    `Settings()` reads the process environment, as pydantic-settings' BaseSettings did;
+    keyword arguments take precedence over it. Fields are declared with
+    `gateway.fields.Field` (bounds, description) and checked by the `field_validator`
+    methods whenever a Settings is made, however it is made:
 
-        Settings(pool_size=5)                      # or "5", as an environment gives it
+        Settings(pool_size=5)                      # or "5"; GATEWAY_* for the rest
+        Settings.from_environ({...}, pool_size=5)  # another environment than the process's
         dataclasses.replace(settings, pool_size=7)  # checked again
     """
 
@@ -361,26 +365,31 @@ class Settings:
             raise ValueError("expected one of critical, error, warning, info, debug")
         return value.lower()
 
-    def __post_init__(self) -> None:
+    def __init__(self, **values: Any) -> None:
+        """GATEWAY_* from the process environment, `values` (by field name) on top."""
+        self._fill(environ_values(type(self), os.environ, ENV_PREFIX) | values)
+
+    def _fill(self, values: Mapping[str, Any]) -> None:
+        names = {field.name for field in dataclasses.fields(self)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise TypeError(
+                f"Settings got unknown field(s) {unknown}; expected some of {sorted(names)}"
+            )
         try:
-            values = read_fields(type(self), vars(self))
+            converted = read_fields(type(self), values)
         except FieldErrors as exc:
             raise _settings_error(exc) from None
-        for name, value in values.items():
+        for name, value in converted.items():
             object.__setattr__(self, name, value)  # frozen: set once, converted
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read GATEWAY_* from `environ` (default: os.environ); raise SettingsError if invalid."""
         environ = os.environ if environ is None else environ
-        names = {field.name for field in dataclasses.fields(cls)}
-        values: dict[str, Any] = {
-            name[len(ENV_PREFIX) :].lower(): value
-            for name, value in environ.items()
-            if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :].lower() in names
-        }
-        values.update(overrides)
-        return cls(**values)
+        settings = cls.__new__(cls)
+        settings._fill(environ_values(cls, environ, ENV_PREFIX) | overrides)
+        return settings
 
     @property
     def effective_database_url(self) -> str:

@@ -9,13 +9,14 @@ against the originals they stand in for. Delete this module with Python 3.10 sup
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable
 from datetime import timezone
 from enum import Enum
-from types import TracebackType
+from types import CodeType, FunctionType, TracebackType
 from typing import Any, TypeVar
 
-__all__ = ["UTC", "StrEnum", "Timeout", "timeout", "wait_for"]
+__all__ = ["UTC", "StrEnum", "Timeout", "function_qualname", "timeout", "wait_for"]
 
 T = TypeVar("T")
 _S = TypeVar("_S", bound="StrEnum")
@@ -107,3 +108,23 @@ async def wait_for(awaitable: Awaitable[T], timeout: float | None) -> T:
         return await asyncio.wait_for(awaitable, timeout)
     except asyncio.TimeoutError as exc:
         raise TimeoutError(*exc.args) from exc.__cause__
+
+
+_QUALNAMES: dict[CodeType, str] = {}
+_QUALNAMES_KEPT = 1024
+
+
+def function_qualname(code: CodeType) -> str:
+    """The `__qualname__` of the function whose code this is (3.11's `co_qualname`).
+
+    Found once per code object among the objects that refer to it, then remembered: it is
+    asked only when a sync driver runs on the event loop, to name the `async def` that did.
+    The code's plain name when no function owns it any more.
+    """
+    name = _QUALNAMES.get(code)
+    if name is None:
+        owners = (f for f in gc.get_referrers(code) if isinstance(f, FunctionType))
+        name = next((f.__qualname__ for f in owners if f.__code__ is code), code.co_name)
+        if len(_QUALNAMES) < _QUALNAMES_KEPT:
+            _QUALNAMES[code] = name
+    return name

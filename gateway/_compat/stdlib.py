@@ -37,8 +37,14 @@ running_loop = asyncio._get_running_loop
 
 
 def code_qualname(code: CodeType) -> str:
-    """A code object's qualified name ("Class.method"); 3.10 has only its plain name.
+    """A code object's qualified name ("Class.method", "factory.<locals>.route").
 
-    Needed until Python 3.10 support ends (`co_qualname` is new in 3.11).
+    Needed until Python 3.10 support ends: `co_qualname` is new in 3.11; on 3.10 the name
+    comes from the function that owns the code object.
     """
-    return getattr(code, "co_qualname", code.co_name)
+    qualname: str | None = getattr(code, "co_qualname", None)
+    if qualname is not None:
+        return qualname
+    from gateway._compat.py310 import function_qualname  # pragma: no cover - Python 3.10
+
+    return function_qualname(code)  # pragma: no cover - Python 3.10

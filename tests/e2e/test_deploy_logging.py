@@ -94,7 +94,14 @@ async def test_startup_flip_and_stop_lines(sqlite_url, caplog):
         gw.modes.set_mode("GET /users/{user_id}", "canary", 25)  # no change: no line
     records = [r for r in caplog.records if r.name == "gateway"]
     messages = [r.getMessage() for r in records]
-    assert messages == ["gateway started", "route flipped", "gateway stopped: pools closed"]
+    assert messages == [
+        "legacy concurrency from the legacy app's engine pool",  # the example's engine: read
+        "gateway started",
+        "route flipped",
+        "gateway stopped: pools closed",
+    ]
+    sized = getattr(records.pop(0), FIELDS)
+    assert sized["legacy_concurrency"] > 0 and sized["engine"].startswith("sqlite")
     started = getattr(records[0], FIELDS)
     assert started["sync_engine"] == "sqlite+pysqlite"
     assert started["async_engine"] == "sqlite+aiosqlite"

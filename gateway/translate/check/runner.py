@@ -370,13 +370,10 @@ def _require_tables(engine: Any, metadata: MetaData | None, url: str) -> None:
 
 
 def _metadata_of(module: ModuleType) -> MetaData | None:
-    """The metadata of the mapped classes the module uses; else of those of its package
-    (a generic CRUD base maps nothing itself, its subclasses' models are next to it)."""
-    top = module.__name__.split(".")[0]
-    related = sorted(
-        n for n in list(sys.modules) if n.split(".")[0] == top and n != module.__name__
-    )
-    for candidate in [module, *(sys.modules[n] for n in related)]:
+    """The metadata of the mapped classes the module uses; else of those of its package,
+    nearest first (a generic CRUD base maps nothing itself, its subclasses' models are next
+    to it; a package further up may hold other apps' models)."""
+    for candidate in _module_and_neighbours(module):
         for value in list(vars(candidate).values()):
             mapper = (
                 sa_inspect(value, raiseerr=False)
@@ -386,3 +383,16 @@ def _metadata_of(module: ModuleType) -> MetaData | None:
             if isinstance(mapper, Mapper):
                 return mapper.local_table.metadata
     return None
+
+
+def _module_and_neighbours(module: ModuleType) -> list[ModuleType]:
+    """`module`, then the loaded modules of its package, of the package above, and so on."""
+    parts = module.__name__.split(".")
+    seen = {module.__name__}
+    ordered = [module]
+    for end in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:end]) + "."
+        for name in sorted(n for n in list(sys.modules) if n.startswith(prefix) and n not in seen):
+            seen.add(name)
+            ordered.append(sys.modules[name])
+    return ordered

@@ -187,3 +187,19 @@ def test_wait_for_raises_the_builtin_timeout_error(wait_for) -> None:
         return "not caught"
 
     assert asyncio.run(main()) == "caught"
+
+
+def _factory():  # type: ignore[no-untyped-def]
+    class Owner:
+        async def method(self) -> None: ...
+
+    async def local() -> None: ...
+
+    return Owner.method, local
+
+
+@pytest.mark.parametrize("function", [*_factory(), test_utc_is_the_one_utc])
+def test_the_310_qualname_of_a_code_object_is_its_functions(function) -> None:  # type: ignore[no-untyped-def]
+    code = function.__code__
+    assert py310.function_qualname(code) == function.__qualname__
+    assert compat.code_qualname(code) == function.__qualname__
