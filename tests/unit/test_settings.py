@@ -169,3 +169,16 @@ def test_a_field_of_a_type_the_reader_cannot_convert_is_a_declaration_error():
 
     with pytest.raises(TypeError, match="cannot be read: use str, int, float, bool"):
         fields_module.read_fields(Knobs, {"names": "a,b"})
+
+
+def test_settings_made_in_code_read_the_environment_and_keywords_win(monkeypatch):
+    """`Settings()` reads GATEWAY_* as pydantic-settings' BaseSettings did: an app's
+    `create_app(settings or Settings())` keeps its admin tokens; keywords take precedence."""
+    monkeypatch.setenv("GATEWAY_ADMIN_TOKENS", "ops=a-token-long-enough-0123456789")
+    monkeypatch.setenv("GATEWAY_POOL_SIZE", "3")
+    assert Settings().admin_tokens == "ops=a-token-long-enough-0123456789"
+    assert Settings().pool_size == 3
+    assert Settings(pool_size=7).pool_size == 7
+    assert Settings.from_environ({}).admin_tokens == ""
+    with pytest.raises(TypeError, match="unknown field.*'pool_sise'"):
+        Settings(pool_sise=7)
