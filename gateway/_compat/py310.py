@@ -13,7 +13,14 @@ import gc
 from collections.abc import Awaitable
 from datetime import timezone
 from enum import Enum
-from types import CodeType, FunctionType, TracebackType
+from types import (
+    AsyncGeneratorType,
+    CodeType,
+    CoroutineType,
+    FunctionType,
+    GeneratorType,
+    TracebackType,
+)
 from typing import Any, TypeVar
 
 __all__ = ["UTC", "StrEnum", "Timeout", "function_qualname", "timeout", "wait_for"]
@@ -117,14 +124,28 @@ _QUALNAMES_KEPT = 1024
 def function_qualname(code: CodeType) -> str:
     """The `__qualname__` of the function whose code this is (3.11's `co_qualname`).
 
-    Found once per code object among the objects that refer to it, then remembered: it is
-    asked only when a sync driver runs on the event loop, to name the `async def` that did.
-    The code's plain name when no function owns it any more.
+    Found among the objects that refer to the code: its function, or a coroutine or
+    generator made from it (which keeps the name when the function is gone); remembered once
+    found. Asked only when a sync driver runs on the event loop, to name the `async def`
+    that did. The code's plain name when nothing names it.
     """
     name = _QUALNAMES.get(code)
-    if name is None:
-        owners = (f for f in gc.get_referrers(code) if isinstance(f, FunctionType))
-        name = next((f.__qualname__ for f in owners if f.__code__ is code), code.co_name)
-        if len(_QUALNAMES) < _QUALNAMES_KEPT:
-            _QUALNAMES[code] = name
-    return name
+    if name is not None:
+        return name
+    for owner in gc.get_referrers(code):
+        if _code_of(owner) is code:
+            name = str(owner.__qualname__)
+            if len(_QUALNAMES) < _QUALNAMES_KEPT:
+                _QUALNAMES[code] = name
+            return name
+    return code.co_name
+
+
+def _code_of(owner: object) -> CodeType | None:
+    if isinstance(owner, FunctionType):
+        return owner.__code__
+    attribute = _CODE.get(type(owner))
+    return getattr(owner, attribute) if attribute else None
+
+
+_CODE = {CoroutineType: "cr_code", AsyncGeneratorType: "ag_code", GeneratorType: "gi_code"}

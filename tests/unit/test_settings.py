@@ -180,5 +180,5 @@ def test_settings_made_in_code_read_the_environment_and_keywords_win(monkeypatch
     assert Settings().pool_size == 3
     assert Settings(pool_size=7).pool_size == 7
     assert Settings.from_environ({}).admin_tokens == ""
-    with pytest.raises(TypeError, match="unknown field.*'pool_sise'"):
+    with pytest.raises(TypeError, match=r"unknown field.*'pool_sise'"):
         Settings(pool_sise=7)

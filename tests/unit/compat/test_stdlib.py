@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import inspect
 import json
 from datetime import datetime, timezone
 from enum import auto
@@ -203,3 +204,18 @@ def test_the_310_qualname_of_a_code_object_is_its_functions(function) -> None:  
     code = function.__code__
     assert py310.function_qualname(code) == function.__qualname__
     assert compat.code_qualname(code) == function.__qualname__
+
+
+def test_the_310_qualname_of_a_running_coroutine_whose_function_is_gone() -> None:
+    names = []
+
+    def factory():  # type: ignore[no-untyped-def]
+        async def route() -> None:
+            frame = inspect.currentframe()
+            assert frame is not None
+            names.append(py310.function_qualname(frame.f_code))
+
+        return route
+
+    asyncio.run(factory()())  # the function is dropped once its coroutine exists
+    assert names == [f"{factory.__qualname__}.<locals>.route"]
