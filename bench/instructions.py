@@ -38,7 +38,7 @@ from typing import Any
 
 from bench.inprocess import http_scope, receive
 
-__all__ = ["CASES", "IDLE", "Case", "main", "per_request"]
+__all__ = ["CASES", "IDLE", "Case", "environment", "main", "measure", "per_request", "spread"]
 
 MARK = "instructions "
 USERS = 10_000
@@ -177,6 +177,21 @@ def measure(case: Case, env: dict[str, str], args: argparse.Namespace, idle: boo
     return found
 
 
+def environment(url: str) -> dict[str, str]:
+    """The settings every measured child shares, on the database at `url`."""
+    return dict(
+        os.environ,
+        PYTHONHASHSEED="0",
+        GATEWAY_DATABASE_URL=url,
+        GATEWAY_POOL_SIZE="1",
+        GATEWAY_MAX_OVERFLOW="1",
+        GATEWAY_THREADPOOL_SIZE="4",
+        GATEWAY_LOG_LEVEL="warning",
+        GATEWAY_METRICS="true",
+        GATEWAY_GC_FREEZE="false",  # the child freezes every case alike
+    )
+
+
 def spread(values: list[float]) -> float:
     """The largest distance from the mean, in % of the mean."""
     mean = statistics.fmean(values)
@@ -227,17 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     results: dict[str, list[float]] = {}
     with throwaway_database(admin, users=USERS) as db:
-        env = dict(
-            os.environ,
-            PYTHONHASHSEED="0",
-            GATEWAY_DATABASE_URL=db.url,
-            GATEWAY_POOL_SIZE="1",
-            GATEWAY_MAX_OVERFLOW="1",
-            GATEWAY_THREADPOOL_SIZE="4",
-            GATEWAY_LOG_LEVEL="warning",
-            GATEWAY_METRICS="true",
-            GATEWAY_GC_FREEZE="false",  # the child freezes every case alike
-        )
+        env = environment(db.url)
         jobs = [(case, idle) for _ in range(args.runs) for case, idle in chosen]
         with ThreadPoolExecutor(args.jobs) as pool:
             found = list(

@@ -1,42 +1,50 @@
 """What shadow isolation costs a request, in instructions (cachegrind), shadowed and not.
 
-    python -m bench.isolation_cost                    # 4 cases x 2 runs under valgrind
-    python -m bench.isolation_cost --small 100 --large 300 --jobs 4
+    python -m bench.isolation_cost                         # 4 cases x 2 runs under valgrind
+    python -m bench.isolation_cost --requests 100,400 --runs 2 --jobs 2
 
-Each case is one process: the example app on a throwaway PostgreSQL database, driven
-in-process over ASGI (GET /users/{id}, one request at a time; a shadowed request waits for
-its twin's comparison, so the twin's work is inside the request's count). It runs twice
-under `valgrind --tool=cachegrind --cache-sim=no`, with `--small` and `--large` requests;
-(I(large) - I(small)) / (large - small) is the instructions per request, with start-up,
-imports and warm-up cancelled out. Cases: the route in legacy mode ("plain") or shadowed at
-100 %, each with isolation on and off (off: gateway.db.isolation's pool listener, the
-shadow engine's guards and the seal replaced by no-ops before the gateway is built).
+The harness is bench.instructions's (`measure`): each figure is two processes under
+`valgrind --tool=cachegrind --cache-sim=no`, one serving N1 and one N2 requests after the
+same warm-up, and per request = (I(N2) - I(N1)) / (N2 - N1); the gateway's periodic work is
+paused through its settings and the flags sit in a SQLite file, so nothing polls while a
+request takes seconds under valgrind. The app is bench.apps.gateway_app's pair (GET
+/users/{id}, bare_def mounted unchanged, its async twin) on a throwaway PostgreSQL database.
+
+Cases: the route in legacy mode ("plain") or shadowed at 100 % (each request waits for its
+twin's comparison, so the twin's work is inside the request's count; the shadow results'
+flush, every 2 s of wall time, is paused like the rest), each with the isolation on and
+off. Off: gateway.db.isolation's Pool checkout listener, the shadow engine's guards and the
+seal replaced by no-ops before the gateway is built.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
-import re
-import subprocess
-import sys
+import statistics
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench.shadow_cost import throwaway_database
+from sqlalchemy import event
+from sqlalchemy.pool import Pool
 
-__all__ = ["main"]
+import gateway.db.isolation as isolation
+from bench.instructions import Case, environment, measure, spread
 
-CASES = [(case, isolation) for case in ("plain", "shadowed") for isolation in ("on", "off")]
-ROUTE = "GET /users/{user_id}"
-USERS = 20
-_REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
+__all__ = ["CASES", "create_app", "main"]
+
+TARGET = "bench.isolation_cost:create_app"
+CASES = tuple(
+    Case(f"{case}_{isolation}", TARGET, env={"BENCH_CASE": case, "BENCH_ISOLATION": isolation})
+    for case in ("plain", "shadowed")
+    for isolation in ("on", "off")
+)
+PAUSED = 10**6  # seconds: the shadow results' flush, out of the measured part
+LEARNED = 10**6  # comparisons counted as learned: the twin runs once per request
 
 
 def _isolation_off() -> None:
-    import gateway.db.isolation as isolation
     import gateway.shadow.runner as runner
     import gateway.shadow.sandbox as sandbox
     import gateway.shadow.twin as twin
@@ -50,100 +58,86 @@ def _isolation_off() -> None:
     isolation.install_isolation = nothing  # type: ignore[assignment]
 
 
-async def child(case: str, isolation: str, requests: int, url: str) -> None:
-    import httpx
-    from asgi_lifespan import LifespanManager
+class Settled:
+    """The app, each HTTP request returning only once its twin has been compared "same"."""
 
-    if isolation == "off":
+    def __init__(self, app: Any, shadow: Any, key: str) -> None:
+        self.app, self.shadow, self.key, self.served = app, shadow, key, 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            return
+        self.served += 1
+        await self.shadow.settle()
+        route = self.shadow.results.routes[self.key]
+        if route.counts["same"] != self.served or route.learned < LEARNED:
+            raise RuntimeError(  # a skipped, differing or learning twin: not this cost
+                f"expected {self.served} twins run once and compared same, found "
+                f"{route.counts} with {route.learned} learned"
+            )
+
+
+def create_app() -> Any:
+    """The measured app of one case, from BENCH_CASE and BENCH_ISOLATION (bench.instructions
+    --child bench.isolation_cost:create_app)."""
+    from bench.apps.gateway_app import ROUTE, create_gateway, read_user_async
+
+    if os.environ["BENCH_ISOLATION"] == "off":
         _isolation_off()
-    from example import create_gateway
-    from gateway import Settings
-
-    # A timeout for valgrind's pace (about 50 times slower): every twin runs to its end.
-    # Metrics off: their samplers wake on a timer, so their instructions follow the wall
-    # clock (valgrind's pace on a loaded machine), not the requests.
-    settings = Settings.from_environ(
-        {}, database_url=url, pool_size=4, max_overflow=0, shadow_timeout=600, metrics=False
-    )
-    os.environ["DATABASE_URL"] = url  # the legacy app's own engine
-    gw = create_gateway(settings)
-    app = gw.build()
-    # Start-up under valgrind takes minutes, not asgi-lifespan's default 5 s.
-    async with LifespanManager(app, startup_timeout=None, shutdown_timeout=None) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-            for i in range(USERS):
-                await client.post("/users", json={"name": f"u{i}", "email": f"u{i}@x.org"})
-            if case == "shadowed":
-                gw.modes.set_mode(ROUTE, "shadow", 100)
-                gw.shadow.results.route(ROUTE).learned = 10**6  # one twin run per request
-            for i in range(requests + 20):  # 20 to warm up
-                response = await client.get(f"/users/{i % USERS + 1}")
-                if response.status_code != 200:
-                    raise RuntimeError(f"{response.status_code} {response.text[:200]}")
-                if gw.shadow is not None:
-                    await gw.shadow.settle()
-    if case == "shadowed":
-        row = gw.shadow.local_report()["routes"][0] if gw.shadow else {}
-        if row.get("same") != requests + 20:
-            raise RuntimeError(f"expected every request compared the same: {row}")
+    gateway = create_gateway()
+    app = gateway.build()
+    installed = event.contains(Pool, "checkout", isolation._checkout)
+    if installed != (os.environ["BENCH_ISOLATION"] == "on"):
+        raise RuntimeError(f"BENCH_ISOLATION={os.environ['BENCH_ISOLATION']}: {installed=}")
+    if os.environ["BENCH_CASE"] == "plain":
+        gateway.modes.set_mode(ROUTE, "legacy")
+        return app
+    shadow = gateway.shadow
+    if shadow is None:
+        raise RuntimeError("expected the built gateway to have a shadow runner, found None")
+    gateway.modes.set_mode(ROUTE, "shadow", 100)
+    shadow.results.flush_interval = PAUSED
+    results = shadow.results  # one twin run per request: its noise counts as learned
+    results.route(ROUTE, results.version_of(read_user_async)).learned = LEARNED
+    return Settled(app, shadow, ROUTE)
 
 
-def instructions(case: str, isolation: str, requests: int, url: str) -> int:
-    command = [
-        "valgrind",
-        "--tool=cachegrind",
-        "--cache-sim=no",
-        "--cachegrind-out-file=/dev/null",
-        sys.executable,
-        "-m",
-        "bench.isolation_cost",
-        "--child",
-        case,
-        isolation,
-        str(requests),
-        url,
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=False)
-    found = _REFS.search(done.stderr)
-    if done.returncode != 0 or found is None:
-        raise RuntimeError(f"{case}/{isolation}: valgrind failed:\n{done.stderr[-2000:]}")
-    return int(found.group(1).replace(",", ""))
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--small", type=int, default=40)
-    parser.add_argument("--large", type=int, default=120)
-    parser.add_argument("--jobs", type=int, default=2, help="valgrind runs at a time")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        case, isolation, requests, url = args.child
-        asyncio.run(child(case, isolation, int(requests), url))
-        return
-    print(f"instructions per request, ({args.large} - {args.small} requests) under cachegrind")
+    parser.add_argument("--requests", default="100,400", help="N1,N2 (100,400)")
+    parser.add_argument("--runs", type=int, default=2, help="repeated runs per case (2)")
+    parser.add_argument("--jobs", type=int, default=2, help="figures at once (2 processes each)")
+    parser.add_argument("--seed", type=int, default=23, help="seed of the requested ids (23)")
+    parser.add_argument("--postgres", default=None, help="admin URL of the PostgreSQL server")
+    args = parser.parse_args(argv)
+    args.requests = [int(n) for n in args.requests.split(",")]
 
-    def measure(job: tuple[str, str, int]) -> int:
-        with throwaway_database() as url:
-            return instructions(*job, url)
+    from bench.database import DEFAULT_ADMIN_URL, throwaway_database
+    from bench.instructions import USERS
 
-    jobs = [(c, i, n) for c, i in CASES for n in (args.small, args.large)]
-    with ThreadPoolExecutor(args.jobs) as pool:  # counts, unlike times, do not mind sharing
-        counts = dict(zip(jobs, pool.map(measure, jobs), strict=True))
-    per: dict[tuple[str, str], float] = {}
-    for case, isolation in CASES:
-        small, large = counts[case, isolation, args.small], counts[case, isolation, args.large]
-        per[case, isolation] = (large - small) / (args.large - args.small)
-        print(
-            f"  {case:<9} isolation {isolation:<4} {per[case, isolation]:>12,.0f}"
-            f"   (I: {small:,} and {large:,})",
-            flush=True,
-        )
+    admin = args.postgres or os.environ.get("GATEWAY_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL)
+    n1, n2 = args.requests
+    print(f"instructions per request, (I({n2}) - I({n1})) / {n2 - n1}, {args.runs} runs")
+    with throwaway_database(admin, users=USERS) as db:
+        env = {**environment(db.url), "GATEWAY_SHADOW_TIMEOUT": "600"}  # valgrind's pace
+        jobs = [case for _ in range(args.runs) for case in CASES]
+        with ThreadPoolExecutor(args.jobs) as pool:
+            found = list(pool.map(lambda case: measure(case, env, args, False), jobs))
+    runs: dict[str, list[float]] = {}
+    for case, value in zip(jobs, found, strict=True):
+        runs.setdefault(case.name, []).append(value)
+    print("\n| case | mean | runs | largest distance from the mean |\n|---|---:|---|---:|")
+    for name, values in runs.items():
+        listed = ", ".join(f"{v:,.0f}" for v in values)
+        mean = statistics.fmean(values)
+        print(f"| {name} | {mean:,.0f} | {listed} | {spread(values):.2f} % |")
     for case in ("plain", "shadowed"):
-        cost = per[case, "on"] - per[case, "off"]
-        share = cost / per[case, "off"] * 100
-        print(f"  isolation costs a {case} request {cost:>+10,.0f} ({share:+.2f} %)")
+        on, off = runs[f"{case}_on"], runs[f"{case}_off"]
+        each = ", ".join(f"{a - b:+,.0f}" for a, b in zip(on, off, strict=True))
+        cost = statistics.fmean(on) - statistics.fmean(off)
+        share = cost / statistics.fmean(off) * 100
+        print(f"isolation costs a {case} request {cost:+,.0f} ({share:+.3f} %); per run: {each}")
 
 
 if __name__ == "__main__":

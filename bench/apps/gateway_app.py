@@ -23,7 +23,7 @@ from bench.apps.common import User, UserOut
 from gateway import Gateway, Settings
 from gateway.db.database import get_async_session
 
-__all__ = ["ROUTE", "create_app", "create_blocking_app"]
+__all__ = ["ROUTE", "create_app", "create_blocking_app", "create_gateway"]
 
 ROUTE = "GET /users/{user_id}"
 
@@ -49,13 +49,18 @@ async def read_user_blocking(user_id: int, request: Request) -> Any:
     return user
 
 
-def _build(async_router: APIRouter) -> FastAPI:
-    settings = Settings.from_environ()
-    gateway = Gateway(settings)
+def create_gateway(async_router: APIRouter = migrated) -> Gateway:
+    """The gateway of the pair, not yet built (bench.isolation_cost builds it itself)."""
+    gateway = Gateway(Settings.from_environ())
     gateway.include_legacy(bare_def.create_app())
     gateway.include_async(async_router)
+    return gateway
+
+
+def _build(async_router: APIRouter) -> FastAPI:
+    gateway = create_gateway(async_router)
     app = gateway.build()
-    gateway.modes.set_mode(ROUTE, settings.default_mode)
+    gateway.modes.set_mode(ROUTE, gateway.settings.default_mode)
     return app
 
 
