@@ -1,7 +1,8 @@
 """What shadow isolation costs a request, in instructions (cachegrind), shadowed and not.
 
-    python -m bench.isolation_cost                         # 4 cases x 2 runs under valgrind
-    python -m bench.isolation_cost --requests 100,400 --runs 2 --jobs 2
+    python -m bench.isolation_cost                         # 6 cases x 2 runs under valgrind
+    python -m bench.isolation_cost --cases plain,shadowed --requests 100,400 --jobs 4
+    python -m bench.isolation_cost --cases checkout --requests 100,2100 --jobs 2
 
 The harness is bench.instructions's (`measure`): each figure is two processes under
 `valgrind --tool=cachegrind --cache-sim=no`, one serving N1 and one N2 requests after the
@@ -12,9 +13,12 @@ request takes seconds under valgrind. The app is bench.apps.gateway_app's pair (
 
 Cases: the route in legacy mode ("plain") or shadowed at 100 % (each request waits for its
 twin's comparison, so the twin's work is inside the request's count; the shadow results'
-flush, every 2 s of wall time, is paused like the rest), each with the isolation on and
-off. Off: gateway.db.isolation's Pool checkout listener, the shadow engine's guards and the
-seal replaced by no-ops before the gateway is built.
+flush, every 2 s of wall time, is paused like the rest), and "checkout": an ASGI app whose
+every request checks one connection out of a SQLAlchemy pool (SQLite) and back, so the
+Pool listener's own cost per checkout shows without a request's noise around it. Each with
+the isolation on and off. Off: gateway.db.isolation's Pool checkout listener, the shadow
+engine's guards and the seal replaced by no-ops before the gateway is built; every child
+checks that the listener is installed exactly when the isolation is on.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ __all__ = ["CASES", "create_app", "main"]
 TARGET = "bench.isolation_cost:create_app"
 CASES = tuple(
     Case(f"{case}_{isolation}", TARGET, env={"BENCH_CASE": case, "BENCH_ISOLATION": isolation})
-    for case in ("plain", "shadowed")
+    for case in ("plain", "shadowed", "checkout")
     for isolation in ("on", "off")
 )
 PAUSED = 10**6  # seconds: the shadow results' flush, out of the measured part
@@ -78,6 +82,35 @@ class Settled:
             )
 
 
+def _installed_as_asked() -> None:
+    installed = event.contains(Pool, "checkout", isolation._checkout)
+    if installed != (os.environ["BENCH_ISOLATION"] == "on"):
+        raise RuntimeError(f"BENCH_ISOLATION={os.environ['BENCH_ISOLATION']}: {installed=}")
+
+
+def _checkout_app() -> Any:
+    """An ASGI app whose every request is one checkout and return of a pooled connection
+    (SQLite, no I/O worth the name): the listener's own cost, apart from any request."""
+    from sqlalchemy import create_engine
+
+    if os.environ["BENCH_ISOLATION"] == "on":
+        isolation.install_isolation()
+    # the flags' SQLite file bench.instructions gives each child: a file, so a QueuePool
+    pool = create_engine(os.environ["GATEWAY_FLAGS_DATABASE_URL"], pool_size=1).pool
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        pool.connect().close()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
 def create_app() -> Any:
     """The measured app of one case, from BENCH_CASE and BENCH_ISOLATION (bench.instructions
     --child bench.isolation_cost:create_app)."""
@@ -85,11 +118,13 @@ def create_app() -> Any:
 
     if os.environ["BENCH_ISOLATION"] == "off":
         _isolation_off()
+    if os.environ["BENCH_CASE"] == "checkout":
+        app = _checkout_app()
+        _installed_as_asked()
+        return app
     gateway = create_gateway()
     app = gateway.build()
-    installed = event.contains(Pool, "checkout", isolation._checkout)
-    if installed != (os.environ["BENCH_ISOLATION"] == "on"):
-        raise RuntimeError(f"BENCH_ISOLATION={os.environ['BENCH_ISOLATION']}: {installed=}")
+    _installed_as_asked()
     if os.environ["BENCH_CASE"] == "plain":
         gateway.modes.set_mode(ROUTE, "legacy")
         return app
@@ -105,6 +140,8 @@ def create_app() -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    names = ",".join(sorted({c.env["BENCH_CASE"] for c in CASES}))
+    parser.add_argument("--cases", default=names, help=f"some of {names}")
     parser.add_argument("--requests", default="100,400", help="N1,N2 (100,400)")
     parser.add_argument("--runs", type=int, default=2, help="repeated runs per case (2)")
     parser.add_argument("--jobs", type=int, default=2, help="figures at once (2 processes each)")
@@ -121,7 +158,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"instructions per request, (I({n2}) - I({n1})) / {n2 - n1}, {args.runs} runs")
     with throwaway_database(admin, users=USERS) as db:
         env = {**environment(db.url), "GATEWAY_SHADOW_TIMEOUT": "600"}  # valgrind's pace
-        jobs = [case for _ in range(args.runs) for case in CASES]
+        wanted = {name.strip() for name in args.cases.split(",")}
+        chosen = [case for case in CASES if case.env["BENCH_CASE"] in wanted]
+        if not chosen:
+            raise SystemExit(f"--cases {args.cases!r}: expected some of {names}")
+        jobs = [case for _ in range(args.runs) for case in chosen]
         with ThreadPoolExecutor(args.jobs) as pool:
             found = list(pool.map(lambda case: measure(case, env, args, False), jobs))
     runs: dict[str, list[float]] = {}
@@ -132,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         listed = ", ".join(f"{v:,.0f}" for v in values)
         mean = statistics.fmean(values)
         print(f"| {name} | {mean:,.0f} | {listed} | {spread(values):.2f} % |")
-    for case in ("plain", "shadowed"):
+    for case in sorted(wanted & {c.env["BENCH_CASE"] for c in CASES}):
         on, off = runs[f"{case}_on"], runs[f"{case}_off"]
         each = ", ".join(f"{a - b:+,.0f}" for a, b in zip(on, off, strict=True))
         cost = statistics.fmean(on) - statistics.fmean(off)
