@@ -31,6 +31,7 @@ from gateway.urls import derive_urls
 from tests.apps.translate_corpus import create_app
 from tests.apps.translate_corpus.database import Base, SessionLocal
 from tests.apps.translate_corpus.models import seed
+from tests.unit.translate.written import imported_translation
 
 pytestmark = [pytest.mark.anyio]
 
@@ -103,17 +104,8 @@ def translations():
 def twin_package(translations, tmp_path_factory) -> Iterator[Any]:
     """The translated package written as `-o DIRECTORY` writes it, then imported."""
     directory = tmp_path_factory.mktemp("translated")
-    for result in translations:
-        target = directory / result.relative_path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(result.code)
-    sys.path.insert(0, str(directory))
-    try:
-        yield importlib.import_module("translate_corpus")
-    finally:
-        sys.path.remove(str(directory))
-        for name in [n for n in sys.modules if n.split(".")[0] == "translate_corpus"]:
-            del sys.modules[name]
+    with imported_translation(translations, directory, "translate_corpus") as package:
+        yield package
 
 
 def _short(module: str) -> str:

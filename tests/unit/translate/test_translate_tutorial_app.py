@@ -4,8 +4,6 @@ hand-written twin), on PostgreSQL: the same tests pass on both."""
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from gateway.urls import derive_urls
 from tests.apps.tutorial.database import SessionLocal
 from tests.apps.tutorial.main import create_app
 from tests.apps.tutorial.models import Base, seed
+from tests.unit.translate.written import imported_translation
 
 pytestmark = [
     pytest.mark.anyio,
@@ -40,17 +39,8 @@ def twin_main(tmp_path_factory) -> Iterator[Any]:
     main = next(r for r in translations if r.module.endswith(".main"))
     assert len(main.translated) == 5 and main.fallbacks == []  # every route, none falls back
     directory = tmp_path_factory.mktemp("tutorial-twin")
-    for result in translations:
-        target = directory / result.relative_path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(result.code)
-    sys.path.insert(0, str(directory))
-    try:
-        yield importlib.import_module("tutorial.main")
-    finally:
-        sys.path.remove(str(directory))
-        for name in [n for n in sys.modules if n.split(".")[0] == "tutorial"]:
-            del sys.modules[name]
+    with imported_translation(translations, directory, "tutorial.main") as main_module:
+        yield main_module
 
 
 @pytest.fixture(params=["legacy", "translated"])
