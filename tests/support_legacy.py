@@ -6,6 +6,7 @@ exception and exits, and when background tasks run; `call_raw` adds "response.st
 """
 
 from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
 from typing import Annotated, Any
 
 import anyio
@@ -415,3 +416,22 @@ async def call_raw(app: ASGIApp, path: str, events: list[str]) -> tuple[int, byt
 
     await app(scope, receive, send)
     return status, body
+
+
+_IN_REQUEST: ContextVar[bool] = ContextVar("in_request", default=False)
+
+
+def count_thread_hand_offs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the functions handed to a worker thread from this task on (the app sees
+    this task's context under ASGITransport; the gateway's own periodic work does not)."""
+    calls: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+        if _IN_REQUEST.get():
+            calls.append(getattr(func, "__name__", repr(func)))
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    _IN_REQUEST.set(True)
+    return calls

@@ -9,11 +9,9 @@ exceptions and HTTPException from the async dependency through the session's `ex
 
 import itertools
 from collections.abc import AsyncIterator, Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import anyio.to_thread
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -23,10 +21,10 @@ from fastapi.security import APIKeyHeader
 
 from gateway import Gateway, Settings
 from gateway.legacy.fast_path import LegacyApp
+from tests.support_legacy import count_thread_hand_offs
 
 pytestmark = pytest.mark.anyio
 
-IN_REQUEST: ContextVar[bool] = ContextVar("in_request", default=False)
 
 OK_EVENTS = [
     "session 0 enter",
@@ -227,16 +225,7 @@ async def test_overrides_of_the_session_and_of_the_auth_apply(served: Served) ->
 async def test_two_thread_hand_offs_where_fastapi_takes_more(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
-    run_sync = anyio.to_thread.run_sync
-
-    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
-        if IN_REQUEST.get():  # not the gateway's own periodic work
-            calls.append(getattr(func, "__name__", repr(func)))
-        return await run_sync(func, *args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
-    IN_REQUEST.set(True)  # ASGITransport runs the app in this task, so the app sees it
+    calls = count_thread_hand_offs(monkeypatch)
     assert (await served.client.get("/me", headers={"x-token": "good"})).status_code == 200
     # The gateway: the session, then (after the auth on the loop) the rest in one. FastAPI:
     # enter each generator, run the endpoint, validate the response, leave each generator.

@@ -6,7 +6,6 @@ through the gateway, whose fast path serves every route but those in FALLBACK_PA
 
 import threading
 from collections.abc import AsyncIterator, Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -32,6 +31,7 @@ from tests.support_legacy import (
     JSON_LINES,
     build_legacy_app,
     call_raw,
+    count_thread_hand_offs,
     needs_function_scope,
     needs_json_lines,
     skip_fastapis_own_yield_order,
@@ -39,7 +39,6 @@ from tests.support_legacy import (
 
 pytestmark = pytest.mark.anyio
 
-IN_REQUEST: ContextVar[bool] = ContextVar("in_request", default=False)
 
 if PYDANTIC_V1:
     from pydantic import validator as field_validator
@@ -471,16 +470,7 @@ async def test_overrides_reach_routes_mounted_from_a_router(kind: str, sqlite_ur
 async def test_one_thread_hand_off_per_request(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
-    run_sync = anyio.to_thread.run_sync
-
-    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
-        if IN_REQUEST.get():  # not the gateway's own periodic work
-            calls.append(getattr(func, "__name__", repr(func)))
-        return await run_sync(func, *args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
-    IN_REQUEST.set(True)  # ASGITransport runs the app in this task, so the app sees it
+    calls = count_thread_hand_offs(monkeypatch)
     response = await served.client.get("/items/5")
     assert response.status_code == 200
     # FastAPI: enter the dependency, run the endpoint, validate the response (the return
