@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException
 from prometheus_client import CollectorRegistry
 
 import gateway.app
-from bench.inprocess import http_scope
+from bench.inprocess import cpu_per_request, http_scope
 from gateway import Gateway, MemoryFlagStore, Settings
 from gateway.routing.contract import check_contracts
 
@@ -95,26 +95,13 @@ def guarded(mode: str, checked: bool) -> Any:
 
 async def drive(app: Any, requests: int) -> float:
     """CPU seconds per request over `requests` sequential requests."""
-    body = {"type": "http.request", "body": b"", "more_body": False}
-
-    async def receive() -> dict[str, Any]:
-        return body
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start" and message["status"] != 200:
-            raise RuntimeError(f"expected 200, got {message['status']}")
 
     def scope(i: int) -> dict[str, Any]:
         found = http_scope(f"/api/items/{i}")
         found["headers"] = [*found["headers"], (b"x-key", b"k")]
         return found
 
-    for i in range(200):  # warm-up
-        await app(scope(i), receive, send)
-    started = time.process_time()
-    for i in range(requests):
-        await app(scope(i), receive, send)
-    return (time.process_time() - started) / requests
+    return await cpu_per_request(app, requests, scope)
 
 
 async def request_cost(mode: str, requests: int, rounds: int) -> dict[str, list[float]]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CollectorClock", "http_scope", "lookups"]
+__all__ = ["CollectorClock", "cpu_per_request", "http_scope", "lookups"]
 
 BODY = {"type": "http.request", "body": b"", "more_body": False}
 
@@ -30,6 +31,24 @@ def http_scope(path: str) -> dict[str, Any]:
 
 async def receive() -> dict[str, Any]:
     return BODY
+
+
+async def _expect_200(message: dict[str, Any]) -> None:
+    if message["type"] == "http.response.start" and message["status"] != 200:
+        raise RuntimeError(f"expected 200, got {message['status']}")
+
+
+async def cpu_per_request(
+    app: Any, requests: int, scope: Callable[[int], dict[str, Any]], warm_up: int = 200
+) -> float:
+    """CPU seconds per request over `requests` sequential requests `scope(i)`, after
+    `warm_up` of them; each must answer 200."""
+    for i in range(warm_up):
+        await app(scope(i), receive, _expect_200)
+    started = time.process_time()
+    for i in range(requests):
+        await app(scope(i), receive, _expect_200)
+    return (time.process_time() - started) / requests
 
 
 async def lookups(app: Any, requests: int, concurrency: int, users: int = 10_000) -> dict[int, int]:

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 
-from bench.inprocess import http_scope
+from bench.inprocess import cpu_per_request, http_scope
 from gateway import Gateway, Settings
 
 
@@ -79,24 +78,7 @@ CASES: dict[str, Callable[[bool], FastAPI]] = {
 
 async def drive(app: Any, requests: int) -> float:
     """CPU seconds per request over `requests` sequential requests."""
-    body = {"type": "http.request", "body": b"", "more_body": False}
-
-    async def receive() -> dict[str, Any]:
-        return body
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start" and message["status"] != 200:
-            raise RuntimeError(f"expected 200, got {message['status']}")
-
-    def scope(i: int) -> dict[str, Any]:
-        return http_scope(f"/items/{i}")
-
-    for i in range(200):  # warm-up
-        await app(scope(i), receive, send)
-    started = time.process_time()
-    for i in range(requests):
-        await app(scope(i), receive, send)
-    return (time.process_time() - started) / requests
+    return await cpu_per_request(app, requests, lambda i: http_scope(f"/items/{i}"))
 
 
 async def measure(sync: bool, requests: int, rounds: int) -> dict[str, float]:
