@@ -23,6 +23,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
+from functools import partial
 from typing import Any
 
 import anyio
@@ -166,12 +167,9 @@ class LegacyApp:
         return with_body_limit(serve, self.max_body_size)
 
     def _handler_for(self, plan: Step) -> Callable[[Request], Awaitable[Handled]]:
-        async def handle(request: Request) -> Handled:
-            return await self._handle(plan, request)
-
         route = self.view.original_route
         if type(route).get_route_handler is APIRoute.get_route_handler:
-            return handle
+            return partial(self._handle, plan)  # no coroutine of its own per request
 
         async def inner(request: Request) -> Response:
             response, deferred = await self._handle(plan, request)
