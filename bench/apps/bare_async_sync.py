@@ -12,13 +12,12 @@ to a request that needs the loop to finish. The harness keeps it as a deadlock r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.apps.common import AppSettings, User, UserOut, lifespan, sync_engine
+from bench.apps.common import AppSettings, User, UserOut, db_dependency, lifespan, sync_engine
 
 
 def create_app() -> FastAPI:
@@ -41,14 +40,7 @@ def create_app() -> FastAPI:
 def create_dependency_app() -> FastAPI:
     settings = AppSettings.from_environ()
     engine = sync_engine(settings)
-    session_local = sessionmaker(engine)
-
-    def get_db() -> Iterator[Session]:
-        db = session_local()
-        try:
-            yield db
-        finally:
-            db.close()
+    get_db = db_dependency(engine)
 
     app = FastAPI(lifespan=lifespan(settings, engine.dispose))
 

@@ -7,26 +7,18 @@ The gateway cases mount `create_app()`'s object itself as their legacy side.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from bench.apps.common import AppSettings, User, UserOut, lifespan, sync_engine
+from bench.apps.common import AppSettings, User, UserOut, db_dependency, lifespan, sync_engine
 
 
 def create_app(*, gc_freeze: bool = False) -> FastAPI:
     settings = AppSettings.from_environ()
     engine = sync_engine(settings)
-    session_local = sessionmaker(engine)
-
-    def get_db() -> Iterator[Session]:
-        db = session_local()
-        try:
-            yield db
-        finally:
-            db.close()
+    get_db = db_dependency(engine)
 
     app = FastAPI(lifespan=lifespan(settings, engine.dispose, gc_freeze=gc_freeze))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +18,20 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from legacy_routes.models import User
 from legacy_routes.schemas import UserOut
 
-__all__ = ["AppSettings", "User", "UserOut", "async_engine", "lifespan", "sync_engine"]
+__all__ = [
+    "AppSettings",
+    "User",
+    "UserOut",
+    "async_engine",
+    "db_dependency",
+    "lifespan",
+    "sync_engine",
+]
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,20 @@ def sync_engine(settings: AppSettings) -> Engine:
     """psycopg 3, the driver the gateway's sync engine uses."""
     url = make_url(settings.database_url).set(drivername="postgresql+psycopg")
     return create_engine(url, **settings.pool())
+
+
+def db_dependency(engine: Engine) -> Callable[[], Iterator[Session]]:
+    """A legacy app's `get_db`: a sync Session per request from `engine`, closed after."""
+    session_local = sessionmaker(engine)
+
+    def get_db() -> Iterator[Session]:
+        db = session_local()
+        try:
+            yield db
+        finally:
+            db.close()
+
+    return get_db
 
 
 def async_engine(settings: AppSettings) -> AsyncEngine:

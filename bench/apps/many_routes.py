@@ -14,13 +14,12 @@ The measured request is `GET /api/v1/users/{user_id}` (route `PATH`), registered
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from bench.apps.common import AppSettings, User, UserOut, lifespan, sync_engine
+from bench.apps.common import AppSettings, User, UserOut, db_dependency, lifespan, sync_engine
 
 __all__ = ["PATH", "create_bare_app", "create_gateway_app", "filler"]
 
@@ -56,14 +55,7 @@ def _routes() -> int:
 
 def _app(settings: AppSettings) -> tuple[FastAPI, APIRouter]:
     engine = sync_engine(settings)
-    session_local = sessionmaker(engine)
-
-    def get_db() -> Iterator[Session]:
-        db = session_local()
-        try:
-            yield db
-        finally:
-            db.close()
+    get_db = db_dependency(engine)
 
     app = FastAPI(lifespan=lifespan(settings, engine.dispose))
     router = APIRouter()
