@@ -1,6 +1,6 @@
 """Shadow isolation: while a twin runs sealed, nothing it does through SQLAlchemy can commit.
 
-    install_isolation()                   # once per process: one Pool checkout listener
+    install_isolation()                   # once per process, before serving
     guard_engine(shadow_engine)           # the shadow's own engine never commits
     with sealed(Seal(read_only=True)) as seal:
         ...                               # the twin runs on a connection it was handed
@@ -8,10 +8,10 @@
 
 Three doors, each watched by a SQLAlchemy event:
 
-- every pool of the process (`checkout`, on the `Pool` class): inside a seal no connection can
-  be checked out, so an engine, sessionmaker or connection of the twin's own, the gateway's
-  `Database`, a `begin()` on another engine and `engine.raw_connection()` fail before they
-  reach the database;
+- every pool of the process (the gateway's one `checkout` listener, gateway.db.checkout, which
+  the outage watch shares): inside a seal no connection can be checked out, so an engine,
+  sessionmaker or connection of the twin's own, the gateway's `Database`, a `begin()` on
+  another engine and `engine.raw_connection()` fail before they reach the database;
 - the shadow engine's `commit`, `prepare_twophase` and `commit_twophase`: its connections never
   commit, sealed or not;
 - the shadow engine's `before_cursor_execute`: transaction control sent as SQL (`COMMIT`,
@@ -21,7 +21,8 @@ Three doors, each watched by a SQLAlchemy event:
 Each refusal raises ShadowEscape in the twin and is recorded in its Seal, even when the twin
 catches the exception. The seal is a ContextVar, so tasks the twin spawns and threads started
 with `asyncio.to_thread` or anyio carry it (for good: an attempt after the comparison is
-reported late). Outside a seal the whole cost is one ContextVar read per pool checkout.
+reported late). Outside a seal the whole cost is one ContextVar read per pool checkout, in a
+listener the gateway has anyway (the outage watch's).
 
 Outside the guarantee: raw driver connections (`asyncpg.connect`, `psycopg.connect`,
 `sqlite3.connect`), the driver connection under the shadow's own (`driver_connection`),
@@ -40,10 +41,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from sqlalchemy import event
-from sqlalchemy.pool import Pool
 from sqlalchemy.sql.elements import TextClause
 
 from gateway._compat import Engine
+from gateway.db.checkout import install_checkout, refuser
 from gateway.exceptions import ShadowEscape
 
 __all__ = ["OWN", "Seal", "guard_engine", "install_isolation", "is_control", "sealed"]
@@ -51,8 +52,7 @@ __all__ = ["OWN", "Seal", "guard_engine", "install_isolation", "is_control", "se
 OWN = "gateway_shadow_own"
 """Execution option marking the sandbox's own statements (SQLite's BEGIN): never refused."""
 
-_seal: ContextVar[Seal | None] = ContextVar("gateway_shadow_seal", default=None)
-_installed = False
+_seal: ContextVar[Seal | None] = refuser  # the checkout listener's: one read per checkout
 # Comments, quoted strings and identifiers, dollar-quoted bodies: never statement heads.
 _NOISE = re.compile(
     r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\$(\w*)\$.*?\$\1\$", re.S
@@ -85,6 +85,11 @@ class Seal:
 
     __slots__ = ("attempts", "closed", "on_late", "read_only")
 
+    _OWN_CONNECTION = (
+        "a connection of its own (an engine or sessionmaker of its own, the gateway's "
+        "Database, or begin() on another engine)"
+    )
+
     def __init__(
         self, *, read_only: bool = False, on_late: Callable[[str], None] | None = None
     ) -> None:
@@ -92,6 +97,10 @@ class Seal:
         self.read_only = read_only
         self.closed = False  # the run was compared: later attempts go to on_late
         self.on_late = on_late
+
+    def refuse_checkout(self) -> NoReturn:
+        """A pool checkout inside the seal (gateway.db.checkout's listener calls this)."""
+        self.refuse(self._OWN_CONNECTION)
 
     def refuse(self, what: str) -> NoReturn:
         where = _caller()
@@ -132,12 +141,8 @@ def is_control(statement: str) -> str | None:
 
 
 def install_isolation() -> None:
-    """Refuse pool checkouts inside a seal, process-wide (idempotent)."""
-    global _installed
-    if _installed:
-        return
-    event.listen(Pool, "checkout", _checkout)
-    _installed = True
+    """Refuse pool checkouts inside a seal, process-wide (idempotent; before serving)."""
+    install_checkout()
 
 
 def guard_engine(engine: Engine) -> None:
@@ -153,15 +158,6 @@ def _refuse(what: str) -> NoReturn:
     if seal is None:  # unsealed, yet on the shadow engine: refused all the same
         raise ShadowEscape(f"Refused in shadow mode: {what}.")
     seal.refuse(what)
-
-
-def _checkout(_dbapi: Any, _record: Any, _proxy: Any) -> None:
-    seal = _seal.get()
-    if seal is not None:
-        seal.refuse(
-            "a connection of its own (an engine or sessionmaker of its own, the "
-            "gateway's Database, or begin() on another engine)"
-        )
 
 
 def _commit(_connection: Any) -> None:

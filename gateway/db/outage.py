@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -34,6 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine, ExceptionContext
 
+from gateway.db.checkout import watch_checkouts
 from gateway.db.errors import Cause, database_unavailable
 from gateway.exceptions import first_line
 from gateway.logging import log_event
@@ -148,18 +148,13 @@ class Outage:
     @contextmanager
     def watching(self) -> Iterator[None]:
         """Follow every engine of the process (the legacy app's own too) while inside."""
-        listeners: list[tuple[str, Any]] = [
-            ("handle_error", self._on_error),
-            ("checkout", self._on_checkout),
-        ]
-        for name, listener in listeners:
-            event.listen(Engine, name, listener)
+        event.listen(Engine, "handle_error", self._on_error)
         try:
-            yield
+            with watch_checkouts(self.succeeded):  # the gateway's one checkout listener
+                yield
         finally:
-            for name, listener in listeners:
-                if event.contains(Engine, name, listener):
-                    event.remove(Engine, name, listener)
+            if event.contains(Engine, "handle_error", self._on_error):
+                event.remove(Engine, "handle_error", self._on_error)
 
     def _on_error(self, context: ExceptionContext) -> None:
         # Only a failed connect: a pooled connection found dead after a restart (by a part
@@ -170,9 +165,6 @@ class Outage:
         error = context.sqlalchemy_exception or context.original_exception
         if database_unavailable(error) is Cause.UNREACHABLE:
             self.failed(first_line(context.original_exception))
-
-    def _on_checkout(self, _dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        self.succeeded()
 
 
 def install_outage_handlers(app: FastAPI, outage: Outage) -> list[type[Exception]]:
