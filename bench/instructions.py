@@ -6,15 +6,18 @@
 
 Wall-clock ratios of the same benchmark disagree by 8-17 % between runs on a shared
 machine; the instructions a process executes do not depend on the machine's load. Each case
-is one app in a process of its own under `valgrind --tool=cachegrind --cache-sim=no`,
-driven in-process over ASGI one request at a time (GET of a random user, ids from a fixed
-seed) on real PostgreSQL. A process starts, warms up, freezes its heap (`gc.freeze()`, on
-every case alike), serves N requests and exits; per request = (I(N2) - I(N1)) / (N2 - N1),
-so start-up, warm-up and shutdown cancel out. The gateway's periodic work (loop-lag ticks,
-the judge, the flag follower) is paused for that through its settings (long intervals; the
+is one app in a process of its own under Valgrind's callgrind, driven in-process over ASGI
+one request at a time (GET of a random user, ids from a fixed seed) on real PostgreSQL. The
+process starts uninstrumented, warms up, freezes its heap (`gc.freeze()`, on every case
+alike), and only then has Valgrind count (bench.valgrind: client requests), dumping the
+count at N1, 2 N1, ... N2 requests; per request = (I(N2) - I(N1)) / (N2 - N1), so start-up,
+warm-up and the first measured requests are out of the figure, and the dumps in between
+show how steady it is within the process. The gateway's periodic work (loop-lag ticks, the
+judge, the flag follower) is paused for that through its settings (long intervals; the
 flags in SQLite, so no listener thread polls PostgreSQL ten times a second, which under
 Valgrind lands on the requests as wall time stretches with the load); what it costs an
-idle process per second is measured apart (`IDLE`), with default settings.
+idle process per second is measured apart (`IDLE`), with default settings, the same way
+over idle seconds S1 and S2.
 """
 
 from __future__ import annotations
@@ -26,19 +29,32 @@ import importlib
 import json
 import os
 import random
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.inprocess import http_scope, receive
+from bench.valgrind import LIB_ENV, callgrind_command, compile_client_requests, read_counts
 
-__all__ = ["CASES", "IDLE", "Case", "environment", "main", "measure", "per_request", "spread"]
+__all__ = [
+    "CASES",
+    "IDLE",
+    "Case",
+    "environment",
+    "main",
+    "measure",
+    "per_request",
+    "prepared",
+    "spread",
+]
 
 MARK = "instructions "
 USERS = 10_000
@@ -95,9 +111,22 @@ IDLE: tuple[Case, ...] = (
 # -- the child: one app, N requests (or S idle seconds), then exit ---------------------
 
 
-async def child(target: str, path: str, requests: int, idle: float, seed: int) -> None:
+def marks(first: float, last: float) -> list[float]:
+    """Where the count is dumped: every `first` up to `last` (or just the two)."""
+    if last <= first:
+        raise ValueError(f"expected N2 > N1 (or S2 > S1), got {first:g} and {last:g}")
+    steps = last / first
+    if steps == int(steps):
+        return [first * k for k in range(1, int(steps) + 1)]
+    return [first, last]
+
+
+async def child(target: str, path: str, at: list[float], idle: bool, seed: int) -> None:
     from asgi_lifespan import LifespanManager
 
+    from bench.valgrind import ClientRequests
+
+    counter = ClientRequests()
     module, factory = target.split(":")
     app = getattr(importlib.import_module(module), factory)()
     failed: dict[int, int] = {}
@@ -115,36 +144,39 @@ async def child(target: str, path: str, requests: int, idle: float, seed: int) -
         await drive(WARM, random.Random(seed + 1))
         gc.collect()
         gc.freeze()
-        if idle:
-            await asyncio.sleep(idle)
-        else:
-            await drive(requests, random.Random(seed))
+        rng, done = random.Random(seed), 0.0
+        counter.start()
+        for mark in at:
+            if idle:
+                await asyncio.sleep(mark - done)
+            else:
+                await drive(int(mark - done), rng)
+            counter.dump(f"{mark:g}")
+            done = mark
+        counter.stop()
         gc.unfreeze()
-    print(MARK + json.dumps({"failed": failed}), flush=True)
+    print(MARK + json.dumps({"failed": failed, "valgrind": counter.on_valgrind}), flush=True)
 
 
 # -- the parent --------------------------------------------------------------------------
 
-REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
-
 
 def per_request(low: int, high: int, n_low: float, n_high: float) -> float:
-    """Instructions per unit from two runs: (I(N2) - I(N1)) / (N2 - N1)."""
+    """Instructions per unit from two counts: (I(N2) - I(N1)) / (N2 - N1)."""
     if n_high <= n_low:
         raise ValueError(f"expected N2 > N1, got N1={n_low}, N2={n_high}")
     return (high - low) / (n_high - n_low)
 
 
-def count(case: Case, env: dict[str, str], args: argparse.Namespace, n: int, idle: float) -> int:
-    """Total instructions of one child process under cachegrind."""
+def count(case: Case, env: dict[str, str], args: argparse.Namespace, idle: bool) -> list[int]:
+    """The counts of one child process under callgrind at each mark, cumulative from the
+    first measured request (or idle second)."""
+    at = marks(*(args.idle if idle else args.requests))
     with tempfile.TemporaryDirectory() as tmp:
-        log = os.path.join(tmp, "valgrind.log")
         command = [
-            "valgrind", "--tool=cachegrind", "--cache-sim=no", f"--log-file={log}",
-            f"--cachegrind-out-file={os.path.join(tmp, 'out')}",
-            sys.executable, "-m", "bench.instructions", "--child", case.target,
-            "--path", case.path, "--requests", str(n), "--idle", str(idle),
-            "--seed", str(args.seed),
+            *callgrind_command(tmp), sys.executable, "-m", "bench.instructions",
+            "--child", case.target, "--path", case.path, "--seed", str(args.seed),
+            "--at", ",".join(f"{m:g}" for m in at), *(["--idle-child"] if idle else []),
         ]  # fmt: skip
         if not idle:  # flags in SQLite: no listener thread polling PostgreSQL 10 times a second
             env = {**env, "GATEWAY_FLAGS_DATABASE_URL": f"sqlite:///{tmp}/flags.db"}
@@ -152,28 +184,41 @@ def count(case: Case, env: dict[str, str], args: argparse.Namespace, n: int, idl
             command, env={**env, **case.env}, capture_output=True, text=True, check=False
         )
         if done.returncode or MARK not in done.stdout:
-            raise SystemExit(f"{case.name} (N={n}) failed with {done.returncode}:\n{done.stderr}")
+            log = Path(tmp, "valgrind.log")
+            tail = log.read_text()[-3000:] if log.exists() else ""
+            raise SystemExit(
+                f"{case.name} failed with {done.returncode}:\n{done.stderr[-3000:]}\n{tail}"
+            )
         answer = json.loads(done.stdout.split(MARK, 1)[1].splitlines()[0])
         if answer["failed"]:
             raise SystemExit(f"{case.name}: non-200 answers {answer['failed']}")
-        with open(log) as found:
-            refs = REFS.search(found.read())
-        if refs is None:
-            raise SystemExit(f"{case.name}: no 'I refs' line in valgrind's log")
-        return int(refs.group(1).replace(",", ""))
+        counts = read_counts(tmp)
+        labels = [f"{m:g}" for m in at]
+        if not answer["valgrind"] or [label for label, _ in counts] != labels:
+            raise SystemExit(
+                f"{case.name}: expected callgrind dumps at {labels}, found "
+                f"{[label for label, _ in counts]} (under valgrind: {answer['valgrind']})"
+            )
+        cumulative, total = [], 0
+        for _, instructions in counts:
+            total += instructions
+            cumulative.append(total)
+        return cumulative
 
 
 def measure(case: Case, env: dict[str, str], args: argparse.Namespace, idle: bool) -> float:
-    if idle:
-        low, high = count(case, env, args, 0, args.idle[0]), count(case, env, args, 0, args.idle[1])
-        found = per_request(low, high, args.idle[0], args.idle[1])
-    else:
-        paused = {**env, **PAUSED}
-        with ThreadPoolExecutor(2) as both:  # the two processes of one figure side by side
-            pair = both.map(lambda n: count(case, paused, args, n, 0), args.requests)
-            low, high = pair
-        found = per_request(low, high, args.requests[0], args.requests[1])
-    print(f"  {case.name}: {found / 1e6:.4f} M (I = {low:,} and {high:,})", flush=True)
+    """Instructions per request (or per idle second) of `case`: one process, (I(N2) - I(N1))
+    / (N2 - N1); the steps between the marks in between are printed beside it."""
+    first, last = args.idle if idle else args.requests
+    at = marks(first, last)
+    cumulative = count(case, env if idle else {**env, **PAUSED}, args, idle)
+    found = per_request(cumulative[0], cumulative[-1], first, last)
+    steps = [
+        per_request(low, high, a, b)
+        for low, high, a, b in zip(cumulative, cumulative[1:], at, at[1:], strict=False)
+    ]
+    within = f", steps within {spread(steps):.2f} %" if len(steps) > 1 else ""
+    print(f"  {case.name}: {found / 1e6:.4f} M{within}", flush=True)
     return found
 
 
@@ -192,6 +237,16 @@ def environment(url: str) -> dict[str, str]:
     )
 
 
+@contextmanager
+def prepared(admin: str) -> Iterator[dict[str, str]]:
+    """The environment of measured children: a throwaway database of USERS users on the
+    PostgreSQL server at `admin`, and Valgrind's client requests compiled for them."""
+    from bench.database import throwaway_database
+
+    with throwaway_database(admin, users=USERS) as db, tempfile.TemporaryDirectory() as lib:
+        yield {**environment(db.url), LIB_ENV: str(compile_client_requests(lib))}
+
+
 def spread(values: list[float]) -> float:
     """The largest distance from the mean, in % of the mean."""
     mean = statistics.fmean(values)
@@ -203,23 +258,25 @@ def main(argv: list[str] | None = None) -> None:
     names = ",".join(c.name for c in CASES + IDLE)
     parser.add_argument("--cases", default=names, help=f"some of {names}")
     parser.add_argument("--runs", type=int, default=3, help="repeated runs per case (3)")
-    parser.add_argument("--requests", default="200,1200", help="N1,N2 (200,1200)")
+    parser.add_argument(
+        "--requests", default="200,1000", help="N1,N2: counted from N1 to N2 (200,1000)"
+    )
     parser.add_argument("--idle", default="2,12", help="idle seconds S1,S2 (2,12)")
     parser.add_argument("--seed", type=int, default=26, help="seed of the requested ids (26)")
-    parser.add_argument(
-        "--jobs", type=int, default=2, help="figures measured at once (2 processes each)"
-    )
+    parser.add_argument("--jobs", type=int, default=2, help="processes at once (2)")
     parser.add_argument("--json", default="", help="also write the results here")
     parser.add_argument("--postgres", default=None, help="admin URL of the PostgreSQL server")
     parser.add_argument("--from-json", default="", help="print the tables of a saved run")
     parser.add_argument("--child", metavar="APP", help=argparse.SUPPRESS)
     parser.add_argument("--path", default="/users/{}", help=argparse.SUPPRESS)
+    parser.add_argument("--at", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--idle-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         import uvloop
 
-        requests, idle = int(args.requests), float(args.idle)
-        uvloop.run(child(args.child, args.path, requests, idle, args.seed))
+        at = [float(m) for m in args.at.split(",")]
+        uvloop.run(child(args.child, args.path, at, args.idle_child, args.seed))
         return
     args.requests = [int(n) for n in args.requests.split(",")]
     args.idle = [float(n) for n in args.idle.split(",")]
@@ -236,13 +293,12 @@ def main(argv: list[str] | None = None) -> None:
     if not chosen:
         raise SystemExit(f"--cases {args.cases!r}: expected some of {names}")
 
-    from bench.database import DEFAULT_ADMIN_URL, throwaway_database
+    from bench.database import DEFAULT_ADMIN_URL
 
     admin = args.postgres or os.environ.get("GATEWAY_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL)
     started = time.monotonic()
     results: dict[str, list[float]] = {}
-    with throwaway_database(admin, users=USERS) as db:
-        env = environment(db.url)
+    with prepared(admin) as env:
         jobs = [(case, idle) for _ in range(args.runs) for case, idle in chosen]
         with ThreadPoolExecutor(args.jobs) as pool:
             found = list(

@@ -1,12 +1,12 @@
 """What shadow isolation costs a request, in instructions (cachegrind), shadowed and not.
 
     python -m bench.isolation_cost                         # 6 cases x 2 runs under valgrind
-    python -m bench.isolation_cost --cases plain,shadowed --requests 100,400 --jobs 4
-    python -m bench.isolation_cost --cases checkout --requests 100,2100 --jobs 2
+    python -m bench.isolation_cost --cases plain,shadowed --requests 200,1000 --runs 3
+    python -m bench.isolation_cost --cases checkout --requests 1000,5000
 
-The harness is bench.instructions's (`measure`): each figure is two processes under
-`valgrind --tool=cachegrind --cache-sim=no`, one serving N1 and one N2 requests after the
-same warm-up, and per request = (I(N2) - I(N1)) / (N2 - N1); the gateway's periodic work is
+The harness is bench.instructions's (`measure`): each figure is one process under Valgrind's
+callgrind that counts only from its N1-th to its N2-th request after the same warm-up, per
+request = (I(N2) - I(N1)) / (N2 - N1); the gateway's periodic work is
 paused through its settings and the flags sit in a SQLite file, so nothing polls while a
 request takes seconds under valgrind. The app is bench.apps.gateway_app's pair (GET
 /users/{id}, bare_def mounted unchanged, its async twin) on a throwaway PostgreSQL database.
@@ -14,11 +14,12 @@ request takes seconds under valgrind. The app is bench.apps.gateway_app's pair (
 Cases: the route in legacy mode ("plain") or shadowed at 100 % (each request waits for its
 twin's comparison, so the twin's work is inside the request's count; the shadow results'
 flush, every 2 s of wall time, is paused like the rest), and "checkout": an ASGI app whose
-every request checks one connection out of a SQLAlchemy pool (SQLite) and back, so the
-Pool listener's own cost per checkout shows without a request's noise around it. Each with
-the isolation on and off. Off: gateway.db.isolation's Pool checkout listener, the shadow
-engine's guards and the seal replaced by no-ops before the gateway is built; every child
-checks that the listener is installed exactly when the isolation is on.
+every request checks one connection out of a SQLAlchemy pool (SQLite) and back, with the
+outage watch on as in any serving gateway, so the seal's own cost per checkout shows without
+a request's noise around it. Each with the isolation on and off. Off: the seal's check in
+gateway.db.checkout's listener (the one the outage watch uses too), the shadow engine's
+guards and the seal replaced by no-ops before the gateway is built; every child checks that
+the listener is installed, with the seal's check exactly when the isolation is on.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
 import gateway.db.isolation as isolation
-from bench.instructions import Case, environment, measure, spread
+from bench.instructions import Case, measure, prepared, spread
+from gateway.db.checkout import install_checkout
 
 __all__ = ["CASES", "create_app", "main"]
 
@@ -49,6 +51,7 @@ LEARNED = 10**6  # comparisons counted as learned: the twin runs once per reques
 
 
 def _isolation_off() -> None:
+    import gateway.db.checkout as checkout
     import gateway.shadow.runner as runner
     import gateway.shadow.sandbox as sandbox
     import gateway.shadow.twin as twin
@@ -60,6 +63,15 @@ def _isolation_off() -> None:
     sandbox.guard_engine = nothing  # type: ignore[assignment]
     twin.sealed = lambda seal: contextlib.nullcontext(seal)  # type: ignore[assignment]
     isolation.install_isolation = nothing  # type: ignore[assignment]
+    checkout._checkout = _watchers_only  # type: ignore[assignment]  # before it is installed
+
+
+def _watchers_only(_dbapi: Any, _record: Any, _proxy: Any) -> None:
+    """gateway.db.checkout's listener without the seal's check: the outage watch alone."""
+    import gateway.db.checkout as checkout
+
+    for watcher in checkout._watchers:
+        watcher()
 
 
 class Settled:
@@ -83,18 +95,26 @@ class Settled:
 
 
 def _installed_as_asked() -> None:
-    installed = event.contains(Pool, "checkout", isolation._checkout)
-    if installed != (os.environ["BENCH_ISOLATION"] == "on"):
-        raise RuntimeError(f"BENCH_ISOLATION={os.environ['BENCH_ISOLATION']}: {installed=}")
+    import gateway.db.checkout as checkout
+
+    listener = checkout._checkout
+    on = os.environ["BENCH_ISOLATION"] == "on"
+    if not event.contains(Pool, "checkout", listener) or (listener is _watchers_only) == on:
+        raise RuntimeError(f"BENCH_ISOLATION={os.environ['BENCH_ISOLATION']}: {listener=}")
 
 
 def _checkout_app() -> Any:
     """An ASGI app whose every request is one checkout and return of a pooled connection
-    (SQLite, no I/O worth the name): the listener's own cost, apart from any request."""
+    (SQLite, no I/O worth the name), with the outage watch on as in a gateway: the seal's
+    own cost at a checkout, apart from any request."""
+    from prometheus_client import CollectorRegistry
     from sqlalchemy import create_engine
 
-    if os.environ["BENCH_ISOLATION"] == "on":
-        isolation.install_isolation()
+    from gateway.db.outage import Outage
+
+    isolation.install_isolation()  # a no-op when off
+    watch = Outage(retry_after=1, registry=CollectorRegistry()).watching()
+    watch.__enter__()  # for the life of the process, as a gateway's lifespan does
     # the flags' SQLite file bench.instructions gives each child: a file, so a QueuePool
     pool = create_engine(os.environ["GATEWAY_FLAGS_DATABASE_URL"], pool_size=1).pool
 
@@ -124,6 +144,7 @@ def create_app() -> Any:
         return app
     gateway = create_gateway()
     app = gateway.build()
+    install_checkout()  # as the lifespan's outage watch does, before the check below
     _installed_as_asked()
     if os.environ["BENCH_CASE"] == "plain":
         gateway.modes.set_mode(ROUTE, "legacy")
@@ -142,22 +163,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     names = ",".join(sorted({c.env["BENCH_CASE"] for c in CASES}))
     parser.add_argument("--cases", default=names, help=f"some of {names}")
-    parser.add_argument("--requests", default="100,400", help="N1,N2 (100,400)")
+    parser.add_argument("--requests", default="200,1000", help="N1,N2 (200,1000)")
     parser.add_argument("--runs", type=int, default=2, help="repeated runs per case (2)")
-    parser.add_argument("--jobs", type=int, default=2, help="figures at once (2 processes each)")
+    parser.add_argument("--jobs", type=int, default=2, help="processes at once (2)")
     parser.add_argument("--seed", type=int, default=23, help="seed of the requested ids (23)")
     parser.add_argument("--postgres", default=None, help="admin URL of the PostgreSQL server")
     args = parser.parse_args(argv)
     args.requests = [int(n) for n in args.requests.split(",")]
 
-    from bench.database import DEFAULT_ADMIN_URL, throwaway_database
-    from bench.instructions import USERS
+    from bench.database import DEFAULT_ADMIN_URL
 
     admin = args.postgres or os.environ.get("GATEWAY_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL)
     n1, n2 = args.requests
     print(f"instructions per request, (I({n2}) - I({n1})) / {n2 - n1}, {args.runs} runs")
-    with throwaway_database(admin, users=USERS) as db:
-        env = {**environment(db.url), "GATEWAY_SHADOW_TIMEOUT": "600"}  # valgrind's pace
+    with prepared(admin) as env:
+        env["GATEWAY_SHADOW_TIMEOUT"] = "600"  # valgrind's pace
         wanted = {name.strip() for name in args.cases.split(",")}
         chosen = [case for case in CASES if case.env["BENCH_CASE"] in wanted]
         if not chosen:
