@@ -33,6 +33,7 @@ class RequestInfo:
     db_statements: int = 0
     loop_blocking_seconds: float = 0.0  # sync engine used on the event loop thread
     loop_blocker: str | None = None  # the `async def` that ran it ("module.qualname")
+    lazy_loads: list[str] | None = None  # relationships a legacy request loaded lazily
     writes: Any = None  # a gateway.shadow.writeset.WriteCapture while gateway.shadow compares sides
 
 

@@ -50,6 +50,7 @@ from gateway._compat.sqlalchemy import (
     Engine,
     async_session_factory,
     autobegins,
+    lazy_load_of,
     pool_capacity,
     time_pool_checkout,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "is_coroutine",
     "is_gen",
     "is_required",
+    "lazy_load_of",
     "oauth_scopes",
     "override_dependant",
     "params_to_args",

@@ -17,6 +17,7 @@ __all__ = [
     "Engine",
     "async_session_factory",
     "autobegins",
+    "lazy_load_of",
     "pool_capacity",
     "time_pool_checkout",
 ]
@@ -50,6 +51,26 @@ else:  # pragma: no cover - SQLAlchemy 1.4
         """False for the dialect's first-connect queries: on 1.4 the one connection made
         with `_allow_revalidate=False` (kept name-mangled as `__can_reconnect`)."""
         return bool(getattr(connection, "_Connection__can_reconnect", True))
+
+
+def lazy_load_of(context: Any) -> str | None:
+    """The relationship a statement loads lazily ("User.items"), from its execution context;
+    None for any other statement.
+
+    The ORM's lazy loader runs its SELECT with `_sa_orm_load_options` naming the object read
+    (`_lazy_loaded_from`, 1.4 to 2.1) and a statement whose compile options carry the load
+    path: what `ORMExecuteState.lazy_loaded_from` and `.loader_strategy_path` read, without a
+    `do_orm_execute` listener (with any, every ORM execution of the process builds an
+    ORMExecuteState and runs its pre-execution twice: ~30,000 instructions a request).
+    """
+    options = context.execution_options.get("_sa_orm_load_options")
+    if options is None or getattr(options, "_lazy_loaded_from", None) is None:
+        return None
+    compiled = context.compiled
+    compile_options = getattr(getattr(compiled, "statement", None), "_compile_options", None)
+    path = getattr(compile_options, "_current_path", None)
+    steps = getattr(path, "path", ())
+    return str(steps[-1]) if steps else "(unknown)"
 
 
 def time_pool_checkout(pool: Any, observe: Callable[[float], Any]) -> bool:

@@ -1,4 +1,5 @@
-"""Database time per request, and the sync engine caught on the event loop thread.
+"""Database time per request, the sync engine caught on the event loop thread, and the
+relationships a legacy request loads lazily.
 
 Dialect events are installed once per process through the `Engine` class, so every engine
 counts (the gateway's two and any the legacy app creates itself). Each statement is added to the
@@ -15,12 +16,21 @@ from typing import Any
 
 from sqlalchemy import event
 
-from gateway._compat import Engine, autobegins, code_qualname, running_loop, time_pool_checkout
+from gateway._compat import (
+    Engine,
+    autobegins,
+    code_qualname,
+    lazy_load_of,
+    running_loop,
+    time_pool_checkout,
+)
+from gateway.modes import Implementation
 from gateway.request_info import RequestInfo, current_request
 
 __all__ = ["install_engine_events", "watch_pool"]
 
 _installed = False
+_LEGACY = Implementation.LEGACY
 
 
 def _timed(info: RequestInfo, execute: Any, context: Any, *args: Any) -> bool:
@@ -37,6 +47,12 @@ def _timed(info: RequestInfo, execute: Any, context: Any, *args: Any) -> bool:
             info.loop_blocking_seconds += elapsed
             if info.loop_blocker is None:
                 info.loop_blocker = _async_caller(inspect.currentframe())
+    if info.implementation is _LEGACY:  # what its async twin must eager-load
+        relationship = lazy_load_of(context)
+        if relationship is not None:
+            if info.lazy_loads is None:
+                info.lazy_loads = []
+            info.lazy_loads.append(relationship)
     if info.writes is not None:  # shadow mode compares what each side wrote
         info.writes.record(context, args[0])
     return True  # executed here: SQLAlchemy skips its own call

@@ -1,27 +1,22 @@
 """Lazy loads per legacy route: what an async twin must eager-load or it raises MissingGreenlet.
 
-    lazy = LazyLoads(registry)   # gateway_lazy_loads_total{route, relationship}
-    lazy.install()               # every Session of the process, the legacy app's own too
-    lazy.uninstall()
+    lazy = LazyLoads(registry)            # gateway_lazy_loads_total{route, relationship}
+    recorder.lazy_loads = lazy            # counts each finished request's RequestInfo.lazy_loads
 
 A relationship that legacy code reads lazily (in the function, or through a response_model
 that serializes it) runs a SELECT when it is read; on an AsyncSession that read raises
-MissingGreenlet. The ORM's own `do_orm_execute` event sees each such load (its
-`lazy_loaded_from` is the object read), and the request in flight says which route read it.
-Loads that need no SQL (a many-to-one found in the identity map) are not counted: they do
-not raise under async either.
+MissingGreenlet. The gateway's dialect events (gateway.db.events) see each statement of a
+legacy request and note the relationship of each lazy load in its RequestInfo; the recorder
+counts them here when the request ends. Loads that need no SQL (a many-to-one found in the
+identity map) are not counted: they do not raise under async either.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
-from sqlalchemy import event
-from sqlalchemy.orm import Session
-
-from gateway.modes import Implementation
-from gateway.request_info import current_request
 
 __all__ = ["LAZY_LOADS", "LazyLoads", "lazy_load_totals"]
 
@@ -38,28 +33,11 @@ class LazyLoads:
             ["route", "relationship"],
             registry=registry,
         )
-        self.installed = False
 
-    def install(self) -> None:
-        """Listen on every Session; idempotent."""
-        if not self.installed:
-            event.listen(Session, "do_orm_execute", self.on_execute)
-            self.installed = True
-
-    def uninstall(self) -> None:
-        if self.installed:
-            event.remove(Session, "do_orm_execute", self.on_execute)
-            self.installed = False
-
-    def on_execute(self, state: Any) -> None:
-        if not state.is_select or state.lazy_loaded_from is None:
-            return
-        info = current_request.get()
-        if info is None or info.implementation is not Implementation.LEGACY:
-            return
-        path = state.loader_strategy_path.path
-        relationship = str(path[-1]) if path else "(unknown)"
-        self.counter.labels(info.route, relationship).inc()
+    def count(self, route: str, relationships: Iterable[str]) -> None:
+        """One request of `route` loaded each of `relationships` lazily (once per load)."""
+        for relationship in relationships:
+            self.counter.labels(route, relationship).inc()
 
 
 def lazy_load_totals(registry: CollectorRegistry) -> list[dict[str, Any]]:

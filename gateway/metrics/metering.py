@@ -52,7 +52,7 @@ class Metering:
         self.sampler = Sampler(recorder.metrics.loop_lag, interval)
         self.sampler.also(self._tick)
         self.snapshots = Snapshots()
-        self.lazy_loads = LazyLoads(recorder.registry)
+        recorder.lazy_loads = LazyLoads(recorder.registry)
         install_engine_events()
         for key in modes:
             recorder.show_mode(key, modes.get(key))
@@ -94,11 +94,9 @@ class Metering:
         recorder.cpu_factor = self.cpu.probe()
         self.snapshots.add(recorder.started, self.totals())
         self.sampler.start()
-        self.lazy_loads.install()
 
     async def stop(self) -> None:
         await self.sampler.stop()
-        self.lazy_loads.uninstall()
         self.recorder.flush()
         directory = os.environ.get(MULTIPROC_ENV)
         if directory:

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.concurrency import LegacyThreads, ThreadTiming, threadpool_stats
 from gateway.flags.table import Flag
 from gateway.metrics.batched import PendingCounter, PendingHistogram
+from gateway.metrics.lazy_loads import LazyLoads
 from gateway.metrics.series import GatewayMetrics
 from gateway.modes import Implementation, Mode
 from gateway.naming import qualified_name
@@ -228,6 +229,7 @@ class Recorder:
         self._cpu_mark: tuple[float, float] | None = None
         self.owner = threading.get_ident()  # the thread that observes; set again at startup
         self.async_pool_wait: PendingHistogram | None = None
+        self.lazy_loads: LazyLoads | None = None  # counts RequestInfo.lazy_loads (Metering's)
         self._in_progress_shown: set[tuple[str, str, str]] = set()
         # Called with (info, status, seconds) after each request (the canary judge's tally).
         self.listeners: list[Callable[[RequestInfo, int, float], None]] = []
@@ -291,6 +293,8 @@ class Recorder:
         if info.db_statements:
             children.db_seconds.inc(info.db_seconds)
             children.db_statements.inc(info.db_statements)
+        if info.lazy_loads and self.lazy_loads is not None:
+            self.lazy_loads.count(info.route, info.lazy_loads)
         if info.loop_blocking_seconds:
             self.metrics.loop_blocked.labels(*labels).inc(info.loop_blocking_seconds)
             self.metrics.loop_blocking_requests.labels(*labels).inc()
