@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["CollectorClock", "cpu_per_request", "http_scope", "lookups"]
@@ -19,12 +19,12 @@ __all__ = ["CollectorClock", "cpu_per_request", "http_scope", "lookups"]
 BODY = {"type": "http.request", "body": b"", "more_body": False}
 
 
-def http_scope(path: str) -> dict[str, Any]:
-    """The scope of a plain `GET path` as uvicorn would pass it."""
+def http_scope(path: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> dict[str, Any]:
+    """The scope of a plain `GET path` (with `headers` besides host) as uvicorn passes it."""
     return {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
         "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
-        "query_string": b"", "root_path": "", "headers": [(b"host", b"bench")],
+        "query_string": b"", "root_path": "", "headers": [(b"host", b"bench"), *headers],
         "client": ("127.0.0.1", 1), "server": ("bench", 80), "state": {},
     }  # fmt: skip
 

@@ -58,6 +58,7 @@ __all__ = [
 
 MARK = "instructions "
 USERS = 10_000
+DEFAULT_REQUESTS = (200, 1000)  # N1, N2: per request = (I(N2) - I(N1)) / (N2 - N1)
 WARM = 100  # unmeasured requests before the heap is frozen: pools filled, caches built
 PAUSED = {  # the gateway's periodic work, out of the measured part
     "GATEWAY_LOOP_LAG_INTERVAL": "60",
@@ -76,6 +77,8 @@ class Case:
     target: str
     path: str = "/users/{}"
     env: dict[str, str] = field(default_factory=dict)
+    headers: tuple[tuple[str, str], ...] = ()  # sent with each request, besides host
+    requests: tuple[int, int] | None = None  # N1, N2 of its own (a slow case), unless --requests
 
 
 GATEWAY = "bench.apps.gateway_app:create_app"
@@ -85,10 +88,19 @@ def _mode(mode: str) -> dict[str, str]:
     return {"GATEWAY_DEFAULT_MODE": mode}
 
 
-def _scaled(name: str, factory: str, routes: int) -> Case:
+def _scaled(name: str, factory: str, routes: int, requests: tuple[int, int] | None = None) -> Case:
     """The lookup registered last in an app of `routes` routes (bench.apps.many_routes)."""
     target = f"bench.apps.many_routes:{factory}"
-    return Case(f"{name}_{routes}", target, "/api/v1/users/{}", {"BENCH_ROUTES": str(routes)})
+    env = {"BENCH_ROUTES": str(routes)}
+    return Case(f"{name}_{routes}", target, "/api/v1/users/{}", env, requests=requests)
+
+
+def _real_shapes(name: str, factory: str) -> Case:
+    """GET of the last route behind the async auth dependency (bench.apps.real_shapes)."""
+    from bench.apps.real_shapes import AUTHORIZATION, MEASURED
+
+    header = tuple(part.decode() for part in AUTHORIZATION)
+    return Case(name, f"bench.apps.real_shapes:{factory}", MEASURED, headers=(header,))  # type: ignore[arg-type]
 
 
 CASES: tuple[Case, ...] = (
@@ -98,9 +110,11 @@ CASES: tuple[Case, ...] = (
     Case("gateway_legacy", GATEWAY, env=_mode("legacy")),
     Case("instrumented", "bench.apps.instrumented:create_app"),
     _scaled("bare_def", "create_bare_app", 10),
-    _scaled("bare_def", "create_bare_app", 1000),
+    _scaled("bare_def", "create_bare_app", 1000, (50, 250)),  # 35 M instructions a request
     _scaled("gateway_legacy", "create_gateway_app", 10),
     _scaled("gateway_legacy", "create_gateway_app", 1000),
+    _real_shapes("real_shapes_bare", "create_bare_app"),
+    _real_shapes("real_shapes_gateway", "create_gateway_app"),
 )
 # Idle processes with the default intervals: what the periodic work costs per second.
 IDLE: tuple[Case, ...] = (
@@ -121,7 +135,9 @@ def marks(first: float, last: float) -> list[float]:
     return [first, last]
 
 
-async def child(target: str, path: str, at: list[float], idle: bool, seed: int) -> None:
+async def child(
+    target: str, path: str, headers: list[tuple[str, str]], at: list[float], idle: bool, seed: int
+) -> None:
     from asgi_lifespan import LifespanManager
 
     from bench.valgrind import ClientRequests
@@ -135,9 +151,12 @@ async def child(target: str, path: str, at: list[float], idle: bool, seed: int) 
         if message["type"] == "http.response.start" and message["status"] != 200:
             failed[message["status"]] = failed.get(message["status"], 0) + 1
 
+    sent = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
     async def drive(count: int, rng: random.Random) -> None:
         for _ in range(count):
-            await manager.app(http_scope(path.format(rng.randint(1, USERS))), receive, send)
+            scope = http_scope(path.format(rng.randint(1, USERS)), sent)
+            await manager.app(scope, receive, send)
 
     # Start-up takes minutes under Valgrind, not LifespanManager's default 5 s.
     async with LifespanManager(app, startup_timeout=None, shutdown_timeout=None) as manager:
@@ -171,11 +190,12 @@ def per_request(low: int, high: int, n_low: float, n_high: float) -> float:
 def count(case: Case, env: dict[str, str], args: argparse.Namespace, idle: bool) -> list[int]:
     """The counts of one child process under callgrind at each mark, cumulative from the
     first measured request (or idle second)."""
-    at = marks(*(args.idle if idle else args.requests))
+    at = marks(*(args.idle if idle else requests_of(case, args)))
     with tempfile.TemporaryDirectory() as tmp:
         command = [
             *callgrind_command(tmp), sys.executable, "-m", "bench.instructions",
             "--child", case.target, "--path", case.path, "--seed", str(args.seed),
+            "--headers", json.dumps(case.headers),
             "--at", ",".join(f"{m:g}" for m in at), *(["--idle-child"] if idle else []),
         ]  # fmt: skip
         if not idle:  # flags in SQLite: no listener thread polling PostgreSQL 10 times a second
@@ -206,10 +226,17 @@ def count(case: Case, env: dict[str, str], args: argparse.Namespace, idle: bool)
         return cumulative
 
 
+def requests_of(case: Case, args: argparse.Namespace) -> tuple[int, int]:
+    """N1, N2 of `case`: --requests if given, else the case's own, else 200, 1000."""
+    if args.requests is not None:
+        return args.requests[0], args.requests[1]
+    return case.requests or DEFAULT_REQUESTS
+
+
 def measure(case: Case, env: dict[str, str], args: argparse.Namespace, idle: bool) -> float:
     """Instructions per request (or per idle second) of `case`: one process, (I(N2) - I(N1))
     / (N2 - N1); the steps between the marks in between are printed beside it."""
-    first, last = args.idle if idle else args.requests
+    first, last = args.idle if idle else requests_of(case, args)
     at = marks(first, last)
     cumulative = count(case, env if idle else {**env, **PAUSED}, args, idle)
     found = per_request(cumulative[0], cumulative[-1], first, last)
@@ -259,7 +286,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", default=names, help=f"some of {names}")
     parser.add_argument("--runs", type=int, default=3, help="repeated runs per case (3)")
     parser.add_argument(
-        "--requests", default="200,1000", help="N1,N2: counted from N1 to N2 (200,1000)"
+        "--requests",
+        default=None,
+        help="N1,N2: counted from the N1-th to the N2-th request (200,1000; 50,250 for "
+        "bare_def_1000)",
     )
     parser.add_argument("--idle", default="2,12", help="idle seconds S1,S2 (2,12)")
     parser.add_argument("--seed", type=int, default=26, help="seed of the requested ids (26)")
@@ -271,14 +301,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--path", default="/users/{}", help=argparse.SUPPRESS)
     parser.add_argument("--at", default="", help=argparse.SUPPRESS)
     parser.add_argument("--idle-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--headers", default="[]", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         import uvloop
 
         at = [float(m) for m in args.at.split(",")]
-        uvloop.run(child(args.child, args.path, at, args.idle_child, args.seed))
+        headers = [(name, value) for name, value in json.loads(args.headers)]
+        uvloop.run(child(args.child, args.path, headers, at, args.idle_child, args.seed))
         return
-    args.requests = [int(n) for n in args.requests.split(",")]
+    if args.requests is not None:
+        args.requests = [int(n) for n in args.requests.split(",")]
     args.idle = [float(n) for n in args.idle.split(",")]
     if args.from_json:
         with open(args.from_json) as saved:
@@ -336,14 +369,19 @@ RATIOS: tuple[tuple[str, str, str, float | None], ...] = (  # (label, top, botto
     ("instrumentator / bare async (reference)", "instrumented", "bare_async", None),
     ("gateway legacy, 1000 routes / 10", "gateway_legacy_1000", "gateway_legacy_10", 1.05),
     ("bare def, 1000 routes / 10 (reference)", "bare_def_1000", "bare_def_10", None),
+    ("behind async auth: gateway / the app alone", "real_shapes_gateway", "real_shapes_bare", 0.70),
     ("idle second: gateway / bare async", "idle_gateway", "idle_bare_async", None),
 )
 
 
 def render(summary: dict[str, Any], args: argparse.Namespace, seconds: float) -> str:
-    n1, n2 = args.requests
+    if args.requests:
+        counts = f"N1={args.requests[0]}, N2={args.requests[1]}"
+    else:
+        own = "; ".join(f"{c.name}: {c.requests[0]}, {c.requests[1]}" for c in CASES if c.requests)
+        counts = f"N1={DEFAULT_REQUESTS[0]}, N2={DEFAULT_REQUESTS[1]}; {own}"
     lines = [
-        f"instructions per request (N1={n1}, N2={n2}) or per idle second "
+        f"instructions per request ({counts}) or per idle second "
         f"(S1={args.idle[0]:g}, S2={args.idle[1]:g}), {args.runs} runs, seed {args.seed}, "
         f"{seconds:.0f} s",
         "",

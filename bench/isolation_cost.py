@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
+import gateway.db.checkout as checkout
 import gateway.db.isolation as isolation
 from bench.instructions import Case, measure, prepared, spread
 from gateway.db.checkout import install_checkout
@@ -51,7 +52,6 @@ LEARNED = 10**6  # comparisons counted as learned: the twin runs once per reques
 
 
 def _isolation_off() -> None:
-    import gateway.db.checkout as checkout
     import gateway.shadow.runner as runner
     import gateway.shadow.sandbox as sandbox
     import gateway.shadow.twin as twin
@@ -68,8 +68,6 @@ def _isolation_off() -> None:
 
 def _watchers_only(_dbapi: Any, _record: Any, _proxy: Any) -> None:
     """gateway.db.checkout's listener without the seal's check: the outage watch alone."""
-    import gateway.db.checkout as checkout
-
     for watcher in checkout._watchers:
         watcher()
 
@@ -95,8 +93,6 @@ class Settled:
 
 
 def _installed_as_asked() -> None:
-    import gateway.db.checkout as checkout
-
     listener = checkout._checkout
     on = os.environ["BENCH_ISOLATION"] == "on"
     if not event.contains(Pool, "checkout", listener) or (listener is _watchers_only) == on:

@@ -1,4 +1,4 @@
-"""The fast path reaches the dependency shapes real apps have (tests/apps/real_shapes.py).
+"""The fast path reaches the dependency shapes real apps have (bench/apps/real_shapes.py).
 
 A structural fact, not a timing: which `def` routes the gateway serves with one hand-off
 (two behind an async auth dependency on a sync session), and why each other one keeps
@@ -16,12 +16,12 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
+from bench.apps import real_shapes
+from bench.apps.real_shapes import TOKEN, create_app
 from gateway import Gateway, Settings
 from gateway._compat import SYNC_POSTGRES_DRIVER
 from gateway.cli.commands import cli
 from gateway.legacy.fast_path import LegacyApp
-from tests.apps import real_shapes
-from tests.apps.real_shapes import TOKEN, create_app
 from tests.conftest import started_client
 
 DEF_ROUTES = (

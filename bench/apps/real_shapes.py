@@ -7,6 +7,11 @@ the same auth), 7 are plain and 4 take forms; 21 endpoints are `async def`. Its 
 as a real legacy app has:
 
     app, engine = create_app("postgresql+psycopg://...")
+
+The tests hold what it shows (tests/unit/legacy/test_real_shapes.py: 222 of its 226 `def`
+routes on the fast path, the same answers alone and composed); bench.instructions measures
+a route behind the auth dependency alone and through the gateway (`create_bare_app`,
+`create_gateway_app`).
 """
 
 from collections.abc import Callable, Iterator
@@ -22,7 +27,18 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
-__all__ = ["AUTH_ROUTES", "CLASS_ROUTES", "FORM_ROUTES", "PLAIN_ROUTES", "TOKEN", "create_app"]
+__all__ = [
+    "AUTHORIZATION",
+    "AUTH_ROUTES",
+    "CLASS_ROUTES",
+    "FORM_ROUTES",
+    "MEASURED",
+    "PLAIN_ROUTES",
+    "TOKEN",
+    "create_app",
+    "create_bare_app",
+    "create_gateway_app",
+]  # fmt: skip
 
 AUTH_ROUTES = 161
 CLASS_ROUTES = 54
@@ -154,3 +170,34 @@ def _async_endpoint(i: int) -> Callable[..., Any]:
 
     status.__name__ = f"status_{i}"
     return status
+
+
+# -- bench.instructions' cases: a route behind the async auth dependency, bare and composed --
+
+MEASURED = "/api/things0/{}"  # the first route behind the auth dependency: little routing
+AUTHORIZATION = (b"authorization", b"Bearer " + TOKEN.encode())
+
+
+def _sync_url() -> str:
+    from sqlalchemy.engine import make_url
+
+    from bench.apps.common import AppSettings
+
+    url = make_url(AppSettings.from_environ().database_url).set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+def create_bare_app() -> FastAPI:
+    """The app alone on FastAPI, on GATEWAY_DATABASE_URL (case real_shapes_bare)."""
+    app, _engine = create_app(_sync_url())
+    return app
+
+
+def create_gateway_app() -> FastAPI:
+    """The same app mounted unchanged in the gateway (case real_shapes_gateway)."""
+    from gateway import Gateway, Settings
+
+    legacy, _engine = create_app(_sync_url())
+    gateway = Gateway(Settings.from_environ())
+    gateway.include_legacy(legacy)
+    return gateway.build()
