@@ -45,16 +45,9 @@ from bench.inprocess import http_scope, receive
 from bench.valgrind import LIB_ENV, callgrind_command, compile_client_requests, read_counts
 
 __all__ = [
-    "CASES",
-    "IDLE",
-    "Case",
-    "environment",
-    "main",
-    "measure",
-    "per_request",
-    "prepared",
-    "spread",
-]
+    "CASES", "DEFAULT_REQUESTS", "IDLE", "Case", "environment", "main", "marks", "measure",
+    "per_request", "prepared", "requests_of", "spread",
+]  # fmt: skip
 
 MARK = "instructions "
 USERS = 10_000
