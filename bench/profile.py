@@ -10,7 +10,8 @@ thread, cleared after the warm-up; waiting costs nothing). Own time is summed pe
 `gateway.routing`, `starlette`, `sqlalchemy`, ... and C built-ins under the package of
 their type where it is known. Shares of CPU under a profiler, not instruction counts: the
 profiler's own cost weighs on small functions, so read them as where to look, and the
-instruction counts of bench.instructions as what a change saves.
+instruction counts of bench.instructions as what a change saves. Calls per request (Python
+functions and C built-ins, per package) are counted, not timed: they repeat exactly.
 """
 
 from __future__ import annotations
@@ -120,14 +121,18 @@ def main(argv: list[str] | None = None) -> None:
         stats.add(more)
     table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     per_package: dict[str, float] = {}
-    for (filename, _, name), (_, _, tottime, _, _) in table.items():
+    calls: dict[str, int] = {}
+    for (filename, _, name), (_, ncalls, tottime, _, _) in table.items():
         package = package_of(filename, name)
         per_package[package] = per_package.get(package, 0.0) + tottime
+        calls[package] = calls.get(package, 0) + ncalls
     total = sum(per_package.values())
     print(f"{case.name}: own time by package over {args.requests} requests, all threads")
-    print("\n| package | share |\n|---|---:|")
+    print(f"(and calls per request: {sum(calls.values()) / args.requests:,.1f} in all)")
+    print("\n| package | share | calls per request |\n|---|---:|---:|")
     for package, seconds in sorted(per_package.items(), key=lambda kv: -kv[1])[: args.packages]:
-        print(f"| {package} | {seconds / total * 100:.1f} % |")
+        share, per = seconds / total * 100, calls[package] / args.requests
+        print(f"| {package} | {share:.1f} % | {per:,.1f} |")
     print("\n| function (own time) | share |\n|---|---:|")
     top = sorted(table.items(), key=lambda kv: -kv[1][2])[: args.functions]
     for (filename, line, name), (_, _, tottime, _, _) in top:
