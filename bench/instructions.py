@@ -45,8 +45,8 @@ from bench.inprocess import http_scope, receive
 from bench.valgrind import LIB_ENV, callgrind_command, compile_client_requests, read_counts
 
 __all__ = [
-    "CASES", "DEFAULT_REQUESTS", "IDLE", "Case", "environment", "main", "marks", "measure",
-    "per_request", "prepared", "requests_of", "spread",
+    "CASES", "DEFAULT_REQUESTS", "IDLE", "Case", "environment", "laid_out", "main", "marks",
+    "measure", "per_request", "prepared", "requests_of", "spread",
 ]  # fmt: skip
 
 MARK = "instructions "
@@ -54,7 +54,7 @@ USERS = 10_000
 DEFAULT_REQUESTS = (200, 1000)  # N1, N2: per request = (I(N2) - I(N1)) / (N2 - N1)
 WARM = 100  # unmeasured requests before the heap is frozen: pools filled, caches built
 PAUSED = {  # the gateway's periodic work, out of the measured part
-    "GATEWAY_LOOP_LAG_INTERVAL": "60",
+    "GATEWAY_LOOP_LAG_INTERVAL": "3600",  # also the metrics' sample and snapshot
     "GATEWAY_JUDGE_INTERVAL": "60",
     "GATEWAY_FLAGS_POLL_INTERVAL": "3600",
     "GATEWAY_FLAGS_RESYNC_INTERVAL": "86400",
@@ -116,6 +116,14 @@ IDLE: tuple[Case, ...] = (
 )
 
 # -- the child: one app, N requests (or S idle seconds), then exit ---------------------
+
+
+LAYOUT_STEP = 96  # bytes of environment between two layouts
+
+
+def laid_out(layout: int) -> dict[str, str]:
+    """The environment of memory layout number `layout` (0: none added)."""
+    return {"BENCH_LAYOUT": "x" * (LAYOUT_STEP * layout)} if layout else {}
 
 
 def marks(first: float, last: float) -> list[float]:
@@ -279,6 +287,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", default=names, help=f"some of {names}")
     parser.add_argument("--runs", type=int, default=3, help="repeated runs per case (3)")
     parser.add_argument(
+        "--layouts",
+        type=int,
+        default=1,
+        help="memory layouts per run (1): each moves the process's memory by a longer "
+        "environment, which moves CPython's type-attribute cache collisions",
+    )
+    parser.add_argument(
         "--requests",
         default=None,
         help="N1,N2: counted from the N1-th to the N2-th request (200,1000; 50,250 for "
@@ -309,7 +324,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.from_json:
         with open(args.from_json) as saved:
             run = json.load(saved)
-        vars(args).update({k: run["args"][k] for k in ("requests", "idle", "runs", "seed")})
+        keys = ("requests", "idle", "runs", "seed")
+        vars(args).update({k: run["args"][k] for k in keys}, layouts=run["args"].get("layouts", 1))
         runs = {name: case["runs"] for name, case in run["results"]["cases"].items()}
         print(render(summarize(runs), args, run.get("seconds", 0.0)))
         return
@@ -325,11 +341,19 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     results: dict[str, list[float]] = {}
     with prepared(admin) as env:
-        jobs = [(case, idle) for _ in range(args.runs) for case, idle in chosen]
+        jobs = [
+            (case, idle, layout)
+            for _ in range(args.runs)
+            for layout in range(args.layouts)
+            for case, idle in chosen
+        ]
+
+        def one(job: tuple[Case, bool, int]) -> tuple[str, float]:
+            case, idle, layout = job
+            return case.name, measure(case, {**env, **laid_out(layout)}, args, idle)
+
         with ThreadPoolExecutor(args.jobs) as pool:
-            found = list(
-                pool.map(lambda job: (job[0].name, measure(*job[:1], env, args, job[1])), jobs)
-            )
+            found = list(pool.map(one, jobs))
         for name, value in found:
             results.setdefault(name, []).append(value)
     summary = summarize(results)
@@ -375,8 +399,8 @@ def render(summary: dict[str, Any], args: argparse.Namespace, seconds: float) ->
         counts = f"N1={DEFAULT_REQUESTS[0]}, N2={DEFAULT_REQUESTS[1]}; {own}"
     lines = [
         f"instructions per request ({counts}) or per idle second "
-        f"(S1={args.idle[0]:g}, S2={args.idle[1]:g}), {args.runs} runs, seed {args.seed}, "
-        f"{seconds:.0f} s",
+        f"(S1={args.idle[0]:g}, S2={args.idle[1]:g}), {args.runs} runs x {args.layouts} "
+        f"memory layouts, seed {args.seed}, {seconds:.0f} s",
         "",
         "| case | mean | runs | largest distance from the mean |",
         "|---|---:|---|---:|",

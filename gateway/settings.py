@@ -217,7 +217,7 @@ class Settings:
     loop_lag_interval: float = Field(
         default=0.25,
         gt=0,
-        le=60,
+        le=3600,
         description="seconds between the event-loop lag sampler's timers",
     )
     gc_freeze: bool = Field(
