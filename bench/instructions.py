@@ -118,6 +118,7 @@ IDLE: tuple[Case, ...] = (
 # -- the child: one app, N requests (or S idle seconds), then exit ---------------------
 
 
+DISTURBED = 0.5  # % between the steps of one process: undisturbed runs stay under 0.1 %
 LAYOUT_STEP = 96  # bytes of environment between two layouts
 
 
@@ -246,6 +247,11 @@ def measure(case: Case, env: dict[str, str], args: argparse.Namespace, idle: boo
         for low, high, a, b in zip(cumulative, cumulative[1:], at, at[1:], strict=False)
     ]
     within = f", steps within {spread(steps):.2f} %" if len(steps) > 1 else ""
+    if not idle and len(steps) > 1 and spread(steps) > DISTURBED:
+        within += (
+            " (disturbed: more than two busy processes on two cores make some of the "
+            "gateway's work follow wall time; re-run on a quieter machine)"
+        )
     print(f"  {case.name}: {found / 1e6:.4f} M{within}", flush=True)
     return found
 
