@@ -6,7 +6,7 @@ from typing import NoReturn
 
 import pytest
 from sqlalchemy import create_engine, event
-from sqlalchemy.pool import Pool
+from sqlalchemy.pool import Pool, QueuePool
 
 from gateway.db import checkout
 from gateway.db.checkout import install_checkout, refuser, watch_checkouts
@@ -23,7 +23,7 @@ class Refuser:
 
 @pytest.fixture
 def engine(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}", poolclass=QueuePool)
     yield engine
     engine.dispose()
 
