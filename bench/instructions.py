@@ -366,7 +366,8 @@ def main(argv: list[str] | None = None) -> None:
     seconds = time.monotonic() - started
     print(render(summary, args, seconds))
     if args.json:
-        saved = {"command": sys.argv, "args": vars(args), "seconds": seconds, "results": summary}
+        command = ["python", "-m", "bench.instructions", *sys.argv[1:]]  # no path of this machine
+        saved = {"command": command, "args": vars(args), "seconds": seconds, "results": summary}
         with open(args.json, "w") as out:
             json.dump(saved, out, indent=2)
 

@@ -307,8 +307,9 @@ def measure(
             "app": case.app,
             "env": case.env,
             "workers": case.workers,
-            "server_command": shlex.join(server_argv(case, 0)),
-            "wrk_command": shlex.join(argv),
+            # As run from the checkout's root: no path of this machine in what is kept.
+            "server_command": _portable(shlex.join(server_argv(case, 0))),
+            "wrk_command": _portable(shlex.join(argv)),
             "wrk": result.to_dict(),
             "cpu": after.minus(before),
         }
@@ -641,6 +642,14 @@ def write_results(result: dict[str, Any], out: Path, *, quick: bool) -> list[Pat
         for path in written:
             shutil.copyfile(path, out / f"latest{path.suffix}")
     return written
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _portable(command: str) -> str:
+    """`command` as run from the checkout's root by `python`: without this machine's paths."""
+    return command.replace(sys.executable, "python").replace(f"{ROOT}{os.sep}", "")
 
 
 if __name__ == "__main__":
