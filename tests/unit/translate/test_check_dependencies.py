@@ -4,9 +4,7 @@ the requests sent through the app are generated from its OpenAPI schema."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 from fastapi import Depends, FastAPI, Header
@@ -15,6 +13,7 @@ from pydantic import BaseModel
 from gateway.translate.check.apps import dependency_parameters
 from gateway.translate.check.requests import MAX_REQUESTS, Request, route_requests
 from gateway.translate.check.runner import check_modules
+from tests.unit.translate.written import load_code
 
 pytestmark = [pytest.mark.anyio]
 
@@ -47,22 +46,11 @@ async def who(db: AsyncSession, current_user: int = Depends(current_user_id)) ->
 """
 
 
-def _load(code: str, directory: Path, name: str):
-    path = directory / f"{name}.py"
-    path.write_text(code)
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 async def test_a_dependency_provided_value_is_not_generated_from_its_annotation(
     tmp_path, sqlite_url
 ):
-    legacy = _load(LEGACY, tmp_path, "check_dependencies_legacy")
-    twin = _load(TWIN, tmp_path, "check_dependencies_twin")
+    legacy = load_code(LEGACY, tmp_path, "check_dependencies_legacy")
+    twin = load_code(TWIN, tmp_path, "check_dependencies_twin")
     try:
         [verdict] = await check_modules(legacy, twin, sqlite_url)
     finally:

@@ -4,10 +4,8 @@ a difference; a twin broken elsewhere on the same function is still caught."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from sqlalchemy import create_engine
@@ -16,6 +14,7 @@ from sqlalchemy.pool import NullPool
 from gateway.translate.check.noise import NOISE, learn, masked, named
 from gateway.translate.check.runner import check_modules
 from gateway.urls import derive_urls
+from tests.unit.translate.written import load_code
 
 pytestmark = [pytest.mark.anyio]
 
@@ -68,22 +67,11 @@ async def add_secret(db: AsyncSession, name: str) -> Secret:
 """
 
 
-def _load(code: str, directory: Path, name: str) -> ModuleType:
-    path = directory / f"{name}.py"
-    path.write_text(code)
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def modules(tmp_path: Path, postgres_url: str):
-    legacy = _load(LEGACY, tmp_path, "check_noise_legacy")
+    legacy = load_code(LEGACY, tmp_path, "check_noise_legacy")
     twins = {
-        kind: _load(TWIN.format(legacy=legacy.__name__, name=name), tmp_path, f"twin_{kind}")
+        kind: load_code(TWIN.format(legacy=legacy.__name__, name=name), tmp_path, f"twin_{kind}")
         for kind, name in {"correct": "name", "broken": "name.upper()"}.items()
     }
     engine = create_engine(derive_urls(postgres_url)[0], poolclass=NullPool)

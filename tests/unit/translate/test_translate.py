@@ -4,12 +4,10 @@ each semantic."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from sqlalchemy import create_engine, event
@@ -27,6 +25,7 @@ from gateway.translate.check.runner import check_modules, normalise_sql
 from gateway.translate.files import MARK, translate_file
 from gateway.urls import derive_urls
 from tests.apps.tutorial.models import Base, seed
+from tests.unit.translate.written import load_code
 
 pytestmark = pytest.mark.anyio
 
@@ -38,17 +37,6 @@ BROKEN = sorted(
 )  # fmt: skip
 
 
-def _load(code: str, directory: Path, name: str) -> ModuleType:
-    path = directory / f"{name}.py"
-    path.write_text(code)
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def crud_translation():
     return translate_file(CRUD)
@@ -56,7 +44,7 @@ def crud_translation():
 
 @pytest.fixture
 def translated_crud(crud_translation, tmp_path):
-    return _load(crud_translation.code, tmp_path, "tutorial_crud_translated")
+    return load_code(crud_translation.code, tmp_path, "tutorial_crud_translated")
 
 
 @pytest.fixture

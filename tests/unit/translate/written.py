@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -29,3 +30,16 @@ def imported_translation(
         top = module.split(".")[0]
         for name in [n for n in sys.modules if n.split(".")[0] == top]:
             del sys.modules[name]
+
+
+def load_code(code: str, directory: Path, name: str) -> ModuleType:
+    """Write `code` to `directory/name.py` and import it as module `name` (kept in
+    sys.modules, as a translated module's own imports need)."""
+    path = directory / f"{name}.py"
+    path.write_text(code)
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
