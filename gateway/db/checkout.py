@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
-__all__ = ["install_checkout", "installed", "refuser", "watch_checkouts"]
+__all__ = ["install_checkout", "refuser", "watch_checkouts"]
 
 refuser: ContextVar[Any] = ContextVar("gateway_checkout_refuser", default=None)
 """What refuses checkouts in the current context (an object with `refuse_checkout()`,
@@ -54,11 +54,6 @@ def install_checkout() -> None:
         return
     event.listen(Pool, "checkout", _checkout)
     _installed = True
-
-
-def installed() -> bool:
-    """Whether the listener is on `Pool` (benchmarks check it)."""
-    return event.contains(Pool, "checkout", _checkout)
 
 
 @contextmanager
